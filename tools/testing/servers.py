@@ -1,0 +1,141 @@
+"""Real local servers for tests: each starts on a free loopback port and stops on exit.
+
+Tests and benchmarks use these instead of mocks: the S3 API is a real ``moto_server`` speaking
+HTTP, so boto3, the AWS CLI and our own code go through the same wire protocol as in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["MotoServer", "free_port", "moto_server", "wait_for_http"]
+
+
+class ServerStartError(RuntimeError):
+    """A local test server did not become ready in time."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers any HTTP status, or raise ServerStartError."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerStartError(f"server for {url!r} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered: that is all we wait for
+        except OSError as exc:  # connection refused while it starts
+            last = exc
+            time.sleep(0.05)
+    raise ServerStartError(f"server at {url!r} not ready after {timeout}s: {last!r}")
+
+
+@dataclasses.dataclass
+class MotoServer:
+    """A running moto S3 server and where its request log goes."""
+
+    endpoint_url: str
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    def env(self) -> dict[str, str]:
+        """Environment for a client process (boto3, aws CLI) that should talk to this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request the server has logged so far, in order."""
+        out: list[tuple[str, str]] = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            # werkzeug access log: 127.0.0.1 - - [date] "PUT /bucket/key HTTP/1.1" 200 -
+            start = line.find('"')
+            end = line.find('"', start + 1)
+            if start < 0 or end < 0:
+                continue
+            parts = line[start + 1 : end].split(" ")
+            if len(parts) >= 2 and parts[0].isupper():
+                out.append((parts[0], parts[1]))
+        return out
+
+    def mark(self) -> int:
+        """Number of requests logged so far: pass it to ``requests_since``."""
+        return len(self.requests())
+
+    def requests_since(self, mark: int) -> list[tuple[str, str]]:
+        return self.requests()[mark:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def start_again(self) -> None:
+        """Restart a stopped server on the same port (its state is lost, as after an outage)."""
+        self.stop()
+        self.proc = _spawn_moto(self.port, self.log_path)
+        wait_for_http(self.endpoint_url + "/moto-api/", timeout=30, proc=self.proc)
+
+
+def _spawn_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    finally:
+        log.close()
+
+
+@contextlib.contextmanager
+def moto_server(*, log_dir: str | os.PathLike[str] | None = None) -> Iterator[MotoServer]:
+    """Start ``moto.server`` on a free 127.0.0.1 port; yield it; stop it on exit."""
+    owned = None
+    if log_dir is None:
+        owned = tempfile.TemporaryDirectory(prefix="moto-")
+        log_dir = owned.name
+    port = free_port()
+    log_path = Path(log_dir) / f"moto-{port}.log"
+    proc = _spawn_moto(port, log_path)
+    server = MotoServer(endpoint_url=f"http://127.0.0.1:{port}", port=port, log_path=log_path, proc=proc)
+    try:
+        wait_for_http(server.endpoint_url + "/moto-api/", timeout=60, proc=proc)
+        yield server
+    finally:
+        server.stop()
+        if owned is not None:
+            owned.cleanup()
