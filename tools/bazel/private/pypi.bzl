@@ -28,7 +28,7 @@ def _find_tool(rctx, name, fallback):
         path = rctx.path(fallback)
         if not path.exists:
             fail("@%s: %r not found on PATH or at %s: run Bazel through ./bazelw, which provides it" % (
-                rctx.attr.name,
+                rctx.attr.repo_name,
                 name,
                 fallback,
             ))
@@ -38,7 +38,7 @@ def _pypi_repo_impl(rctx):
     uv = _find_tool(rctx, "uv", "/opt/etl-tools/bin/uv")
     python = rctx.path(rctx.attr.python)
     if not python.exists:
-        fail("@%s: Python interpreter %s does not exist: run Bazel through ./bazelw" % (rctx.attr.name, python))
+        fail("@%s: Python interpreter %s does not exist: run Bazel through ./bazelw" % (rctx.attr.repo_name, python))
     lock = rctx.path(rctx.attr.lock)
     requirements = rctx.path(rctx.attr.requirements)
     generator = rctx.path(rctx.attr._generator)
@@ -79,7 +79,7 @@ def _pypi_repo_impl(rctx):
     )
     if result.return_code != 0:
         fail("@%s: installing %s failed (uv exit %d). A hash mismatch names the distribution; " % (
-            rctx.attr.name,
+            rctx.attr.repo_name,
             rctx.attr.lock,
             result.return_code,
         ) + "fix the pin or run `./bazelw run //:requirements.update`:\n" + result.stderr)
@@ -103,14 +103,19 @@ def _pypi_repo_impl(rctx):
 
     # compileall exits 1 when a file does not compile (some wheels ship py2-only test data): fine.
     rctx.report_progress("generating BUILD from wheel metadata")
+    # The generator needs `packaging`: the toolchain root's tools venv has it; elsewhere it comes
+    # from the lock itself (site-packages).
+    gen_python = rctx.path("/opt/etl-tools/bin/python")
+    if not gen_python.exists:
+        gen_python = python
     result = rctx.execute(
-        [python, generator, "--site", "site-packages", "--requirements", requirements, "--lock", lock, "--out", "BUILD.bazel"],
+        [gen_python, generator, "--site", "site-packages", "--requirements", requirements, "--lock", lock, "--out", "BUILD.bazel"],
         environment = {"PYTHONPATH": str(rctx.path("site-packages"))},
         timeout = 600,
         quiet = True,
     )
     if result.return_code != 0:
-        fail("@%s: generating BUILD.bazel from wheel metadata failed:\n%s%s" % (rctx.attr.name, result.stdout, result.stderr))
+        fail("@%s: generating BUILD.bazel from wheel metadata failed:\n%s%s" % (rctx.attr.repo_name, result.stdout, result.stderr))
     rctx.file("WORKSPACE", "")
 
 _pypi_repo = repository_rule(
@@ -122,6 +127,7 @@ _pypi_repo = repository_rule(
             allow_single_file = True,
             doc = "The hashed lock (`uv pip compile --generate-hashes`), e.g. `//:requirements_lock.txt`.",
         ),
+        "repo_name": attr.string(doc = "The name users write (`pypi`), for messages."),
         "python": attr.string(
             default = "/usr/bin/python3.13",
             doc = "Interpreter that installs, byte-compiles and reads metadata. Default `/usr/bin/python3.13`.",
@@ -149,7 +155,7 @@ _install = tag_class(
 def _pypi_impl(mctx):
     for mod in mctx.modules:
         for tag in mod.tags.install:
-            _pypi_repo(name = tag.name, lock = tag.lock, requirements = tag.requirements, python = tag.python)
+            _pypi_repo(name = tag.name, repo_name = tag.name, lock = tag.lock, requirements = tag.requirements, python = tag.python)
 
 pypi = module_extension(
     implementation = _pypi_impl,
