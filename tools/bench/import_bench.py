@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_probe import measure  # noqa: E402
+from import_probe import measure
 
 
 def main() -> int:
