@@ -1,0 +1,124 @@
+"""Measure Bazel's HTTP remote cache: a cold build+test, then the same from an empty output base.
+
+    ./bazelw run //tools/ci:remote_cache_bench [-- --targets //packages/...]
+
+Starts nginx with WebDAV (Debian's, in the toolchain root) on a free 127.0.0.1 port as the cache,
+runs `bazel test <targets>` in a fresh output base A (filling the cache), then in a fresh output
+base B (like a new CI machine), and prints both wall times, their ratio and the remote cache hit
+rate of the second run, from Bazel's own process summary ("N remote cache hit").
+Repository fetches (@pypi, @debian_python) are not actions and are redone by B; uv's download
+cache is kept, as a CI machine's would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+NGINX_CONF = """
+daemon off;
+user root;
+worker_processes 2;
+error_log {root}/error.log;
+pid {root}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+  access_log {root}/access.log;
+  client_body_temp_path {root}/tmp;
+  client_max_body_size 0;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      root {root}/data;
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+    }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_nginx(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    for sub in ("data", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(root=root, port=port))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(root / "error.log")])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, url
+
+
+def run_bazel(ws: Path, output_base: Path, url: str, targets: list[str]) -> tuple[float, str, int]:
+    cmd = ["bazel", f"--output_base={output_base}", "test", "--config=remote-cache", f"--remote_cache={url}",
+           "--noshow_progress", "--color=no", *targets]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ws, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    subprocess.run(["bazel", f"--output_base={output_base}", "shutdown"], cwd=ws, capture_output=True, check=False)
+    return wall, done.stderr, done.returncode
+
+
+def hit_rate(stderr: str) -> tuple[int, int]:
+    """(remote cache hits, cacheable actions run) from 'INFO: N processes: ...'."""
+    line = next((l for l in stderr.splitlines() if re.match(r"INFO: \d+ process", l)), "")
+    hits = int(m.group(1)) if (m := re.search(r"(\d+) remote cache hit", line)) else 0
+    total = 0
+    for count, kind in re.findall(r"(\d+) ([a-z-]+(?: [a-z-]+)*)", line.split(":", 2)[-1]):
+        if kind not in ("internal",):
+            total += int(count)
+    return hits, total
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", nargs="+", default=["//..."])
+    args = ap.parse_args(argv)
+    ws = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
+    base = Path(tempfile.mkdtemp(prefix="remote-cache-bench-", dir="/var/tmp"))
+    proc, url = start_nginx(base / "nginx")
+    try:
+        print(f"remote_cache_bench: cache {url}; cold run in output base A ...", flush=True)
+        cold, err_a, rc_a = run_bazel(ws, base / "ob-a", url, args.targets)
+        print("remote_cache_bench: second run in an empty output base B ...", flush=True)
+        warm, err_b, rc_b = run_bazel(ws, base / "ob-b", url, args.targets)
+        hits, total = hit_rate(err_b)
+        print(f"\ncold (A, empty cache):   {cold:7.1f}s  exit {rc_a}")
+        print(f"warm (B, empty output base, warm cache): {warm:7.1f}s  exit {rc_b}")
+        print(f"wall ratio B/A: {warm / cold:.2f}x (target <= 0.3x)")
+        print(f"remote cache hits in B: {hits}/{total} non-internal actions = {100.0 * hits / max(total, 1):.1f}% (target >= 95%)")
+        print("A: " + next((l for l in err_a.splitlines() if re.match(r"INFO: \d+ process", l)), "?"))
+        print("B: " + next((l for l in err_b.splitlines() if re.match(r"INFO: \d+ process", l)), "?"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
