@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["MotoServer", "free_port", "moto_server", "wait_for_http"]
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+_REQUEST_RE = re.compile(r'"(GET|PUT|POST|DELETE|HEAD|PATCH|OPTIONS) (\S+) HTTP/1\.[01]"')
 
 
 class ServerStartError(RuntimeError):
@@ -59,6 +64,7 @@ class MotoServer:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes]
+    _sentinels: int = 0
 
     def env(self) -> dict[str, str]:
         """Environment for a client process (boto3, aws CLI) that should talk to this server."""
@@ -69,19 +75,33 @@ class MotoServer:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def requests(self) -> list[tuple[str, str]]:
-        """(method, path) of every request the server has logged so far, in order."""
-        out: list[tuple[str, str]] = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            # werkzeug access log: 127.0.0.1 - - [date] "PUT /bucket/key HTTP/1.1" 200 -
-            start = line.find('"')
-            end = line.find('"', start + 1)
-            if start < 0 or end < 0:
-                continue
-            parts = line[start + 1 : end].split(" ")
-            if len(parts) >= 2 and parts[0].isupper():
-                out.append((parts[0], parts[1]))
-        return out
+    def requests(self, *, settle: float = 0.3, timeout: float = 10.0) -> list[tuple[str, str]]:
+        """(method, path) of every request the server has logged so far, in order of logging.
+
+        The server logs a request after it has sent the response, from the handler's thread, so a
+        client can see its call return before the log line exists. So: send a sentinel request,
+        wait until it is logged, then until the log has not grown for ``settle`` seconds. The
+        sentinel requests (``/moto-api/?sentinel=...``) are left out of the result.
+        """
+        self._sentinels += 1
+        token = f"sentinel={os.getpid()}-{self._sentinels}"
+        try:
+            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/?{token}", timeout=5):
+                pass
+        except OSError:
+            pass  # a stopped server logs nothing more: read what is there
+        deadline = time.monotonic() + timeout
+        size = -1
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            if token in text and len(text) == size:
+                break
+            size = len(text)
+            time.sleep(settle if token in text else 0.02)
+        # werkzeug access log: 127.0.0.1 - - [date] "PUT /bucket/key HTTP/1.1" 200 -
+        # Handler threads write concurrently, so two entries can share a line: match entries, not lines.
+        text = _ANSI_RE.sub("", self.log_path.read_text(errors="replace"))  # werkzeug colours non-200 lines
+        return [(m.group(1), m.group(2)) for m in _REQUEST_RE.finditer(text) if "sentinel=" not in m.group(2)]
 
     def mark(self) -> int:
         """Number of requests logged so far: pass it to ``requests_since``."""
@@ -110,6 +130,7 @@ def _spawn_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env["NO_COLOR"] = "1"
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -125,6 +146,8 @@ def _spawn_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
 def moto_server(*, log_dir: str | os.PathLike[str] | None = None) -> Iterator[MotoServer]:
     """Start ``moto.server`` on a free 127.0.0.1 port; yield it; stop it on exit."""
     owned = None
+    if log_dir is None and os.environ.get("MOTO_LOG_DIR"):
+        log_dir = os.environ["MOTO_LOG_DIR"]  # keep the request logs (debugging a test)
     if log_dir is None:
         owned = tempfile.TemporaryDirectory(prefix="moto-")
         log_dir = owned.name

@@ -1,0 +1,56 @@
+"""Name rules shared by the spec model and the renderer (Airflow, Kubernetes, OCI, store keys)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+__all__ = [
+    "DAG_ID_RE",
+    "DNS1123_LABEL_RE",
+    "DNS1123_SUBDOMAIN_RE",
+    "ENV_NAME_RE",
+    "MODULE_RE",
+    "PACKAGE_RE",
+    "PARAM_NAME_RE",
+    "REPOSITORY_RE",
+    "TASK_ID_RE",
+    "is_label_value",
+    "label_value",
+]
+
+# Airflow's own dag_id rule minus characters that are unsafe in S3 keys (docs/store-layout.md).
+DAG_ID_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+TASK_ID_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+# Package names as used in store keys and image repositories (docs/store-layout.md).
+PACKAGE_RE = r"^[a-z][a-z0-9_-]{0,62}$"
+DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS1123_SUBDOMAIN_RE = r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+PARAM_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MODULE_RE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+# An OCI repository prefix: registry host[:port] followed by zero or more lowercase path components.
+REPOSITORY_RE = (
+    r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?"
+    r"(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
+)
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def is_label_value(value: str) -> bool:
+    """True when ``value`` is a valid Kubernetes label value (<= 63 chars, alnum at both ends)."""
+    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+
+
+def label_value(value: str) -> str:
+    """Return ``value`` itself when it is a valid label value, else a stable valid stand-in.
+
+    The stand-in keeps a readable prefix and ends with 8 hex digits of the value's sha256, so two
+    different long values do not collide.
+    """
+    if is_label_value(value):
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", value).strip("_.-")[:54].strip("_.-")
+    return f"{cleaned}-{digest}" if cleaned else digest

@@ -1,0 +1,164 @@
+"""Render one resolved DAG spec to the Airflow DAG file (a jinja2 template, byte-stable output)."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from dagrender.checks import ResolvedDag
+from dagrender.durations import parse_duration
+from dagrender.errors import InputFileError
+from dagrender.image import ImageRef
+from dagrender.names import label_value
+from dagrender.pyliteral import py_literal
+
+__all__ = ["LABEL_PREFIX", "RUN_AS_USER", "render_dag"]
+
+LABEL_PREFIX = "etl.platform"
+RUN_AS_USER = 65532
+_TEMPLATE = Path(__file__).parent / "templates" / "dag.py.jinja"
+# Names the rendered module binds itself; a task variable must not shadow them.
+_RESERVED = frozenset(
+    {
+        "ANNOTATIONS",
+        "AsyncCallback",
+        "DAG",
+        "DeadlineAlert",
+        "DeadlineReference",
+        "IMAGE",
+        "KubernetesPodOperator",
+        "LABELS",
+        "annotations",
+        "dag",
+        "datetime",
+        "k8s",
+        "timedelta",
+        "UTC",
+    }
+)
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["py"] = py_literal
+    return env.from_string(_TEMPLATE.read_text(encoding="utf-8"))
+
+
+def _variable_names(task_ids: list[str]) -> dict[str, str]:
+    """A distinct Python variable per task: the task_id itself when it is a plain identifier."""
+
+    def plain(name: str) -> bool:
+        return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_") and name not in _RESERVED
+
+    names: dict[str, str] = {task_id: task_id for task_id in task_ids if plain(task_id)}
+    used = set(names.values())
+    for task_id in task_ids:
+        if task_id in names:
+            continue
+        base = "task_" + re.sub(r"\W", "_", task_id)
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        names[task_id] = name
+        used.add(name)
+    return names
+
+
+def _single_line(what: str, value: str) -> str:
+    if any(ch in value for ch in "\r\n\x00"):
+        raise InputFileError(f"{what} {value!r} must be a single line")
+    return value
+
+
+def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target: str) -> str:
+    """Return the DAG file's text; the same inputs always give the same bytes."""
+    spec = resolved.spec
+    names = _variable_names([task.task_id for task in resolved.tasks])
+    labels = [
+        ("app.kubernetes.io/name", image.package),
+        ("app.kubernetes.io/managed-by", "airflow"),
+        (f"{LABEL_PREFIX}/package", image.package),
+        (f"{LABEL_PREFIX}/dag-id", label_value(spec.dag_id)),
+        (f"{LABEL_PREFIX}/image-digest", image.short_digest),
+    ]
+    annotations = [
+        (f"{LABEL_PREFIX}/package", image.package),
+        (f"{LABEL_PREFIX}/dag-id", spec.dag_id),
+        (f"{LABEL_PREFIX}/image", image.reference),
+        (f"{LABEL_PREFIX}/image-digest", image.digest),
+        (f"{LABEL_PREFIX}/spec", spec_path),
+        (f"{LABEL_PREFIX}/target", target),
+    ]
+    tasks: list[dict[str, Any]] = []
+    deadlines: list[dict[str, Any]] = []
+    edges: list[str] = []
+    for task in resolved.tasks:
+        tasks.append(
+            {
+                "var": names[task.task_id],
+                "task_id": task.task_id,
+                "job": task.job,
+                "arguments": list(task.arguments),
+                "env": dict(task.env),
+                "namespace": task.namespace,
+                "service_account": task.service_account,
+                "image_pull_policy": task.image_pull_policy,
+                "resources": [(kind, task.resources[kind]) for kind in ("requests", "limits") if kind in task.resources],
+                "retries": task.retries,
+                "retry_delay": task.retry_delay,
+                "execution_timeout": task.execution_timeout,
+            }
+        )
+        if task.sla is not None:
+            deadlines.append(
+                {
+                    "name": f"{task.task_id} sla",
+                    "seconds": parse_duration(task.sla),
+                    "callback": spec.sla_callback,
+                    "kwargs": {"dag_id": spec.dag_id, "task_id": task.task_id, "sla": task.sla},
+                }
+            )
+        if task.upstream:
+            parents = [names[parent] for parent in task.upstream]
+            left = parents[0] if len(parents) == 1 else "[" + ", ".join(parents) + "]"
+            edges.append(f"{left} >> {names[task.task_id]}")
+    start = spec.start_date
+    start_date = (
+        f"datetime({start.year}, {start.month}, {start.day}, tzinfo=UTC)"
+        if (start.hour, start.minute, start.second, start.microsecond) == (0, 0, 0, 0)
+        else f"datetime({start.year}, {start.month}, {start.day}, {start.hour}, {start.minute}, "
+        f"{start.second}, {start.microsecond}, tzinfo=UTC)"
+    )
+    return _template().render(
+        spec_path=_single_line("spec path", spec_path),
+        target=_single_line("target", target),
+        image=image.reference,
+        labels=labels,
+        annotations=annotations,
+        uid=RUN_AS_USER,
+        dag={
+            "dag_id": spec.dag_id,
+            "description": spec.description,
+            "schedule": spec.schedule,
+            "catchup": spec.catchup,
+            "tags": list(spec.tags),
+            "owner": spec.owner,
+            "params": dict(spec.params),
+        },
+        start_date=start_date,
+        deadlines=deadlines,
+        tasks=tasks,
+        edges=edges,
+    )

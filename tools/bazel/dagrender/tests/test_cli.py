@@ -1,0 +1,103 @@
+"""The command line as the Bazel actions run it: a child process, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import (
+    BAD,
+    DIGEST_FILE,
+    ENTRYPOINTS,
+    PACKAGE,
+    REFERENCE_SPEC,
+    REPOSITORY,
+    TARGET,
+)
+
+MAIN = Path(__file__).parent.parent / "__main__.py"
+
+
+def _run(*args: str, script: bool = False) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    cmd = [sys.executable, str(MAIN)] if script else [sys.executable, "-m", "dagrender"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, check=False, timeout=120)
+
+
+def _render_args(spec: Path, out: Path) -> list[str]:
+    return [
+        "render",
+        "--spec",
+        str(spec),
+        "--package",
+        PACKAGE,
+        "--repository",
+        REPOSITORY,
+        "--digest-file",
+        str(DIGEST_FILE),
+        "--target",
+        TARGET,
+        "--entrypoints",
+        str(ENTRYPOINTS),
+        "--out",
+        str(out),
+    ]
+
+
+def test_render_as_script_like_py_binary(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "file_processing_daily_profile.py"
+    proc = _run(*_render_args(REFERENCE_SPEC, out), script=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == ""
+    assert out.read_text().startswith(f"# generated from {REFERENCE_SPEC} by {TARGET}; do not edit\n")
+    assert [p.name for p in out.parent.iterdir()] == [out.name], "no temp files left behind"
+
+
+def test_bad_spec_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    out = tmp_path / "bad_cron.py"
+    proc = _run(*_render_args(BAD / "bad_cron.yaml", out))
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"ERROR: {BAD / 'bad_cron.yaml'}: schedule: '0 25 * * *' is not a valid cron expression: "
+        "hour '25' is outside 0-23\n"
+    )
+    assert not out.exists()
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    proc = _run("render", "--spec", str(REFERENCE_SPEC))
+    assert proc.returncode == 2
+    assert "the following arguments are required: --package, --repository, --digest-file, --target, --out" in proc.stderr
+
+
+def test_bad_digest_file_exits_1(tmp_path: Path) -> None:
+    digest = tmp_path / "image.digest"
+    digest.write_text("latest\n")
+    args = _render_args(REFERENCE_SPEC, tmp_path / "x.py")
+    args[args.index("--digest-file") + 1] = str(digest)
+    proc = _run(*args)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"ERROR: digest file '{digest}' holds 'latest'; expected 'sha256:'")
+
+
+def test_bad_repository_exits_1(tmp_path: Path) -> None:
+    args = _render_args(REFERENCE_SPEC, tmp_path / "x.py")
+    args[args.index("--repository") + 1] = "Registry.example.com/ETL"
+    proc = _run(*args)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("ERROR: invalid repository 'Registry.example.com/ETL': write a registry host")
+
+
+def test_bad_entrypoints_file_exits_1(tmp_path: Path) -> None:
+    listing = tmp_path / "entrypoints.txt"
+    listing.write_text("file_processing.jobs.profile\nfile_processing/jobs/report.py\n")
+    args = _render_args(REFERENCE_SPEC, tmp_path / "x.py")
+    args[args.index("--entrypoints") + 1] = str(listing)
+    proc = _run(*args)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"ERROR: entrypoints file '{listing}' line 2: 'file_processing/jobs/report.py' is not a dotted module name\n"
+    )

@@ -1,0 +1,26 @@
+"""ocitool: the tools behind this repo's OCI image rules (layers, images, base, push).
+
+Stdlib only. CLI: ``python -m ocitool {layer,image,base,push} ...`` (see README.md). The
+library entry points other parts of the repo call are re-exported here.
+"""
+
+from __future__ import annotations
+
+from ocitool._version import __version__
+from ocitool.image import ImageOptions, ImageResult, build_image
+from ocitool.layer import LayerContents, LayerResult, write_layer
+from ocitool.push import PushResult, push_layout
+from ocitool.registry import manifest_exists
+
+__all__ = [
+    "ImageOptions",
+    "ImageResult",
+    "LayerContents",
+    "LayerResult",
+    "PushResult",
+    "__version__",
+    "build_image",
+    "manifest_exists",
+    "push_layout",
+    "write_layer",
+]

@@ -1,0 +1,10 @@
+"""Entry point: ``python -m ocitool`` (and the ``ocitool_cli`` py_binary)."""
+
+from __future__ import annotations
+
+import sys
+
+from ocitool.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The global dag_id uniqueness guard: read the other packages' metadata.json in the same env."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from publisher.errors import DagIdCollisionError, InvalidNameError
+from publisher.keys import NAME_RE, PackageKeys, env_prefix, package_metadata_key
+from publisher.metadata import parse_published
+from publisher.store import Store
+
+__all__ = ["check_collisions", "read_owners"]
+
+
+def read_owners(store: Store, *, env: str, exclude: str, jobs: int = 8) -> dict[str, dict[str, str]]:
+    """package -> {dag_id: metadata address} for every other package published in ``env``."""
+    names = [n for n in store.list_dirs(env_prefix(env)) if n != exclude and NAME_RE.fullmatch(n)]
+
+    def load(name: str) -> tuple[str, dict[str, str]]:
+        key = package_metadata_key(env, name)
+        obj = store.get(key)
+        if obj is None:
+            return name, {}
+        meta = parse_published(obj.data, where=store.address(key), package=name)
+        return name, {dag_id: store.address(key) for dag_id in meta.dags}
+
+    if not names:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(names)))) as pool:
+        return {name: owned for name, owned in pool.map(load, names) if owned}
+
+
+def check_collisions(store: Store, *, keys: PackageKeys, dag_ids: Iterable[str], jobs: int = 8) -> None:
+    """Raise DagIdCollisionError if another live package in the env owns one of ``dag_ids``."""
+    ours = set(dag_ids)
+    clashes: list[str] = []
+    for other, owned in sorted(read_owners(store, env=keys.env, exclude=keys.package, jobs=jobs).items()):
+        common = sorted(ours & set(owned))
+        if not common:
+            continue
+        try:
+            decommissioned = store.head(PackageKeys(env=keys.env, package=other).removed_marker) is not None
+        except InvalidNameError:  # pragma: no cover - names were filtered above
+            decommissioned = False
+        if decommissioned:
+            continue  # its REMOVED marker frees its dag ids
+        clashes.extend(f"dag_id {d!r} is owned by package {other!r} ({owned[d]})" for d in common)
+    if clashes:
+        raise DagIdCollisionError(
+            f"package {keys.package!r} cannot publish in env {keys.env!r}: {'; '.join(clashes)}; "
+            "dag ids must be globally unique: rename the DAG or remove it from the other package first"
+        )

@@ -1,0 +1,85 @@
+"""Exception classes: one per kind of expected failure. The CLI prints the message and exits."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildOutputError",
+    "ConcurrentPublishError",
+    "DagIdCollisionError",
+    "DagSyntaxError",
+    "ImageError",
+    "InvalidNameError",
+    "MassDeleteError",
+    "MetadataError",
+    "OutsidePrefixError",
+    "PreconditionFailedError",
+    "PublishError",
+    "ReleaseNotFoundError",
+    "SmokeError",
+    "StoreError",
+    "UsageError",
+]
+
+
+class PublishError(Exception):
+    """An expected publish failure: the CLI prints the message on one line and exits 1."""
+
+    exit_code = 1
+
+
+class UsageError(PublishError):
+    """A flag or environment variable has a bad or missing value (exit 2)."""
+
+    exit_code = 2
+
+
+class InvalidNameError(PublishError):
+    """An env, package, dag_id or release id is not safe to use in a store key."""
+
+
+class OutsidePrefixError(PublishError):
+    """A write was about to leave the package's own ``<ENV>/<pkg>/`` prefix."""
+
+
+class BuildOutputError(PublishError):
+    """The build output (metadata.json, dags/, image digest) is missing or inconsistent."""
+
+
+class MetadataError(PublishError):
+    """A metadata.json read from the store does not follow schema version 1."""
+
+
+class DagSyntaxError(PublishError):
+    """A DAG file does not compile."""
+
+
+class DagIdCollisionError(PublishError):
+    """A dag_id of this package is already owned by another package in the same env."""
+
+
+class MassDeleteError(PublishError):
+    """The release would remove more than half of the package's DAGs."""
+
+
+class ImageError(PublishError):
+    """The image could not be pushed, or is not in the registry."""
+
+
+class StoreError(PublishError):
+    """A request to the DAG store failed."""
+
+
+class PreconditionFailedError(StoreError):
+    """A conditional write (If-Match / If-None-Match) was rejected by the store."""
+
+
+class ConcurrentPublishError(PublishError):
+    """Another publish of the same package changed the store first; retry."""
+
+
+class ReleaseNotFoundError(PublishError):
+    """The release asked for with --rollback is not stored."""
+
+
+class SmokeError(PublishError):
+    """The smoke run through the Airflow REST API failed or timed out."""

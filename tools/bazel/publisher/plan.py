@@ -1,0 +1,166 @@
+"""Read the package's current state from the store and work out what a publish must change."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from publisher.build import DagFile
+from publisher.errors import MassDeleteError
+from publisher.keys import PackageKeys
+from publisher.metadata import PublishedMetadata, parse_published
+from publisher.store import ObjectInfo, Store
+
+__all__ = ["CurrentState", "Plan", "check_mass_delete", "make_plan", "read_state"]
+
+_MD5_RE = re.compile(r"[0-9a-f]{32}", re.ASCII)
+
+
+@dataclasses.dataclass(frozen=True)
+class CurrentState:
+    """What is stored under ``<ENV>/<pkg>/`` now (one listing and one GET)."""
+
+    metadata: PublishedMetadata | None
+    metadata_etag: str | None
+    live: dict[str, ObjectInfo]  # dag_id -> live object under dags/
+    removed_marker: bool
+    ignored_keys: tuple[str, ...]  # objects under dags/ that are not <dag_id>.py
+
+    @property
+    def release_id(self) -> str | None:
+        return self.metadata.release_id if self.metadata else None
+
+
+def read_state(store: Store, keys: PackageKeys) -> CurrentState:
+    """List the package prefix up to ``releases/`` and read the current metadata.json."""
+    live: dict[str, ObjectInfo] = {}
+    ignored: list[str] = []
+    metadata_info: ObjectInfo | None = None
+    removed = False
+    for info in store.iter_objects(keys.prefix):
+        if info.key >= keys.releases_prefix:
+            break  # keys are listed in order: releases/ (possibly long) comes after all we need
+        if info.key == keys.metadata:
+            metadata_info = info
+        elif info.key == keys.removed_marker:
+            removed = True
+        elif info.key.startswith(keys.dags_prefix):
+            dag_id = keys.dag_id_of_live_key(info.key)
+            if dag_id is None:
+                ignored.append(info.key)
+            else:
+                live[dag_id] = info
+    metadata = None
+    etag = None
+    if metadata_info is not None:
+        obj = store.get(keys.metadata)
+        if obj is not None:
+            metadata = parse_published(obj.data, where=store.address(keys.metadata), package=keys.package)
+            etag = obj.etag
+    return CurrentState(
+        metadata=metadata,
+        metadata_etag=etag,
+        live=live,
+        removed_marker=removed,
+        ignored_keys=tuple(ignored),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Differences between what is published and what this publish ships.
+
+    ``added``/``changed``/``removed``/``unchanged`` compare DAG sha256s with the current
+    metadata.json (never size or mtime). ``repair`` lists DAGs whose metadata entry is unchanged
+    but whose live object is missing or has other bytes. ``live_ok`` maps each DAG whose live
+    object already holds the new bytes to that object's ETag.
+    """
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    repair: tuple[str, ...]
+    live_ok: Mapping[str, str]
+    digest_before: str | None
+    digest_after: str
+    metadata_current: bool  # the stored metadata already describes this release's content
+
+    @property
+    def to_live(self) -> tuple[str, ...]:
+        """DAGs whose live ``dags/<dag_id>.py`` must be written."""
+        return tuple(d for d in (*self.added, *self.changed, *self.repair) if d not in self.live_ok)
+
+    @property
+    def noop(self) -> bool:
+        return self.metadata_current and not self.to_live and not self.removed
+
+    @property
+    def maintenance_only(self) -> bool:
+        """Only live objects need fixing (repair or prune); metadata.json stays as it is."""
+        return self.metadata_current and not self.noop
+
+
+def _live_matches(store: Store, info: ObjectInfo, dag: DagFile) -> bool:
+    """Whether a live object holds ``dag``'s bytes, from the listing when possible, else HEAD."""
+    if info.size != len(dag.data):
+        return False
+    if info.sha256 is not None:
+        return info.sha256 == dag.sha256
+    if info.etag is not None and _MD5_RE.fullmatch(info.etag):
+        return info.etag == dag.md5  # single-part upload: the S3 ETag is the MD5 of the bytes
+    head = store.head(info.key)  # multipart or SSE-KMS ETag: use the sha256 stored as metadata
+    return head is not None and head.sha256 == dag.sha256
+
+
+def make_plan(
+    store: Store,
+    state: CurrentState,
+    *,
+    build: dict[str, Any],
+    dags: Mapping[str, DagFile],
+    env: str,
+) -> Plan:
+    """Compare the build with the current state; verify live objects against the new bytes."""
+    current = state.metadata.dags if state.metadata else {}
+    added = tuple(d for d in dags if d not in current)
+    changed = tuple(d for d in dags if d in current and current[d] != dags[d].sha256)
+    unchanged = tuple(d for d in dags if d in current and current[d] == dags[d].sha256)
+    removed = tuple(sorted((set(current) | set(state.live)) - set(dags)))
+    live_ok: dict[str, str] = {}
+    for dag_id, dag in dags.items():
+        info = state.live.get(dag_id)
+        if info is not None and _live_matches(store, info, dag):
+            live_ok[dag_id] = info.etag or ""
+    repair = tuple(d for d in unchanged if d not in live_ok)
+    metadata_current = (
+        state.metadata is not None
+        and state.metadata.build == build
+        and state.metadata.document.get("env") == env
+        and not state.removed_marker
+    )
+    return Plan(
+        added=added,
+        changed=changed,
+        removed=removed,
+        unchanged=unchanged,
+        repair=repair,
+        live_ok=live_ok,
+        digest_before=state.metadata.image_digest if state.metadata else None,
+        digest_after=str(build["image"]["digest"]),
+        metadata_current=metadata_current,
+    )
+
+
+def check_mass_delete(plan: Plan, state: CurrentState, *, keys: PackageKeys, allow: bool) -> None:
+    """Refuse a release that removes more than half of the package's DAGs (unless ``allow``)."""
+    current = set(state.metadata.dags if state.metadata else {}) | set(state.live)
+    if allow or not plan.removed or len(plan.removed) * 2 <= len(current):
+        return
+    raise MassDeleteError(
+        f"refusing to remove {len(plan.removed)} of the {len(current)} DAGs of package "
+        f"{keys.package!r} in env {keys.env!r} ({', '.join(plan.removed)}): that is more than half; "
+        "pass --allow-mass-delete if this is intended"
+    )

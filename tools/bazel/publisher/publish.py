@@ -1,0 +1,534 @@
+"""Publish one package: image first, then its DAGs, metadata.json last, then prune.
+
+Order of one publish (every step before "lock" only reads the store):
+
+1. read ``<ENV>/<pkg>/`` (one listing up to ``releases/``, one GET of metadata.json) and plan
+2. refuse a mass delete; read the other packages' metadata.json and refuse dag_id collisions
+3. ``--dry-run`` stops here
+4. image: push the OCI layout (or, with --no-push, verify the digest is in the registry)
+5. nothing changed: stop (zero writes)
+6. take ``publish.lock`` (If-None-Match: *) and check metadata.json is still what step 1 read
+7. write ``releases/<id>/dags/*.py`` (PUT changed files, server-side copy unchanged ones)
+8. copy changed files from ``releases/<id>/dags/`` to the live ``dags/`` keys
+9. write ``releases/<id>/metadata.json``, then ``metadata.json`` (If-Match on the ETag read in
+   step 1, If-None-Match: * for a first publish): the commit point
+10. prune live DAG files the release no longer has; drop a REMOVED marker; release the lock
+
+A failure before step 9 restores the live keys written in step 8 from the previous release
+and deletes the new release's objects, so metadata.json and the files it names stay as they
+were. Readers that compare live files with metadata.json sha256s (the sidecar) can see new
+bytes under the old metadata only between steps 8 and 9 (see README, "Consistency").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from publisher.build import BuildOutput, DagFile, check_syntax
+from publisher.collisions import check_collisions
+from publisher.errors import (
+    ConcurrentPublishError,
+    PreconditionFailedError,
+    PublishError,
+    ReleaseNotFoundError,
+    StoreError,
+    UsageError,
+)
+from publisher.events import Event, EventSink, ignore_events
+from publisher.image import ImageOutcome, ImageRegistry, ensure_image
+from publisher.keys import PackageKeys, validate_release_id
+from publisher.lock import LOCK_TTL_SECONDS, Lock, acquire_lock
+from publisher.metadata import (
+    build_part,
+    canonical_json,
+    make_release_id,
+    parse_published,
+    release_time,
+    with_release,
+)
+from publisher.plan import CurrentState, Plan, check_mass_delete, make_plan, read_state
+from publisher.store import Store
+
+__all__ = ["PublishOptions", "PublishResult", "publish_build", "rollback_release"]
+
+Clock = Callable[[], dt.datetime]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PublishOptions:
+    """How to publish (the flags that are not about where)."""
+
+    dry_run: bool = False
+    push: bool = True
+    allow_mass_delete: bool = False
+    image_tag: str | None = None
+    repository: str | None = None  # must equal the repository the DAGs were rendered with
+    jobs: int = 8
+    lock_ttl: float = LOCK_TTL_SECONDS
+
+
+@dataclasses.dataclass(kw_only=True)
+class PublishResult:
+    """What a publish or rollback did (or, for a dry run, would do)."""
+
+    action: str  # publish | rollback
+    outcome: str  # published | noop | dry-run | repaired
+    env: str
+    package: str
+    location: str  # address of <ENV>/<pkg>/
+    plan: Plan
+    release_id: str | None
+    previous_release_id: str | None
+    rollback_of: str | None
+    image: ImageOutcome | None
+    image_repository: str
+    writes: dict[str, int]
+    warnings: list[str]
+    duration_seconds: float
+    dag_sizes: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "ok": True,
+            "action": self.action,
+            "outcome": self.outcome,
+            "env": self.env,
+            "package": self.package,
+            "location": self.location,
+            "release": {
+                "id": self.release_id,
+                "previous": self.previous_release_id,
+                "rollback_of": self.rollback_of,
+            },
+            "image": {
+                "repository": self.image_repository,
+                "digest_before": plan.digest_before,
+                "digest_after": plan.digest_after,
+                "pushed": bool(self.image and self.image.pushed),
+                "verified": self.image is not None,
+                "tags": list(self.image.tags) if self.image else [],
+            },
+            "dags": {
+                "added": list(plan.added),
+                "changed": list(plan.changed),
+                "removed": list(plan.removed),
+                "unchanged": list(plan.unchanged),
+                "repaired": list(plan.repair),
+            },
+            "writes": dict(self.writes),
+            "warnings": list(self.warnings),
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Desired:
+    build: dict[str, Any]
+    dags: Mapping[str, DagFile]
+    layout: Path | None
+    push: bool
+    rollback_of: str | None
+
+
+class _Run:
+    """One publish or rollback run against one store."""
+
+    def __init__(
+        self,
+        *,
+        action: str,
+        store: Store,
+        keys: PackageKeys,
+        desired: _Desired,
+        registry: ImageRegistry,
+        options: PublishOptions,
+        on_event: EventSink,
+        clock: Clock,
+    ) -> None:
+        self.action = action
+        self.store = store
+        self.keys = keys
+        self.desired = desired
+        self.registry = registry
+        self.options = options
+        self.emit = on_event
+        self.clock = clock
+        self.writes = {"put": 0, "copy": 0, "delete": 0}
+        self.warnings: list[str] = []
+        self._mutex = threading.Lock()
+
+    # -- small helpers ---------------------------------------------------------------------
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.emit(Event("warning", message))
+
+    def _count(self, kind: str) -> None:
+        with self._mutex:
+            self.writes[kind] += 1
+
+    def _put(self, key: str, data: bytes, **conditions: Any) -> str:
+        etag = self.store.put(self.keys.check_writable(key), data, **conditions)
+        self._count("put")
+        self.emit(Event("put", f"put    {self.store.address(key)}", key=key, size=len(data)))
+        return etag
+
+    def _copy(self, src: str, dst: str, *, src_etag: str | None = None) -> None:
+        self.store.copy(src, self.keys.check_writable(dst), src_etag=src_etag)
+        self._count("copy")
+        self.emit(Event("copy", f"copy   {self.store.address(dst)}  (from {src})", key=dst))
+
+    def _delete(self, key: str) -> None:
+        self.store.delete(self.keys.check_writable(key))
+        self._count("delete")
+        self.emit(Event("delete", f"delete {self.store.address(key)}", key=key))
+
+    def _parallel(self, tasks: Mapping[str, Callable[[], object]]) -> tuple[list[str], list[tuple[str, Exception]]]:
+        """Run tasks on a thread pool; return (succeeded names, [(name, error)])."""
+        done: list[str] = []
+        failed: list[tuple[str, Exception]] = []
+        if not tasks:
+            return done, failed
+        with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(tasks)))) as pool:
+            futures = {pool.submit(fn): name for name, fn in tasks.items()}
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is None:
+                    done.append(futures[future])
+                elif isinstance(error, Exception):
+                    failed.append((futures[future], error))
+                else:  # pragma: no cover - BaseException from a worker
+                    raise error
+        failed.sort(key=lambda item: item[0])
+        return sorted(done), failed
+
+    def _result(self, outcome: str, plan: Plan, state: CurrentState, *, release_id: str | None,
+                image: ImageOutcome | None, started: float) -> PublishResult:
+        return PublishResult(
+            action=self.action,
+            outcome=outcome,
+            env=self.keys.env,
+            package=self.keys.package,
+            location=self.store.address(self.keys.prefix),
+            plan=plan,
+            release_id=release_id,
+            previous_release_id=state.release_id,
+            rollback_of=self.desired.rollback_of,
+            image=image,
+            image_repository=str(self.desired.build["image"]["repository"]),
+            writes=dict(self.writes),
+            warnings=list(self.warnings),
+            duration_seconds=time.monotonic() - started,
+            dag_sizes={d: len(f.data) for d, f in self.desired.dags.items()},
+        )
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def execute(self) -> PublishResult:
+        started = time.monotonic()
+        build, dags = self.desired.build, self.desired.dags
+        state = read_state(self.store, self.keys)
+        for key in state.ignored_keys:
+            self._warn(f"ignoring {self.store.address(key)}: not a <dag_id>.py DAG file")
+        plan = make_plan(self.store, state, build=build, dags=dags, env=self.keys.env)
+        self.emit(Event("plan", _plan_line(plan)))
+        check_mass_delete(plan, state, keys=self.keys, allow=self.options.allow_mass_delete)
+        if not plan.noop or self.options.dry_run:
+            check_collisions(self.store, keys=self.keys, dag_ids=dags, jobs=self.options.jobs)
+        if self.options.dry_run:
+            return self._result("dry-run", plan, state, release_id=None, image=None, started=started)
+
+        image = ensure_image(
+            self.registry,
+            repository=str(build["image"]["repository"]),
+            digest=str(build["image"]["digest"]),
+            layout=self.desired.layout,
+            tags=[self.options.image_tag] if self.options.image_tag and self.desired.push else [],
+            push=self.desired.push,
+        )
+        self.emit(Event("image", f"image  {image.reference} {'pushed' if image.pushed else 'verified'}"))
+        if self.options.image_tag and not image.pushed:
+            self._warn(f"tag {self.options.image_tag!r} not applied: the image was verified, not pushed")
+        if plan.noop:
+            return self._result("noop", plan, state, release_id=None, image=image, started=started)
+
+        lock = acquire_lock(self.store, self.keys, operation=self.action, ttl=self.options.lock_ttl)
+        self.emit(Event("lock", f"lock   {self.store.address(lock.key)}", key=lock.key))
+        if lock.took_over:
+            self._warn(f"took over a {lock.took_over}")
+        try:
+            self._check_unchanged(state)
+            if plan.maintenance_only:
+                self._maintain(plan)
+                return self._result("repaired", plan, state, release_id=state.release_id,
+                                    image=image, started=started)
+            release_id = self._release(plan, state)
+            return self._result("published", plan, state, release_id=release_id, image=image,
+                                started=started)
+        finally:
+            self._unlock(lock)
+
+    def _unlock(self, lock: Lock) -> None:
+        try:
+            lock.release()
+            self.emit(Event("unlock", f"unlock {self.store.address(lock.key)}", key=lock.key))
+        except PreconditionFailedError:
+            self._warn(f"{self.store.address(lock.key)} was taken over by another publish before we released it")
+        except StoreError as exc:
+            self._warn(f"could not remove the lock ({exc}); it expires by itself after {self.options.lock_ttl:.0f}s")
+
+    def _check_unchanged(self, state: CurrentState) -> None:
+        info = self.store.head(self.keys.metadata)
+        now = info.etag if info is not None else None
+        if now != state.metadata_etag:
+            raise ConcurrentPublishError(
+                f"{self.store.address(self.keys.metadata)} changed since this publish read it "
+                f"(another publish of package {self.keys.package!r} finished in between); "
+                "nothing was written: retry the publish"
+            )
+
+    def _maintain(self, plan: Plan) -> None:
+        """metadata.json is already right: rewrite bad live files and prune strays only."""
+        dags = self.desired.dags
+        _, failed = self._parallel({d: partial(self._put, self.keys.dag(d), dags[d].data) for d in plan.to_live})
+        if failed:
+            raise failed[0][1]
+        self._prune(plan)
+
+    def _release(self, plan: Plan, state: CurrentState) -> str:
+        now = self.clock()
+        stamp = now
+        if state.release_id is not None:
+            stamp = max(now, release_time(state.release_id) + dt.timedelta(seconds=1))
+        build = self.desired.build
+        release_id = make_release_id(stamp, build)
+        info: dict[str, Any] = {
+            "id": release_id,
+            "previous": state.release_id,
+            "published_at": _iso(now),
+            "image_tag": self.options.image_tag,
+        }
+        if self.desired.rollback_of is not None:
+            info["rollback_of"] = self.desired.rollback_of
+        document = canonical_json(with_release(build, env=self.keys.env, release=info))
+
+        written: list[str] = []
+        touched_live: list[str] = []
+        try:
+            self._write_release_files(release_id, plan, written)
+            # The live keys and the release's metadata.json, in parallel: both precede the commit.
+            release_meta = self.keys.release_metadata(release_id)
+            tasks: dict[str, Callable[[], object]] = {
+                d: partial(self._copy, self.keys.release_dag(release_id, d), self.keys.dag(d)) for d in plan.to_live
+            }
+            tasks[release_meta] = partial(self._put, release_meta, document, if_none_match=True)
+            done, failed = self._parallel(tasks)
+            touched_live.extend(d for d in done if d != release_meta)
+            if release_meta in done:
+                written.append(release_meta)
+            if failed:
+                raise failed[0][1]
+            self._commit(document, release_id, state)
+        except PublishError as exc:
+            note = self._undo(state, touched_live, written)
+            raise type(exc)(f"{exc}; {note}") from exc
+        self._prune(plan)
+        if state.removed_marker:
+            self._delete(self.keys.removed_marker)
+        return release_id
+
+    def _write_release_files(self, release_id: str, plan: Plan, written: list[str]) -> None:
+        tasks: dict[str, Callable[[], object]] = {}
+        for dag_id, dag in self.desired.dags.items():
+            dst = self.keys.release_dag(release_id, dag_id)
+            if dag_id in plan.live_ok:  # verified in step 1: copy it server-side, if unchanged since
+                tasks[dst] = partial(self._copy, self.keys.dag(dag_id), dst, src_etag=plan.live_ok[dag_id] or None)
+            elif dag.source_key is not None:
+                tasks[dst] = partial(self._copy, dag.source_key, dst)
+            else:
+                tasks[dst] = partial(self._put, dst, dag.data)
+        done, failed = self._parallel(tasks)
+        written.extend(done)
+        if failed:
+            raise failed[0][1]
+
+    def _commit(self, document: bytes, release_id: str, state: CurrentState) -> None:
+        key = self.keys.metadata
+        try:
+            if state.metadata_etag is None:
+                self._put(key, document, if_none_match=True)
+            else:
+                self._put(key, document, if_match=state.metadata_etag)
+        except StoreError as exc:
+            # A lost response can hide a successful write: look before declaring failure.
+            try:
+                stored = self.store.get(key)
+                committed = (
+                    stored is not None
+                    and parse_published(stored.data, where=key, package=self.keys.package).release_id == release_id
+                )
+            except PublishError:
+                committed = False
+            if committed:
+                self._warn(f"the commit of {self.store.address(key)} reported {exc}, but it is in place")
+                self.emit(Event("commit", f"commit {self.store.address(key)} -> {release_id}", key=key))
+                return
+            if isinstance(exc, PreconditionFailedError):
+                raise ConcurrentPublishError(
+                    f"{self.store.address(key)} was changed by another writer during this publish "
+                    f"(conditional write rejected); retry the publish"
+                ) from exc
+            raise
+        self.emit(Event("commit", f"commit {self.store.address(key)} -> {release_id}", key=key))
+
+    def _undo(self, state: CurrentState, touched_live: list[str], written: list[str]) -> str:
+        """Put back live keys written before a failed commit; drop the unfinished release."""
+        previous = state.metadata.dags if state.metadata else {}
+        unrestored: list[str] = []
+        for dag_id in touched_live:
+            try:
+                if dag_id in previous and state.release_id is not None:
+                    self.store.copy(self.keys.release_dag(state.release_id, dag_id), self.keys.dag(dag_id))
+                elif dag_id not in previous and dag_id not in state.live:
+                    self.store.delete(self.keys.dag(dag_id))
+                else:
+                    unrestored.append(dag_id)
+                    continue
+                self.emit(Event("restore", f"restore {self.store.address(self.keys.dag(dag_id))}"))
+            except PublishError:
+                unrestored.append(dag_id)
+        for key in reversed(written):
+            try:
+                self.store.delete(key)
+            except PublishError:
+                self._warn(f"could not remove {self.store.address(key)} of the unfinished release")
+        where = f"release {state.release_id}" if state.release_id else "no release (first publish)"
+        note = f"nothing was committed: metadata.json still points to {where}"
+        if unrestored:
+            note += f"; live files NOT restored (re-run the publish to fix them): {', '.join(unrestored)}"
+        elif touched_live:
+            note += f"; live files restored: {', '.join(touched_live)}"
+        return note
+
+    def _prune(self, plan: Plan) -> None:
+        _, failed = self._parallel({d: partial(self._delete, self.keys.dag(d)) for d in plan.removed})
+        if failed:
+            raise StoreError(
+                f"the release is live, but pruning failed for {', '.join(n for n, _ in failed)} "
+                f"({failed[0][1]}); re-run the publish to finish pruning"
+            )
+
+
+def _plan_line(plan: Plan) -> str:
+    parts = [
+        f"{len(plan.added)} added",
+        f"{len(plan.changed)} changed",
+        f"{len(plan.removed)} removed",
+        f"{len(plan.unchanged)} unchanged",
+    ]
+    if plan.repair:
+        parts.append(f"{len(plan.repair)} to repair")
+    before = plan.digest_before or "none"
+    return f"plan   {', '.join(parts)}; image {before} -> {plan.digest_after}"
+
+
+def _check_repository(options: PublishOptions, rendered: str) -> None:
+    if options.repository is not None and options.repository != rendered:
+        raise UsageError(
+            f"invalid flag: --repository/IMAGE_REPOSITORY {options.repository!r}: the DAGs pin "
+            f"{rendered!r} (metadata.json image.repository); rebuild with that repository, or unset it"
+        )
+
+
+def publish_build(
+    build: BuildOutput,
+    *,
+    store: Store,
+    env: str,
+    registry: ImageRegistry,
+    image_layout: Path | None,
+    options: PublishOptions = PublishOptions(),
+    on_event: EventSink = ignore_events,
+    clock: Clock = _utcnow,
+) -> PublishResult:
+    """Publish the build output of one package to ``<env>/<package>/`` in ``store``."""
+    keys = PackageKeys(env=env, package=build.package)
+    _check_repository(options, build.image_repository)
+    desired = _Desired(build=build.metadata, dags=build.dags, layout=image_layout, push=options.push,
+                       rollback_of=None)
+    return _Run(action="publish", store=store, keys=keys, desired=desired, registry=registry,
+                options=options, on_event=on_event, clock=clock).execute()
+
+
+def load_release(store: Store, keys: PackageKeys, release_id: str, *, jobs: int = 8) -> tuple[dict[str, Any], dict[str, DagFile]]:
+    """Read a stored release (metadata and DAG files) and check every file's sha256."""
+    meta_key = keys.release_metadata(validate_release_id(release_id))
+    obj = store.get(meta_key)
+    if obj is None:
+        raise ReleaseNotFoundError(
+            f"release {release_id!r} of package {keys.package!r} in env {keys.env!r} is not stored "
+            f"({store.address(meta_key)}); see --list-releases"
+        )
+    meta = parse_published(obj.data, where=store.address(meta_key), package=keys.package)
+    if meta.release_id != release_id:
+        raise ReleaseNotFoundError(f"{store.address(meta_key)} describes release {meta.release_id!r}, not {release_id!r}")
+
+    def fetch(dag_id: str) -> DagFile:
+        key = keys.release_dag(release_id, dag_id)
+        stored = store.get(key)
+        if stored is None:
+            raise ReleaseNotFoundError(f"release {release_id!r} is incomplete: {store.address(key)} is missing")
+        dag = DagFile(dag_id=dag_id, data=stored.data, origin=store.address(key), source_key=key)
+        if dag.sha256 != meta.dags[dag_id]:
+            raise ReleaseNotFoundError(
+                f"release {release_id!r} is damaged: {store.address(key)} has sha256 {dag.sha256!r}, "
+                f"its metadata says {meta.dags[dag_id]!r}"
+            )
+        return dag
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(meta.dags) or 1))) as pool:
+        files = list(pool.map(fetch, sorted(meta.dags)))
+    return build_part(meta.document), {dag.dag_id: dag for dag in files}
+
+
+def rollback_release(
+    release_id: str,
+    *,
+    store: Store,
+    env: str,
+    package: str,
+    registry: ImageRegistry,
+    options: PublishOptions = PublishOptions(),
+    on_event: EventSink = ignore_events,
+    clock: Clock = _utcnow,
+) -> PublishResult:
+    """Republish a stored release as a new release (same order and checks as a publish).
+
+    The image is only verified (an old image cannot be rebuilt here): it must still be in
+    the registry.
+    """
+    keys = PackageKeys(env=env, package=package)
+    build, dags = load_release(store, keys, release_id, jobs=options.jobs)
+    for dag in dags.values():
+        check_syntax(dag)
+    _check_repository(options, str(build["image"]["repository"]))
+    desired = _Desired(build=build, dags=dags, layout=None, push=False, rollback_of=release_id)
+    return _Run(action="rollback", store=store, keys=keys, desired=desired, registry=registry,
+                options=options, on_event=on_event, clock=clock).execute()

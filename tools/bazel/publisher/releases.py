@@ -1,0 +1,86 @@
+"""``--list-releases``: the stored releases of one package, newest last."""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from publisher.errors import MetadataError
+from publisher.keys import RELEASE_ID_RE, PackageKeys
+from publisher.metadata import PublishedMetadata, parse_published
+from publisher.store import Store
+
+__all__ = ["ReleaseInfo", "list_releases"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseInfo:
+    """One stored release as --list-releases shows it."""
+
+    id: str
+    published_at: str | None
+    image_digest: str | None
+    image_tag: str | None
+    dag_count: int | None
+    previous: str | None
+    rollback_of: str | None
+    current: bool
+    committed: bool  # on the chain of ``previous`` links from the current release
+    problem: str | None = None  # why the release's metadata could not be read
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[ReleaseInfo]:
+    """Read every ``releases/<id>/metadata.json`` of the package (one listing, one GET each)."""
+    ids = sorted(n for n in store.list_dirs(keys.releases_prefix) if RELEASE_ID_RE.fullmatch(n))
+    current_obj = store.get(keys.metadata)
+    current_id = None
+    if current_obj is not None:
+        current_id = parse_published(current_obj.data, where=store.address(keys.metadata), package=keys.package).release_id
+
+    def load(release_id: str) -> tuple[str, PublishedMetadata | None, str | None]:
+        key = keys.release_metadata(release_id)
+        obj = store.get(key)
+        if obj is None:
+            return release_id, None, "metadata.json missing (unfinished release)"
+        try:
+            return release_id, parse_published(obj.data, where=store.address(key), package=keys.package), None
+        except MetadataError as exc:
+            return release_id, None, str(exc)
+
+    loaded: dict[str, tuple[PublishedMetadata | None, str | None]] = {}
+    if ids:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ids)))) as pool:
+            for release_id, meta, problem in pool.map(load, ids):
+                loaded[release_id] = (meta, problem)
+
+    chain: set[str] = set()
+    cursor = current_id
+    while cursor is not None and cursor not in chain and cursor in loaded:
+        chain.add(cursor)
+        meta = loaded[cursor][0]
+        release = meta.document.get("release") if meta else None
+        cursor = release.get("previous") if isinstance(release, dict) else None
+
+    out: list[ReleaseInfo] = []
+    for release_id in ids:
+        meta, problem = loaded[release_id]
+        release = meta.document.get("release", {}) if meta else {}
+        out.append(
+            ReleaseInfo(
+                id=release_id,
+                published_at=release.get("published_at"),
+                image_digest=meta.image_digest if meta else None,
+                image_tag=release.get("image_tag"),
+                dag_count=len(meta.dags) if meta else None,
+                previous=release.get("previous"),
+                rollback_of=release.get("rollback_of"),
+                current=release_id == current_id,
+                committed=release_id in chain,
+                problem=problem,
+            )
+        )
+    return out

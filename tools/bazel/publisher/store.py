@@ -1,0 +1,139 @@
+"""The DAG store interface, and ``open_store(url)`` for ``s3://bucket`` or ``file:///dir``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from publisher.errors import UsageError
+
+__all__ = [
+    "DEFAULT_STORE_SUBDIR",
+    "ObjectInfo",
+    "Store",
+    "StoredObject",
+    "default_store_url",
+    "open_store",
+]
+
+DEFAULT_STORE_SUBDIR = ".etl/dag-store"
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object as a listing or HEAD sees it."""
+
+    key: str
+    size: int
+    etag: str | None
+    sha256: str | None = None  # known without reading the body (file store, or HEAD metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredObject:
+    """The body of one object and its ETag."""
+
+    key: str
+    data: bytes
+    etag: str
+
+
+class Store(Protocol):
+    """What the publisher needs from a DAG store. Keys are ``/``-separated relative paths."""
+
+    url: str
+
+    def address(self, key: str) -> str:
+        """Full address of ``key`` for messages (``s3://bucket/key``, ``file:///dir/key``)."""
+        ...
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` in key order, fetched lazily (stop iterating to stop paging)."""
+        ...
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        """Names of the immediate sub-"directories" of ``prefix`` (delimiter ``/``)."""
+        ...
+
+    def get(self, key: str) -> StoredObject | None:
+        """The object, or None if it does not exist."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size, ETag and stored sha256 of the object, or None if it does not exist."""
+        ...
+
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
+        """Write ``data`` (recording its sha256); return the new ETag.
+
+        ``if_match``: only replace the object whose ETag is this; ``if_none_match``: only create.
+        A failed condition raises PreconditionFailedError.
+        """
+        ...
+
+    def copy(self, src: str, dst: str, *, src_etag: str | None = None) -> str:
+        """Server-side copy; with ``src_etag`` only if the source still has that ETag."""
+        ...
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete the object (no error if it is already gone, unless ``if_match`` is given)."""
+        ...
+
+
+def default_store_url(workspace: str | None) -> str:
+    """The embedded local store used when DAG_BUCKET is unset: ``<workspace>/.etl/dag-store``."""
+    if not workspace:
+        raise UsageError(
+            "required flag: --bucket/DAG_BUCKET is not set and BUILD_WORKSPACE_DIRECTORY is "
+            "unknown (not started by `bazel run`); set DAG_BUCKET=s3://<bucket> or "
+            "DAG_BUCKET=file:///<dir>"
+        )
+    return (Path(workspace).resolve() / DEFAULT_STORE_SUBDIR).as_uri()
+
+
+def parse_store_url(url: str) -> tuple[str, str]:
+    """Split a DAG_BUCKET value into ("s3", bucket) or ("file", absolute dir)."""
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        bucket = parts.netloc
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise UsageError(
+                f"invalid flag: --bucket/DAG_BUCKET {url!r}: give the bucket only "
+                "(s3://<bucket>); the publisher adds <ENV>/<pkg>/ itself"
+            )
+        if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+            raise UsageError(f"invalid flag: --bucket/DAG_BUCKET {url!r}: {bucket!r} is not a valid S3 bucket name")
+        return "s3", bucket
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise UsageError(
+                f"invalid flag: --bucket/DAG_BUCKET {url!r}: a local store must be an absolute "
+                "path, file:///<dir>"
+            )
+        path = unquote(parts.path)
+        if "\x00" in path or any(p == ".." for p in path.split("/")):
+            raise UsageError(f"invalid flag: --bucket/DAG_BUCKET {url!r}: '..' and NUL are not allowed")
+        return "file", os.path.normpath(path)
+    raise UsageError(
+        f"invalid flag: --bucket/DAG_BUCKET {url!r}: must be s3://<bucket> or file:///<dir>"
+    )
+
+
+def open_store(url: str, *, jobs: int = 8) -> Store:
+    """Open ``s3://bucket`` (boto3, AWS_ENDPOINT_URL and the usual credential chain) or ``file:///dir``."""
+    kind, where = parse_store_url(url)
+    if kind == "s3":
+        from publisher._s3store import S3Store
+
+        return S3Store(bucket=where, max_pool_connections=max(10, jobs * 2))
+    from publisher._filestore import FileStore
+
+    return FileStore(Path(where))

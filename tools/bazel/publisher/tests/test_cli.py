@@ -1,0 +1,173 @@
+"""The command line: flags mirror env vars, one clear line on failure, exit codes, JSON output."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from publisher.cli import main
+from publisher.tests.helpers import (
+    BuildPaths,
+    FakeRegistry,
+    Harness,
+    dag_source,
+    write_build,
+)
+
+PKG = "file_processing"
+TOOLS_BAZEL = Path(__file__).resolve().parents[2]
+
+
+def rule_args(build: BuildPaths) -> list[str]:
+    """What the Bazel rule passes before the user's flags."""
+    return ["--package", build.package, "--dags-dir", str(build.dags_dir), "--image-layout", str(build.layout),
+            "--image-digest-file", str(build.digest_file)]
+
+
+def run_main(argv: list[str], environ: dict[str, str], registry: FakeRegistry | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv, environ=environ, registry=registry or FakeRegistry(), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m publisher`` in a fresh process, from an unrelated working directory."""
+    full = {k: v for k, v in os.environ.items() if k not in ("ENV", "DAG_BUCKET", "PACKAGE_NAME", "IMAGE_TAG")}
+    full.update(env)
+    full["PYTHONPATH"] = os.pathsep.join([str(TOOLS_BAZEL), *sys.path])
+    return subprocess.run([sys.executable, "-m", "publisher", *argv], capture_output=True, text=True, env=full,
+                          cwd="/", timeout=120, check=False)
+
+
+def test_publish_through_main_with_env_vars_and_json_output(harness: Harness, tmp_path: Path) -> None:
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a"), "fp_b": dag_source("fp_b")})
+    environ = {**os.environ, "ENV": "staging", "DAG_BUCKET": harness.url, "IMAGE_TAG": "v1.2.3"}
+    registry = FakeRegistry()
+
+    code, out, err = run_main([*rule_args(build), "--output", "json"], environ, registry)
+
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["ok"] is True and doc["outcome"] == "published" and doc["env"] == "staging"
+    assert doc["dags"]["added"] == ["fp_a", "fp_b"]
+    assert doc["image"]["pushed"] is True and doc["image"]["tags"] == ["v1.2.3"]
+    assert doc["location"].endswith("/staging/file_processing/")
+    assert harness.metadata("staging", PKG)["release"]["image_tag"] == "v1.2.3"  # type: ignore[index]
+    progress = err.splitlines()
+    assert any(line.startswith("publish: put    ") and "releases/" in line for line in progress)
+    assert any(line.startswith("publish: commit ") for line in progress)
+
+    # The flag wins over the env var; the text summary has a table.
+    code, out, err = run_main([*rule_args(build), "--env", "staging", "--bucket", harness.url], {"ENV": "nope"},
+                              registry)
+    assert code == 0, err
+    assert "outcome   nothing to do: release " in out
+    assert re.search(r"^fp_a +unchanged +\d+ B$", out, re.MULTILINE), out
+    assert "writes    0 put, 0 copy, 0 delete" in out
+
+
+def test_default_store_is_under_the_workspace(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")})
+    code, out, err = run_main(rule_args(build), {"BUILD_WORKSPACE_DIRECTORY": str(workspace)})
+    assert code == 0, err
+    assert (workspace / ".etl/dag-store/dev/file_processing/dags/fp_a.py").read_bytes() == build.files["fp_a"]
+    assert f"-> {(workspace / '.etl/dag-store').as_uri()}/dev/file_processing/" in out
+
+
+def test_no_store_and_no_workspace_is_a_usage_error(tmp_path: Path) -> None:
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")})
+    code, out, err = run_main(rule_args(build), {})
+    assert code == 2 and out == ""
+    assert err == (
+        "publish: error: required flag: --bucket/DAG_BUCKET is not set and BUILD_WORKSPACE_DIRECTORY is unknown "
+        "(not started by `bazel run`); set DAG_BUCKET=s3://<bucket> or DAG_BUCKET=file:///<dir>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--env", "../prod"], {}, r"invalid flag: invalid env '\.\./prod': it contains '/'"),
+        ([], {"ENV": "%2e%2e"}, r"invalid flag: invalid env '%2e%2e': it contains '%'"),
+        (["--bucket", "s3://bucket/prefix"], {}, r"give the bucket only"),
+        (["--bucket", "file://relative/dir"], {}, r"must be an absolute path"),
+        (["--bucket", "gs://x"], {}, r"must be s3://<bucket> or file:///<dir>"),
+        (["--rollback", "../x"], {}, r"invalid release id '\.\./x'"),
+        (["--tag", "v1 2"], {}, r"--tag/IMAGE_TAG 'v1 2'"),
+        (["--list-releases", "--rollback", "20261127T042000Z-3f2a9c1d"], {}, r"not allowed with argument"),
+        (["--smoke", "fp_a", "--dry-run"], {}, r"--smoke cannot be combined with --dry-run"),
+        (["--jobs", "0"], {}, r"--jobs 0: must be 1\.\.64"),
+        (["--bogus"], {}, r"unrecognized arguments: --bogus"),
+        ([], {"PACKAGE_NAME": "data_pipeline"}, r"PACKAGE_NAME='data_pipeline' but this target publishes"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path: Path, argv: list[str], environ: dict[str, str], message: str) -> None:
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")})
+    code, _, err = run_main([*rule_args(build), *argv], {"DAG_BUCKET": (tmp_path / "s").as_uri(), **environ})
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("publish: error: ")
+    assert re.search(message, err), err
+    assert not (tmp_path / "s").exists()
+
+
+def test_subprocess_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    bad = write_build(tmp_path, PKG, {"fp_a": "def broken(:\n"})
+    store = tmp_path / "store"
+    proc = run_cli([*rule_args(bad), "--output", "json"], {"DAG_BUCKET": store.as_uri()})
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("publish: error: ") and "fp_a.py: line 1: " in proc.stderr
+    assert json.loads(proc.stdout) == {"ok": False, "error": proc.stderr.strip()[len("publish: error: "):],
+                                       "exit_code": 1}
+    assert not store.exists()
+
+
+def test_subprocess_dry_run_and_list_releases(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 1), "fp_b": dag_source("fp_b")})
+    code, _, err = run_main(rule_args(build), {"DAG_BUCKET": store.as_uri()})
+    assert code == 0, err
+    changed = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2), "fp_c": dag_source("fp_c")})
+    before = sorted(p.relative_to(store).as_posix() for p in store.rglob("*"))
+
+    dry = run_cli([*rule_args(changed), "--dry-run"], {"DAG_BUCKET": store.as_uri()})
+    assert dry.returncode == 0, dry.stderr
+    assert "outcome   dry run: nothing was written" in dry.stdout
+    assert "total     2 DAGs: 1 added, 1 changed, 1 removed, 0 unchanged" in dry.stdout
+    lines = {line.split()[0]: line.split()[1] for line in dry.stdout.splitlines() if line.startswith("fp_")}
+    assert lines == {"fp_a": "changed", "fp_b": "removed", "fp_c": "added"}
+    assert sorted(p.relative_to(store).as_posix() for p in store.rglob("*")) == before
+
+    listed = run_cli(["--package", PKG, "--list-releases", "--output", "json"], {"DAG_BUCKET": store.as_uri()})
+    assert listed.returncode == 0, listed.stderr
+    releases = json.loads(listed.stdout)["releases"]
+    assert len(releases) == 1 and releases[0]["current"] is True and releases[0]["dag_count"] == 2
+    text = run_cli(["--package", PKG, "--list-releases"], {"DAG_BUCKET": store.as_uri()})
+    assert text.stdout.splitlines()[0].startswith("releases of file://")
+    assert text.stdout.splitlines()[2].startswith("*  " + releases[0]["id"])
+
+
+def test_rollback_through_main(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    registry = FakeRegistry()
+    env = {"DAG_BUCKET": store.as_uri()}
+    v1 = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 1)})
+    assert run_main([*rule_args(v1), "--output", "json"], env, registry)[0] == 0
+    first = json.loads((store / "dev" / PKG / "metadata.json").read_text())["release"]["id"]
+    v2 = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2)})
+    assert run_main(rule_args(v2), env, registry)[0] == 0
+
+    code, out, err = run_main(["--package", PKG, "--rollback", first], env, registry)
+
+    assert code == 0, err
+    assert f"(rollback to {first})" in out
+    assert (store / "dev" / PKG / "dags" / "fp_a.py").read_bytes() == v1.files["fp_a"]

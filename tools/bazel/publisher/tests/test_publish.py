@@ -1,0 +1,331 @@
+"""Publishing against a real moto S3 server over HTTP and a local folder store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from publisher import (
+    BuildOutputError,
+    DagIdCollisionError,
+    DagSyntaxError,
+    ImageError,
+    MassDeleteError,
+    UsageError,
+)
+from publisher.build import load_build_output
+from publisher.tests.helpers import (
+    FakeRegistry,
+    Harness,
+    dag_source,
+    digest_of,
+    do_publish,
+    write_build,
+)
+
+PKG = "file_processing"
+DAGS = ["fp_daily_profile", "fp_hourly_ingest", "fp_weekly_report"]
+
+
+def v1(tmp_path: Path, names: list[str] = DAGS, **kwargs: object):
+    return write_build(tmp_path, PKG, {d: dag_source(d, 1) for d in names}, **kwargs)  # type: ignore[arg-type]
+
+
+def test_first_publish_writes_release_then_commits(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    build = v1(tmp_path)
+    mark = harness.mark()
+    result = do_publish(harness, build, registry, image_tag="v1.0.0")
+
+    assert result.outcome == "published"
+    assert result.plan.added == tuple(DAGS)
+    assert registry.pushes == [(build.repository, build.digest, ("v1.0.0",))]
+    rid = result.release_id
+    assert rid is not None and rid.endswith("-" + rid.split("-")[1]) and len(rid) == len("20261127T042000Z-3f2a9c1d")
+    for dag_id, data in build.files.items():
+        assert harness.read(f"dev/{PKG}/dags/{dag_id}.py") == data
+        assert harness.read(f"dev/{PKG}/releases/{rid}/dags/{dag_id}.py") == data
+    meta_bytes = harness.read(f"dev/{PKG}/metadata.json")
+    assert meta_bytes is not None and meta_bytes.endswith(b"}\n")
+    meta = json.loads(meta_bytes)
+    assert meta["env"] == "dev"
+    assert meta["release"] == {"id": rid, "previous": None, "published_at": meta["release"]["published_at"],
+                               "image_tag": "v1.0.0"}
+    assert [d["dag_id"] for d in meta["dags"]] == DAGS
+    assert harness.read(f"dev/{PKG}/releases/{rid}/metadata.json") == meta_bytes
+    assert rid.split("-")[1] == hashlib.sha256(
+        json.dumps({k: v for k, v in meta.items() if k not in ("env", "release")}, sort_keys=True, indent=2).encode()
+        + b"\n"
+    ).hexdigest()[:8]
+    assert harness.read(f"dev/{PKG}/publish.lock") is None
+    assert set(harness.snapshot()) >= {f"dev/{PKG}/metadata.json"}
+
+    if harness.kind == "s3":
+        writes = harness.writes_since(mark)
+        live = [("PUT", f"dev/{PKG}/dags/{d}.py") for d in DAGS]
+        rel = [("PUT", f"dev/{PKG}/releases/{rid}/dags/{d}.py") for d in DAGS]
+        # moto logs a request after answering it, from parallel handler threads, so its log shows
+        # which writes happened, not their order; the order is checked through on_event (file://
+        # tests and the failure-injection tests).
+        assert sorted(writes) == sorted(
+            [("PUT", f"dev/{PKG}/publish.lock"), *rel, *live, ("PUT", f"dev/{PKG}/releases/{rid}/metadata.json"),
+             ("PUT", f"dev/{PKG}/metadata.json"), ("DELETE", f"dev/{PKG}/publish.lock")]
+        )
+        head = harness.store().head(f"dev/{PKG}/dags/{DAGS[0]}.py")
+        assert head is not None and head.sha256 == hashlib.sha256(build.files[DAGS[0]]).hexdigest()
+
+
+def test_republish_unchanged_makes_zero_writes(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    build = v1(tmp_path)
+    do_publish(harness, build, registry)
+    before = harness.snapshot()
+    mark = harness.mark()
+
+    result = do_publish(harness, v1(tmp_path), registry)
+
+    assert result.outcome == "noop"
+    assert result.writes == {"put": 0, "copy": 0, "delete": 0}
+    if harness.kind == "s3":
+        requests = harness.requests_since(mark)
+        assert [m for m, _ in requests if m != "GET"] == []  # zero PUTs, zero DELETEs
+        assert len(requests) == 2  # one listing of dev/<pkg>/, one GET of metadata.json
+    assert harness.snapshot() == before
+
+
+def test_one_changed_dag_is_one_upload_plus_metadata(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    first = do_publish(harness, v1(tmp_path), registry)
+    changed = {d: dag_source(d, 1) for d in DAGS}
+    changed["fp_hourly_ingest"] = dag_source("fp_hourly_ingest", 2)
+    build = write_build(tmp_path, PKG, changed)
+    events: list[tuple[str, str | None]] = []
+    mark = harness.mark()
+
+    result = do_publish(harness, build, registry, on_event=lambda e: events.append((e.kind, e.key)))
+
+    rid = result.release_id
+    assert result.plan.changed == ("fp_hourly_ingest",)
+    assert result.plan.unchanged == ("fp_daily_profile", "fp_weekly_report")
+    uploads = [k or "" for kind, k in events if kind == "put"]
+    copies = sorted(k or "" for kind, k in events if kind == "copy")
+    # Bytes uploaded: the one changed DAG (into the release), the release's metadata, metadata.json.
+    assert uploads == [
+        f"dev/{PKG}/releases/{rid}/dags/fp_hourly_ingest.py",
+        f"dev/{PKG}/releases/{rid}/metadata.json",
+        f"dev/{PKG}/metadata.json",
+    ]
+    # Server-side copies: the 2 unchanged DAGs into the release, the changed one to its live key.
+    assert copies == [
+        f"dev/{PKG}/dags/fp_hourly_ingest.py",
+        f"dev/{PKG}/releases/{rid}/dags/fp_daily_profile.py",
+        f"dev/{PKG}/releases/{rid}/dags/fp_weekly_report.py",
+    ]
+    assert result.writes == {"put": 3, "copy": 3, "delete": 0}
+    assert harness.read(f"dev/{PKG}/dags/fp_hourly_ingest.py") == changed["fp_hourly_ingest"].encode()
+    meta = harness.metadata("dev", PKG)
+    assert meta is not None and meta["release"]["previous"] == first.release_id
+    if harness.kind == "s3":
+        writes = harness.writes_since(mark)
+        # 6 object writes + the lock's PUT and DELETE; nothing else.
+        assert sorted(writes) == sorted(
+            [("PUT", k) for k in uploads + copies]
+            + [("PUT", f"dev/{PKG}/publish.lock"), ("DELETE", f"dev/{PKG}/publish.lock")]
+        )
+        assert uploads[-1] == f"dev/{PKG}/metadata.json"  # the commit point is the last upload
+
+
+def test_removed_dag_is_pruned_after_the_commit(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    do_publish(harness, v1(tmp_path), registry)
+    mark = harness.mark()
+    events: list[tuple[str, str | None]] = []
+    result = do_publish(harness, v1(tmp_path, DAGS[:2]), registry, on_event=lambda e: events.append((e.kind, e.key)))
+
+    assert result.plan.removed == ("fp_weekly_report",)
+    commit = events.index(("put", f"dev/{PKG}/metadata.json"))
+    assert events.index(("delete", f"dev/{PKG}/dags/fp_weekly_report.py")) > commit
+    assert harness.read(f"dev/{PKG}/dags/fp_weekly_report.py") is None
+    meta = harness.metadata("dev", PKG)
+    assert meta is not None and [d["dag_id"] for d in meta["dags"]] == DAGS[:2]
+    assert harness.read(f"dev/{PKG}/releases/{result.release_id}/dags/fp_weekly_report.py") is None
+    if harness.kind == "s3":
+        writes = harness.writes_since(mark)
+        assert ("PUT", f"dev/{PKG}/metadata.json") in writes
+        assert ("DELETE", f"dev/{PKG}/dags/fp_weekly_report.py") in writes
+
+
+def test_mass_delete_is_refused_unless_allowed(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    names = [*DAGS, "fp_monthly"]
+    do_publish(harness, v1(tmp_path, names), registry)
+    before = harness.snapshot()
+    mark = harness.mark()
+
+    with pytest.raises(MassDeleteError, match=r"refusing to remove 3 of the 4 DAGs of package 'file_processing' "
+                       r"in env 'dev' \(fp_hourly_ingest, fp_monthly, fp_weekly_report\).*--allow-mass-delete"):
+        do_publish(harness, v1(tmp_path, ["fp_daily_profile"]), registry)
+    assert harness.snapshot() == before
+    if harness.kind == "s3":
+        assert harness.writes_since(mark) == []
+
+    half = do_publish(harness, v1(tmp_path, names[:2]), registry)  # exactly half is allowed
+    assert half.plan.removed == ("fp_monthly", "fp_weekly_report")
+    allowed = do_publish(harness, v1(tmp_path, ["fp_daily_profile"]), registry, allow_mass_delete=False)
+    assert allowed.plan.removed == ("fp_hourly_ingest",)
+    do_publish(harness, v1(tmp_path, ["zz_new"]), registry, allow_mass_delete=True)
+    assert harness.read(f"dev/{PKG}/dags/fp_daily_profile.py") is None
+
+
+def test_dag_id_owned_by_another_package_is_refused_before_any_write(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    do_publish(harness, write_build(tmp_path, "data_pipeline", {"shared_daily": dag_source("shared_daily")}), registry)
+    before = harness.snapshot()
+    mark = harness.mark()
+    pushes = len(registry.pushes)
+
+    build = write_build(tmp_path, PKG, {"fp_daily_profile": dag_source("a"), "shared_daily": dag_source("b")})
+    with pytest.raises(DagIdCollisionError, match=(
+        r"package 'file_processing' cannot publish in env 'dev': dag_id 'shared_daily' is owned by "
+        r"package 'data_pipeline' \(.*dev/data_pipeline/metadata.json\).*globally unique"
+    )):
+        do_publish(harness, build, registry)
+
+    assert harness.snapshot() == before
+    assert len(registry.pushes) == pushes  # refused before the image step too
+    if harness.kind == "s3":
+        assert harness.writes_since(mark) == []
+    # Another env is another namespace: the same dag_id is fine there.
+    do_publish(harness, build, registry, env="prod")
+    # A decommissioned package (REMOVED marker) no longer owns its dag ids.
+    harness.store().put("dev/data_pipeline/REMOVED", b"decommissioned\n")
+    assert do_publish(harness, build, registry).outcome == "published"
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    do_publish(harness, v1(tmp_path), registry)
+    before = harness.snapshot()
+    pushes = len(registry.pushes)
+    new = {d: dag_source(d, 1) for d in DAGS[:2]}
+    new["fp_daily_profile"] = dag_source("fp_daily_profile", 2)
+    new["fp_brand_new"] = dag_source("fp_brand_new")
+    build = write_build(tmp_path, PKG, new, digest=digest_of("image-2"))
+    mark = harness.mark()
+
+    result = do_publish(harness, build, registry, dry_run=True)
+
+    assert result.outcome == "dry-run"
+    assert result.plan.added == ("fp_brand_new",)
+    assert result.plan.changed == ("fp_daily_profile",)
+    assert result.plan.removed == ("fp_weekly_report",)
+    assert result.plan.unchanged == ("fp_hourly_ingest",)
+    assert result.plan.digest_before == digest_of(PKG + "-image-1")
+    assert result.plan.digest_after == digest_of("image-2")
+    assert result.to_json()["image"]["digest_after"] == digest_of("image-2")
+    assert harness.snapshot() == before
+    assert len(registry.pushes) == pushes and registry.checks == []
+    if harness.kind == "s3":
+        assert harness.writes_since(mark) == []
+
+
+def test_syntax_error_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    bad = "x = 1\ndef broken(:\n    pass\n"
+    build = write_build(tmp_path, PKG, {"fp_daily_profile": dag_source("a"), "fp_broken": bad})
+    with pytest.raises(DagSyntaxError, match=r"fp_broken\.py: line 2: .*fix the DAG spec"):
+        load_build_output(build.dags_dir, package=PKG, image_digest_file=build.digest_file)
+
+
+def test_syntax_error_writes_nothing(s3: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    build = write_build(tmp_path, PKG, {"fp_nul": b"x = 1\x00\n"})
+    mark = s3.mark()
+    with pytest.raises(DagSyntaxError, match=r"fp_nul\.py: .*null bytes"):
+        do_publish(s3, build, registry)
+    assert s3.requests_since(mark) == [] and registry.pushes == []
+
+
+def test_image_missing_with_no_push_fails_before_store_writes(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    build = v1(tmp_path)
+    mark = harness.mark()
+    with pytest.raises(ImageError, match=(
+        r"image 'registry.example.com/etl/file_processing@sha256:[0-9a-f]{64}' is not in the registry "
+        r"and pushing is off"
+    )):
+        do_publish(harness, build, registry, push=False)
+    assert registry.checks == [(build.repository, build.digest)]
+    assert harness.snapshot() == {}
+    if harness.kind == "s3":
+        assert harness.writes_since(mark) == []
+    registry.images.add((build.repository, build.digest))  # pushed by someone else
+    assert do_publish(harness, build, registry, push=False).image.pushed is False  # type: ignore[union-attr]
+
+
+def test_pushed_digest_must_match_the_dags(harness: Harness, tmp_path: Path) -> None:
+    build = v1(tmp_path)
+    index = build.layout / "index.json"
+    index.write_text(index.read_text().replace(build.digest, digest_of("other")))
+    with pytest.raises(ImageError, match=r"pushed .* as 'sha256:[0-9a-f]{64}' but the DAGs pin"):
+        do_publish(harness, build, FakeRegistry())
+    assert harness.snapshot() == {}
+
+
+def test_repository_flag_must_match_the_rendered_dags(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"--repository/IMAGE_REPOSITORY 'other.example/etl/x'.*the DAGs pin "
+                       r"'registry.example.com/etl/file_processing'"):
+        do_publish(harness, v1(tmp_path), registry, repository="other.example/etl/x")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"package": "data_pipeline"}, r"package 'data_pipeline' is not 'file_processing'"),
+        ({"schema_version": 2}, r"schema_version 2 is not 1"),
+    ],
+)
+def test_inconsistent_build_output_is_refused(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    build = v1(tmp_path, metadata_overrides=change)
+    with pytest.raises(BuildOutputError, match=message):
+        load_build_output(build.dags_dir, package=PKG, image_digest_file=build.digest_file)
+
+
+def test_build_output_checks_hashes_and_digest_file(tmp_path: Path) -> None:
+    build = v1(tmp_path)
+    (build.dags_dir / "dags" / "fp_daily_profile.py").write_text("changed = True\n")
+    with pytest.raises(BuildOutputError, match=r"fp_daily_profile.py: sha256 is '[0-9a-f]+' but metadata.json says"):
+        load_build_output(build.dags_dir, package=PKG)
+    other = v1(tmp_path)
+    other.digest_file.write_text(digest_of("something else") + "\n")
+    with pytest.raises(BuildOutputError, match=r"differs from .* \(the DAGs and the image come from different builds\)"):
+        load_build_output(other.dags_dir, package=PKG, image_digest_file=other.digest_file)
+    extra = v1(tmp_path)
+    (extra.dags_dir / "dags" / "stray.py").write_text("x = 1\n")
+    with pytest.raises(BuildOutputError, match=r"files not listed in metadata.json: \['stray.py'\]"):
+        load_build_output(extra.dags_dir, package=PKG)
+
+
+def test_drifted_live_file_is_repaired_without_a_new_release(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    first = do_publish(harness, v1(tmp_path), registry)
+    key = f"dev/{PKG}/dags/fp_hourly_ingest.py"
+    harness.store().put(key, b"tampered = True\n")  # same metadata, other bytes in the live key
+    harness.store().put(f"dev/{PKG}/dags/leftover_dag.py", b"x = 1\n")
+
+    result = do_publish(harness, v1(tmp_path), registry)
+
+    assert result.outcome == "repaired"
+    assert result.plan.repair == ("fp_hourly_ingest",)
+    assert result.plan.removed == ("leftover_dag",)
+    assert harness.read(key) == dag_source("fp_hourly_ingest", 1).encode()
+    assert harness.read(f"dev/{PKG}/dags/leftover_dag.py") is None
+    meta = harness.metadata("dev", PKG)
+    assert meta is not None and meta["release"]["id"] == first.release_id
+    assert do_publish(harness, v1(tmp_path), registry).outcome == "noop"
+
+
+def test_reactivating_a_removed_package_drops_the_marker(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    do_publish(harness, v1(tmp_path), registry)
+    harness.store().put(f"dev/{PKG}/REMOVED", b"gone\n")
+    result = do_publish(harness, v1(tmp_path), registry)
+    assert result.outcome == "published"
+    assert harness.read(f"dev/{PKG}/REMOVED") is None
