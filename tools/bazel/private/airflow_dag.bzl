@@ -19,7 +19,7 @@ def _airflow_dag_impl(ctx):
     args.add("--package", ctx.attr.package)
     args.add("--repository", repository)
     args.add("--digest-file", image.digest)
-    args.add("--target", str(ctx.label))
+    args.add("--target", "//%s:%s" % (ctx.label.package, ctx.label.name))
     inputs = [spec, image.digest]
     if ctx.file.entrypoints:
         args.add("--entrypoints", ctx.file.entrypoints)

@@ -9,7 +9,6 @@ load(":py_image_layers.bzl", "py_image_layers")
 
 _BASE = Label("//tools/bazel/images:debian_python")
 _BASE_LOCK = Label("//tools/bazel/images:base.lock.json")
-_PYTHONPATH = "/app/packages:/app:/opt/etl/site-packages"
 
 # --- job modules in the package (for the DAG renderer's entrypoint check) --------------------
 def _job_modules_impl(ctx):
@@ -146,6 +145,12 @@ def etl_package(name, lib, dags = None, repository = None, default_job = None, s
             fail("etl_package(name=%r): dag spec %r must be a file dags/<dag_id>.yaml" % (name, spec))
     repo = repository or "localhost:5000/etl"
 
+    # The package is a Python package at the root of its folder, imported with its parent folder on
+    # sys.path (`imports = [".."]`): packages/<name>/ -> /app/packages in the image.
+    pkg_dir = native.package_name()
+    parent = pkg_dir.rpartition("/")[0]
+    pythonpath = ":".join(["/app/" + parent if parent else "/app", "/app", "/opt/etl/site-packages"])
+
     py_image_layers(name = name + ".layers", deps = [lib], visibility = ["//visibility:private"])
     oci_image(
         name = "image",
@@ -155,7 +160,7 @@ def etl_package(name, lib, dags = None, repository = None, default_job = None, s
         entrypoint = ["/usr/bin/python3.13", "-m"],
         cmd = [default_job] if default_job else [],
         env = {
-            "PYTHONPATH": _PYTHONPATH,
+            "PYTHONPATH": pythonpath,
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
             "PACKAGE_NAME": name,

@@ -1,0 +1,1 @@
+"""A minimal ETL package: the fixture of the etl_package rule tests."""

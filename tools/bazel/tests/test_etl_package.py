@@ -1,0 +1,89 @@
+"""etl_package end to end on the `hello` fixture: what the rules wrote, pushed to a real registry,
+checked by skopeo, and run with podman; the rendered DAG pins the same digest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools.testing.containers import PodmanUnavailable, podman
+from tools.testing.registry import registry_server
+
+HERE = Path(__file__).parent
+PKG = HERE / "hello"
+GOLDEN = HERE / "testdata" / "hello.listing.golden"
+
+
+def _digest() -> str:
+    return (PKG / "image.digest").read_text().strip()
+
+
+def _blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def test_listing_matches_golden() -> None:
+    listing = (PKG / "image.listing.txt").read_text()
+    if os.environ.get("UPDATE_GOLDENS"):
+        GOLDEN.write_text(listing)
+    assert listing == GOLDEN.read_text(), "image listing changed: rerun with --test_env=UPDATE_GOLDENS=1 and review"
+
+
+def test_config_runs_the_job_as_nonroot() -> None:
+    layout = PKG / "image"
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(_blob(layout, index["manifests"][0]["digest"]))
+    config = json.loads(_blob(layout, manifest["config"]["digest"]))["config"]
+    assert index["manifests"][0]["digest"] == _digest()
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ["/usr/bin/python3.13", "-m"]
+    assert config["Cmd"] == ["hello.jobs.greet"]
+    assert config["WorkingDir"] == "/app"
+    assert "PYTHONPATH=/app/tools/bazel/tests:/app:/opt/etl/site-packages" in config["Env"]
+    assert len(manifest["layers"]) == 3  # base | wheels | app
+
+
+def test_dag_and_metadata_pin_the_image_digest() -> None:
+    digest = _digest()
+    dag = (PKG / "dags" / "hello_daily.py").read_text()
+    assert f'IMAGE = "localhost:5000/etl/hello@{digest}"' in dag
+    assert dag.startswith("# generated from tools/bazel/tests/hello/dags/hello_daily.yaml by //tools/bazel/tests/hello:dag.hello_daily; do not edit")
+    meta = json.loads((PKG / "metadata.json").read_text())
+    assert meta["image"]["digest"] == digest
+    assert [d["dag_id"] for d in meta["dags"]] == ["hello_daily"]
+
+
+def test_push_skopeo_and_podman_run(tmp_path: Path) -> None:
+    from ocitool.push import push_layout
+
+    with registry_server() as registry:
+        repo = registry.repository("etl/hello")
+        result = push_layout(PKG / "image", repo, ["t1"])
+        assert result.manifest_digest == _digest()
+        inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:t1"],
+                                 capture_output=True, text=True, check=True)
+        assert json.loads(inspect.stdout)["Digest"] == _digest()
+        try:
+            ctx = podman(tmp_path)
+            cmd = ctx.__enter__()
+        except PodmanUnavailable as exc:
+            pytest.skip(str(exc))
+        try:
+            ref = f"{repo}@{_digest()}"
+            subprocess.run([*cmd, "pull", "--tls-verify=false", f"docker://{ref}"], check=True, capture_output=True)
+            run = subprocess.run([*cmd, "run", "--rm", "--network", "none", ref, "hello.jobs.greet", "--name", "bazel"],
+                                 capture_output=True, text=True, check=False)
+            assert run.returncode == 0, run.stderr
+            facts = json.loads(run.stdout)
+            assert facts == {"cwd": "/app", "greeting": "hello bazel", "python": facts["python"], "uid": 65532, "yaml": 1}
+            assert facts["python"].startswith("3.13.")
+            helped = subprocess.run([*cmd, "run", "--rm", "--network", "none", ref, "hello.jobs.greet", "--help"],
+                                    capture_output=True, text=True, check=False)
+            assert helped.returncode == 0 and "usage: hello.jobs.greet" in helped.stdout
+        finally:
+            ctx.__exit__(None, None, None)
