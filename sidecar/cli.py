@@ -1,0 +1,107 @@
+"""Command line: ``python -m sidecar [flags]`` runs the sync loop, ``--once`` one cycle (init container).
+
+Exit codes: 0 on success (or after SIGTERM in loop mode), 1 when ``--once`` could not read the
+store or start-up failed, 2 on usage errors (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import urllib.parse
+from collections.abc import Sequence
+from types import FrameType
+
+from sidecar import __version__
+from sidecar.errors import ConfigError, SidecarError
+from sidecar.health import StatusServer
+from sidecar.logs import JsonLogger
+from sidecar.memory import limit_malloc_arenas, trim_heap
+from sidecar.metrics import Metrics
+from sidecar.settings import parse_settings
+from sidecar.syncer import Syncer, build_syncer
+
+__all__ = ["main", "run_loop"]
+
+
+def _redact_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"***@{host}")
+    return urllib.parse.urlunsplit(parts)
+
+
+def run_loop(syncer: Syncer, *, interval: float) -> None:
+    """Run cycles every ``interval`` seconds (start to start) until ``syncer.stop_event`` is set."""
+    while not syncer.stop_event.is_set():
+        started = time.monotonic()
+        syncer.run_cycle()
+        trim_heap()  # steady state between cycles: give back what the cycle freed
+        delay = max(0.0, interval - (time.monotonic() - started))
+        syncer.stop_event.wait(delay)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = parse_settings(argv, os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    limit_malloc_arenas()
+    log = JsonLogger(sys.stdout, level=settings.log_level)
+    log.info("starting", version=__version__, python=sys.version.split()[0], pid=os.getpid(),
+             settings=settings.for_log(), aws_endpoint_url=_redact_url(os.environ.get("AWS_ENDPOINT_URL")),
+             aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    metrics = Metrics(version=__version__)
+    try:
+        syncer = build_syncer(settings, log=log, metrics=metrics)
+    except SidecarError as exc:
+        log.error("startup_failed", error=str(exc))
+        return 1
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        syncer.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server: StatusServer | None = None
+    try:
+        if settings.metrics_port:
+            try:
+                server = StatusServer(host=settings.metrics_host, port=settings.metrics_port,
+                                      health=syncer.health, metrics=metrics)
+            except OSError as exc:
+                log.error("startup_failed", error=f"cannot serve metrics on {settings.metrics_host}:"
+                          f"{settings.metrics_port}: {exc.strerror or exc}; pick another --metrics-port")
+                return 1
+            server.start()
+            log.info("status_server", host=settings.metrics_host, port=server.port,
+                     paths=["/healthz", "/readyz", "/metrics"])
+        try:
+            if not syncer.start():
+                return 0
+        except (SidecarError, OSError) as exc:
+            log.error("startup_failed", error=str(exc), dags_dir=str(settings.dags_dir))
+            return 1
+        if settings.once:
+            result = syncer.run_cycle()
+            if result.status == "error":
+                log.error("sync_failed", error=result.errors[0], errors=len(result.errors),
+                          hint="init container: the pod restarts it; the store must be readable")
+                return 1
+            return 0
+        run_loop(syncer, interval=settings.sync_interval)
+        log.info("stopped")
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
+        syncer.close()

@@ -1,0 +1,50 @@
+"""The sidecar's failure kinds: one small class each, so callers can tell them apart."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "LocalLayoutError",
+    "MetadataError",
+    "ObjectNotFoundError",
+    "OversizedObjectError",
+    "ReleaseRejectedError",
+    "SidecarError",
+    "StoreError",
+]
+
+
+class SidecarError(Exception):
+    """Base class of every failure the sidecar expects and reports in one line."""
+
+
+class ConfigError(SidecarError):
+    """A flag or its environment variable has a missing or invalid value."""
+
+
+class StoreError(SidecarError):
+    """The DAG store could not be read, after retries."""
+
+
+class ObjectNotFoundError(StoreError):
+    """A key the sidecar needs does not exist in the DAG store."""
+
+
+class OversizedObjectError(SidecarError):
+    """An object in the store is larger than --max-file-bytes allows."""
+
+
+class MetadataError(SidecarError):
+    """A package's metadata.json is not valid JSON or breaks the schema."""
+
+
+class ReleaseRejectedError(SidecarError):
+    """A release failed verification and was rejected whole."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class LocalLayoutError(SidecarError):
+    """The dags folder holds something at a path the sidecar manages, but did not write."""

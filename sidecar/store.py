@@ -1,0 +1,461 @@
+"""Read-only access to the DAG store: an S3 bucket (``s3://bucket[/root]``) or a folder (``file:///dir``).
+
+Both kinds expose the same five reads the sync needs, with retries and one error class per
+failure kind. Nothing here ever writes to the store. Keys are relative to the store root, e.g.
+``dev/file_processing/metadata.json`` (see docs/store-layout.md).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from sidecar.errors import (
+    ConfigError,
+    ObjectNotFoundError,
+    OversizedObjectError,
+    StoreError,
+)
+from sidecar.retry import RetryPolicy, call_with_retry
+
+__all__ = [
+    "CHUNK_BYTES",
+    "Downloaded",
+    "FileStore",
+    "MetadataObject",
+    "PackageEntry",
+    "S3Store",
+    "Store",
+    "StoreLocation",
+    "open_store",
+    "parse_store_url",
+]
+
+CHUNK_BYTES = 64 * 1024
+METADATA_NAME = "metadata.json"
+REMOVED_NAME = "REMOVED"
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ROOT_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+OnRetry = Callable[[str, int, float, BaseException], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreLocation:
+    """Where the store is: ``scheme`` is ``s3`` (bucket + key prefix) or ``file`` (a folder)."""
+
+    scheme: str
+    bucket: str = ""
+    prefix: str = ""
+    """For s3: the optional root inside the bucket, ending with ``/`` (or empty)."""
+    path: str = ""
+    """For file: the absolute folder."""
+
+    def address(self, key: str) -> str:
+        """Full address of ``key`` for messages: ``s3://bucket/root/key`` or ``file:///dir/key``."""
+        if self.scheme == "s3":
+            return f"s3://{self.bucket}/{self.prefix}{key}"
+        return f"file://{self.path.rstrip('/')}/{key}"
+
+    def __str__(self) -> str:
+        if self.scheme == "s3":
+            return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"file://{self.path}"
+
+
+def parse_store_url(url: str) -> StoreLocation:
+    """Parse ``DAG_BUCKET``; raise ConfigError naming the bad value and the accepted forms."""
+    accepted = "use s3://<bucket>[/<root>] or file:///<absolute dir>"
+    if url.startswith("s3://"):
+        rest = url[len("s3://") :].strip("/")
+        bucket, _, root = rest.partition("/")
+        if not _BUCKET_RE.match(bucket):
+            raise ConfigError(f"invalid flag: --dag-bucket={url!r}: bucket name {bucket!r} is not valid; {accepted}")
+        if root and not _ROOT_RE.match(root):
+            raise ConfigError(f"invalid flag: --dag-bucket={url!r}: root {root!r} is not a plain key prefix; {accepted}")
+        return StoreLocation(scheme="s3", bucket=bucket, prefix=f"{root}/" if root else "")
+    if url.startswith("file://"):
+        path = url[len("file://") :]
+        if not path.startswith("/"):
+            raise ConfigError(f"invalid flag: --dag-bucket={url!r}: the folder must be absolute; {accepted}")
+        return StoreLocation(scheme="file", path=os.path.normpath(path))
+    raise ConfigError(f"invalid flag: --dag-bucket={url!r}: unknown scheme; {accepted}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageEntry:
+    """What sits directly under ``<env>/<pkg>/``: the metadata's ETag (None if absent) and the marker."""
+
+    metadata_etag: str | None
+    removed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataObject:
+    """The bytes of a ``metadata.json`` and the ETag they were served with."""
+
+    data: bytes
+    etag: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Downloaded:
+    """Size and sha256 (hex) of a file as it was written to disk while streaming."""
+
+    size: int
+    sha256: str
+
+
+class Store(abc.ABC):
+    """The reads the sync needs. Implementations are thread-safe for ``download``."""
+
+    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None) -> None:
+        self.location = location
+        self._policy = policy
+        self._on_retry = on_retry
+
+    def address(self, key: str) -> str:
+        return self.location.address(key)
+
+    @abc.abstractmethod
+    def list_packages(self, env: str) -> list[str]:
+        """Names of the package prefixes under ``<env>/``, sorted."""
+
+    @abc.abstractmethod
+    def package_entry(self, env: str, package: str) -> PackageEntry:
+        """The metadata ETag and the REMOVED marker of one package."""
+
+    @abc.abstractmethod
+    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
+        """The package's metadata.json, or None when its ETag still equals ``if_none_match``."""
+
+    @abc.abstractmethod
+    def download(self, key: str, dest: Path, *, max_bytes: int) -> Downloaded:
+        """Stream ``key`` into the new file ``dest``, hashing on the way; at most ``max_bytes``."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def _retry(self, what: str, fn: Callable[[], Any], is_retryable: Callable[[BaseException], bool]) -> Any:
+        def on_retry(number: int, delay: float, exc: BaseException) -> None:
+            if self._on_retry is not None:
+                self._on_retry(what, number, delay, exc)
+
+        return call_with_retry(fn, policy=self._policy, is_retryable=is_retryable, on_retry=on_retry)
+
+
+def _stream_to_file(chunks: Iterable[bytes], dest: Path, *, max_bytes: int, address: str) -> Downloaded:
+    digest = hashlib.sha256()
+    size = 0
+    with open(dest, "wb") as out:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise OversizedObjectError(
+                    f"{address!r} is larger than --max-file-bytes={max_bytes}; keep DAG files small or raise the limit"
+                )
+            digest.update(chunk)
+            out.write(chunk)
+    return Downloaded(size=size, sha256=digest.hexdigest())
+
+
+# --------------------------------------------------------------------------------------------- S3
+
+_THROTTLE_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError",
+     "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+
+def _s3_retryable(exc: BaseException) -> bool:
+    import urllib3.exceptions
+    from botocore import exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        meta = exc.response.get("ResponseMetadata", {})
+        status = int(meta.get("HTTPStatusCode") or 0)
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return status >= 500 or status == 429 or code in _THROTTLE_CODES
+    return isinstance(
+        exc,
+        (
+            bex.ConnectionError,
+            bex.HTTPClientError,
+            bex.ResponseStreamingError,
+            bex.IncompleteReadError,
+            urllib3.exceptions.HTTPError,
+            ConnectionError,
+            TimeoutError,
+        ),
+    )
+
+
+def _client_error_status(exc: BaseException) -> tuple[int, str]:
+    response = getattr(exc, "response", None) or {}
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    code = str(response.get("Error", {}).get("Code", ""))
+    return status, code
+
+
+class S3Store(Store):
+    """The store in S3 (or anything speaking its API: AWS_ENDPOINT_URL is honoured by boto3)."""
+
+    def __init__(
+        self,
+        location: StoreLocation,
+        *,
+        policy: RetryPolicy,
+        timeout: float,
+        max_connections: int,
+        on_retry: OnRetry | None = None,
+    ) -> None:
+        super().__init__(location, policy=policy, on_retry=on_retry)
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"total_max_attempts": 1},  # retries are ours: logged, counted, with backoff
+            max_pool_connections=max_connections,
+            # sha256 from metadata.json verifies every byte we keep; skip the extra CRC work
+            response_checksum_validation="when_required",
+        )
+        self._client = boto3.session.Session().client("s3", config=config)
+        self._bucket = location.bucket
+
+    def _key(self, key: str) -> str:
+        return self.location.prefix + key
+
+    def _fail(self, exc: BaseException, key: str) -> StoreError:
+        from botocore import exceptions as bex
+
+        address = self.address(key)
+        if isinstance(exc, bex.ClientError):
+            status, code = _client_error_status(exc)
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"bucket {self._bucket!r} does not exist (reading {address!r}); check DAG_BUCKET and AWS_ENDPOINT_URL"
+                )
+            if code in ("NoSuchKey", "404") or status == 404:
+                return ObjectNotFoundError(f"{address!r} does not exist")
+            if code in ("AccessDenied", "403") or status == 403:
+                return StoreError(
+                    f"access denied reading {address!r}; the credentials need s3:GetObject and s3:ListBucket on it"
+                )
+            return StoreError(f"cannot read {address!r}: {code or status} {exc}")
+        if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
+            return StoreError(f"no AWS credentials to read {address!r}: {exc}; set the usual AWS credential chain")
+        return StoreError(
+            f"cannot reach the store reading {address!r}: {type(exc).__name__}: {exc}; "
+            "check AWS_ENDPOINT_URL and the network"
+        )
+
+    def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return self._retry(what, fn, _s3_retryable)
+        except (OversizedObjectError, StoreError):
+            raise
+        except Exception as exc:
+            raise self._fail(exc, key) from exc
+
+    def _list(self, prefix_key: str, what: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """One delimited listing of ``prefix_key``: (common prefixes, objects), all pages."""
+        prefixes: list[str] = []
+        objects: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._key(prefix_key), "Delimiter": "/"}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page: dict[str, Any] = self._call(what, prefix_key, functools.partial(self._client.list_objects_v2, **kwargs))
+            prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            objects.extend(page.get("Contents", []))
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                return prefixes, objects
+
+    def list_packages(self, env: str) -> list[str]:
+        base = self._key(f"{env}/")
+        prefixes, _ = self._list(f"{env}/", "list packages")
+        return sorted(p[len(base) :].rstrip("/") for p in prefixes if p.startswith(base))
+
+    def package_entry(self, env: str, package: str) -> PackageEntry:
+        base = self._key(f"{env}/{package}/")
+        _, objects = self._list(f"{env}/{package}/", "list package")
+        etag: str | None = None
+        removed = False
+        for obj in objects:
+            name = obj["Key"][len(base) :]
+            if name == METADATA_NAME:
+                etag = str(obj.get("ETag", "")) or None
+            elif name == REMOVED_NAME:
+                removed = True
+        return PackageEntry(metadata_etag=etag, removed=removed)
+
+    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
+        from botocore import exceptions as bex
+
+        key = f"{env}/{package}/{METADATA_NAME}"
+
+        def attempt() -> MetadataObject | None:
+            kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key(key)}
+            if if_none_match:
+                kwargs["IfNoneMatch"] = if_none_match
+            try:
+                resp = self._client.get_object(**kwargs)
+            except bex.ClientError as exc:
+                if _client_error_status(exc)[0] == 304:
+                    return None
+                raise
+            body = resp["Body"]
+            try:
+                length = int(resp.get("ContentLength") or 0)
+                if length > max_bytes:
+                    raise OversizedObjectError(
+                        f"{self.address(key)!r} is {length} bytes, more than the {max_bytes} allowed for metadata.json"
+                    )
+                data = body.read()
+            finally:
+                body.close()
+            return MetadataObject(data=data, etag=str(resp.get("ETag", "")))
+
+        result: MetadataObject | None = self._call("get metadata", key, attempt)
+        return result
+
+    def download(self, key: str, dest: Path, *, max_bytes: int) -> Downloaded:
+        address = self.address(key)
+
+        def attempt() -> Downloaded:
+            resp = self._client.get_object(Bucket=self._bucket, Key=self._key(key))
+            body = resp["Body"]
+            try:
+                length = resp.get("ContentLength")
+                if length is not None and int(length) > max_bytes:
+                    raise OversizedObjectError(
+                        f"{address!r} is {length} bytes, larger than --max-file-bytes={max_bytes}; "
+                        "keep DAG files small or raise the limit"
+                    )
+                return _stream_to_file(body.iter_chunks(CHUNK_BYTES), dest, max_bytes=max_bytes, address=address)
+            finally:
+                body.close()
+
+        result: Downloaded = self._call("download", key, attempt)
+        return result
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# ------------------------------------------------------------------------------------------- file
+
+_FILE_PERMANENT = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def _file_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and not isinstance(exc, _FILE_PERMANENT)
+
+
+def _sha256_etag(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class FileStore(Store):
+    """The store as a local folder with the same key layout (tests, demos, a mounted volume)."""
+
+    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None) -> None:
+        super().__init__(location, policy=policy, on_retry=on_retry)
+        self._root = Path(location.path)
+
+    def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return self._retry(what, fn, _file_retryable)
+        except (OversizedObjectError, StoreError):
+            raise
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectNotFoundError(f"{self.address(key)!r} does not exist") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.address(key)!r}: {exc.strerror or exc}") from exc
+
+    def list_packages(self, env: str) -> list[str]:
+        if not self._root.is_dir():
+            raise StoreError(f"store folder {str(self._root)!r} does not exist; check DAG_BUCKET")
+
+        def attempt() -> list[str]:
+            try:
+                with os.scandir(self._root / env) as entries:
+                    return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+            except FileNotFoundError:
+                return []
+
+        result: list[str] = self._call("list packages", f"{env}/", attempt)
+        return result
+
+    def _read_small(self, key: str, max_bytes: int) -> bytes:
+        with open(self._root / key, "rb") as src:
+            data = src.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise OversizedObjectError(
+                f"{self.address(key)!r} is more than the {max_bytes} bytes allowed for metadata.json"
+            )
+        return data
+
+    def package_entry(self, env: str, package: str) -> PackageEntry:
+        key = f"{env}/{package}/{METADATA_NAME}"
+
+        def attempt() -> PackageEntry:
+            removed = (self._root / env / package / REMOVED_NAME).exists()
+            try:
+                etag: str | None = _sha256_etag(self._read_small(key, 1 << 30))
+            except FileNotFoundError:
+                etag = None
+            return PackageEntry(metadata_etag=etag, removed=removed)
+
+        result: PackageEntry = self._call("list package", key, attempt)
+        return result
+
+    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
+        key = f"{env}/{package}/{METADATA_NAME}"
+
+        def attempt() -> MetadataObject | None:
+            data = self._read_small(key, max_bytes)
+            etag = _sha256_etag(data)
+            return None if etag == if_none_match else MetadataObject(data=data, etag=etag)
+
+        result: MetadataObject | None = self._call("get metadata", key, attempt)
+        return result
+
+    def download(self, key: str, dest: Path, *, max_bytes: int) -> Downloaded:
+        address = self.address(key)
+
+        def chunks(src: Any) -> Iterable[bytes]:
+            while chunk := src.read(CHUNK_BYTES):
+                yield chunk
+
+        def attempt() -> Downloaded:
+            with open(self._root / key, "rb") as src:
+                return _stream_to_file(chunks(src), dest, max_bytes=max_bytes, address=address)
+
+        result: Downloaded = self._call("download", key, attempt)
+        return result
+
+
+def open_store(
+    location: StoreLocation,
+    *,
+    policy: RetryPolicy,
+    timeout: float = 10.0,
+    max_connections: int = 16,
+    on_retry: OnRetry | None = None,
+) -> Store:
+    """The store for ``location`` (boto3 is imported only for s3)."""
+    if location.scheme == "s3":
+        return S3Store(location, policy=policy, timeout=timeout, max_connections=max_connections, on_retry=on_retry)
+    return FileStore(location, policy=policy, on_retry=on_retry)
+
