@@ -1,0 +1,58 @@
+"""The failures of file_processing, one class per kind; each maps to exit code 1 in a job."""
+
+from __future__ import annotations
+
+from ._jobs import JobError
+
+__all__ = [
+    "ChecksumMismatch",
+    "ConversionError",
+    "DataError",
+    "FileProcessingError",
+    "NotFoundError",
+    "ProfileError",
+    "StorageError",
+    "SuiteError",
+    "TargetExists",
+    "ValidationFailed",
+]
+
+
+class FileProcessingError(JobError):
+    """Base class of every file_processing failure."""
+
+
+class StorageError(FileProcessingError):
+    """A file or object could not be listed, read or written."""
+
+
+class NotFoundError(StorageError):
+    """Nothing exists at the given location."""
+
+
+class TargetExists(StorageError):
+    """The destination exists and the job was told not to overwrite it."""
+
+
+class ChecksumMismatch(FileProcessingError):
+    """Files do not have the checksums their manifest records."""
+
+
+class ConversionError(FileProcessingError):
+    """A file could not be converted (bad CSV, bad gzip stream, unsupported format)."""
+
+
+class DataError(FileProcessingError):
+    """A dataset could not be read (unreadable, mixed or unsupported files)."""
+
+
+class SuiteError(FileProcessingError):
+    """An expectation suite file is missing or invalid."""
+
+
+class ValidationFailed(FileProcessingError):
+    """At least one critical expectation failed."""
+
+
+class ProfileError(FileProcessingError):
+    """A dataset could not be profiled (unreadable or unsupported format)."""
