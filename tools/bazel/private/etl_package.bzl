@@ -182,7 +182,7 @@ def etl_package(name, lib, dags = None, repository = None, default_job = None, s
         tags = ["manual"],
         visibility = visibility,
     )
-    _job_modules(name = name + ".jobs", lib = lib, package = name)
+    _job_modules(name = name + ".jobs", lib = lib, package = name, visibility = visibility)
     native.filegroup(name = "dag_specs", srcs = dags, visibility = ["//visibility:public"])
     rendered = []
     for spec in dags:
