@@ -39,8 +39,7 @@ class Rows:
     Steps that drop rows (rejects, duplicates, filters) only narrow the selection; expressions are
     computed on the whole table, which is cheaper than copying every column after each step.
     :meth:`materialize` applies the selection one column at a time (releasing each old column as
-    its filtered copy is made), so memory peaks at the table plus one column, and leaves every
-    column as one contiguous array, which the Parquet writer handles fastest.
+    its filtered copy is made), so memory peaks at the table plus one column.
     """
 
     def __init__(self, table: pa.Table) -> None:
@@ -92,7 +91,7 @@ class Rows:
         self._keep = keep if self._keep is None else pc.and_(self._keep, keep)
 
     def materialize(self) -> None:
-        """Apply the selection and make each column one contiguous array, column by column."""
+        """Apply the selection column by column (or, with nothing dropped, join each column's chunks)."""
         import pyarrow as pa
 
         keep = self._keep
@@ -103,8 +102,8 @@ class Rows:
         columns = table.columns
         del table
         for index in range(len(columns)):
-            column = columns[index].combine_chunks()
-            columns[index] = column.filter(keep) if keep is not None else column
+            column = columns[index]
+            columns[index] = column.filter(keep) if keep is not None else column.combine_chunks()
             del column
         self._table = pa.Table.from_arrays(columns, schema=schema)
         self._keep = None

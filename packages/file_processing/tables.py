@@ -39,9 +39,16 @@ def _format_of(url: str) -> str | None:
 def discover(location: str, fmt: str | None = None) -> tuple[str, list[storage.FileInfo]]:
     """The format and data files of a dataset location (one file, or a folder / prefix of them).
 
-    Files whose name starts with ``_`` or ``.`` (manifests, results, temp files) are not data.
+    Files or folders whose name starts with ``_`` or ``.`` (manifests, results, profiles, rejects,
+    temp files) are not data.
     """
-    files = [f for f in storage.list_files(location) if not f.name.startswith(("_", "."))]
+    root = location.removeprefix("file://").rstrip("/")
+    files = [
+        f
+        for f in storage.list_files(location)
+        if not any(part.startswith(("_", ".")) for part in f.url[len(root) :].split("/") if part)
+        or f.url.rstrip("/") == root
+    ]
     if fmt is None:
         found = {_format_of(f.url) for f in files} - {None}
         if len(found) > 1:

@@ -97,7 +97,7 @@ def execute(settings: PipelineSettings, ctx: JobContext, *, expect_format: tuple
     from ..pipeline import run
     from ..spec import load_spec, spec_location
 
-    lean()
+    lean(immediate=False)  # jemalloc: lower peak RSS than Arrow's default mimalloc, same speed
     ctx.grouping_key["dataset"] = settings.dataset
     spec_url = settings.spec or str(spec_location(settings.dataset))
     spec = load_spec(spec_url, dataset=settings.dataset)

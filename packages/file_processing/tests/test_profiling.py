@@ -77,6 +77,10 @@ def test_job_writes_json_and_html_to_s3(tmp_path: Path, s3: SimpleNamespace) -> 
     html = s3.get("curated/orders/dt=2026-11-26/_profile/profile.html").decode()
     assert "&lt;b&gt;gift&lt;/b&gt;" in html and "<b>gift</b>" not in html
     assert 'etl_profile_null_ratio{column="note",dataset="orders"} 0.75' in prom.read_text()
+    # Results, profiles and rejects live in '_' folders next to the data: never read as data.
+    s3.put("curated/orders/dt=2026-11-26/_rejects/old.parquet", local.read_bytes())
+    assert profile.run(["--input", s3.url("curated/orders/dt=2026-11-26/"), "--log-level", "ERROR"]) == 0
+    assert json.loads(s3.get("curated/orders/dt=2026-11-26/_profile/profile.json"))["files"] == 1
 
 
 def test_job_profiles_a_csv_folder(tmp_path: Path) -> None:
