@@ -1,8 +1,13 @@
-"""The failures of data_pipeline, one class per kind; each maps to exit code 1 in a job."""
+"""The failures of data_pipeline, one class per kind; each maps to exit code 1 in a job.
+
+``StorageError`` and ``NotFoundError`` are etl_core's (raised by :mod:`etl_core.storage`), re-exported
+here so ``except`` clauses of this package catch them; the job runner maps them to exit code 1 too.
+"""
 
 from __future__ import annotations
 
-from ._jobs import JobError
+from etl_core.errors import NotFoundError, StorageError
+from etl_core.jobs import JobError
 
 __all__ = [
     "DataPipelineError",
@@ -21,14 +26,6 @@ __all__ = [
 
 class DataPipelineError(JobError):
     """Base class of every data_pipeline failure."""
-
-
-class StorageError(DataPipelineError):
-    """A file or object could not be listed, read or written."""
-
-
-class NotFoundError(StorageError):
-    """Nothing exists at the given location."""
 
 
 class SpecError(DataPipelineError):

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _storage as storage
+from etl_core import storage
 from .readers import Reject
 
 if TYPE_CHECKING:

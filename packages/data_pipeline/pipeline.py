@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from . import _storage as storage
+from etl_core import storage
 from .errors import EnrichmentError, InputError, NotFoundError, TooManyRejects
 from .expressions import EvalContext
 from .output import PartitionPaths, write_partition

@@ -42,7 +42,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import _storage as storage
+from etl_core import storage
 from .coltypes import TypeName
 from .errors import ExpressionError, NotFoundError, SpecError
 

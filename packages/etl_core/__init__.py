@@ -7,6 +7,9 @@ Modules, one purpose each:
 - :mod:`etl_core.metrics` prometheus-client helpers: ``/metrics`` server, textfile, Pushgateway
 - :mod:`etl_core.s3`      boto3 helpers: paginated list, hashed get/put, multipart, copy
 - :mod:`etl_core.retry`   exponential backoff with full jitter and a total time cap
+- :mod:`etl_core.jobs`    the job runner: flags, ``--conf``, env vars, logs, metrics, exit codes
+- :mod:`etl_core.storage` local-or-S3 files: list, stat, read, atomic publish, copy
+- :mod:`etl_core.memory`  keep a job's RSS low: Arrow allocator switch, glibc trim (needs pyarrow)
 
 The names below are re-exported lazily, so ``import etl_core`` does not import boto3 or
 prometheus-client until they are used.

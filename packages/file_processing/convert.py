@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import _storage as storage
+from etl_core import storage
 from .errors import ConversionError
 from .ops import Transfer, TransferReport, plan
 

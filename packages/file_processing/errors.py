@@ -1,8 +1,13 @@
-"""The failures of file_processing, one class per kind; each maps to exit code 1 in a job."""
+"""The failures of file_processing, one class per kind; each maps to exit code 1 in a job.
+
+``StorageError`` and ``NotFoundError`` are etl_core's (raised by :mod:`etl_core.storage`), re-exported
+here so ``except`` clauses of this package catch them; the job runner maps them to exit code 1 too.
+"""
 
 from __future__ import annotations
 
-from ._jobs import JobError
+from etl_core.errors import NotFoundError, StorageError
+from etl_core.jobs import JobError
 
 __all__ = [
     "ChecksumMismatch",
@@ -22,15 +27,7 @@ class FileProcessingError(JobError):
     """Base class of every file_processing failure."""
 
 
-class StorageError(FileProcessingError):
-    """A file or object could not be listed, read or written."""
-
-
-class NotFoundError(StorageError):
-    """Nothing exists at the given location."""
-
-
-class TargetExists(StorageError):
+class TargetExists(FileProcessingError, StorageError):
     """The destination exists and the job was told not to overwrite it."""
 
 

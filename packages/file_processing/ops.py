@@ -16,8 +16,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import _storage as storage
-from ._storage import FileInfo
+from etl_core import storage
+from etl_core.storage import FileInfo
 from .errors import ChecksumMismatch, ConversionError, StorageError, TargetExists
 
 __all__ = [
@@ -64,7 +64,7 @@ class TransferReport:
 
 
 def list_source(source: str, *, pattern: str | None = None, recursive: bool = True) -> list[FileInfo]:
-    """The files a source names (see :func:`_storage.list_files`)."""
+    """The files a source names (see :func:`etl_core.storage.list_files`)."""
     return storage.list_files(source, pattern=pattern, recursive=recursive)
 
 

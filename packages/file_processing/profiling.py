@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._memory import release
+from etl_core.memory import release
 from .tables import Table
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import _storage as storage
+from etl_core import storage
 from .errors import NotFoundError, SuiteError
 
 __all__ = ["SUITES_DIR", "ExpectationSpec", "Suite", "load_suite", "suite_location"]

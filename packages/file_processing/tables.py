@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _storage as storage
+from etl_core import storage
 from .errors import DataError, NotFoundError
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ._memory import release
+from etl_core.memory import release
 from .errors import SuiteError
 from .suites import ExpectationSpec, Suite
 from .tables import Table

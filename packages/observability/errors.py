@@ -1,8 +1,13 @@
-"""The failures of observability, one class per kind; each maps to exit code 1 in a job."""
+"""The failures of observability, one class per kind; each maps to exit code 1 in a job.
+
+``StorageError`` and ``NotFoundError`` are etl_core's (raised by :mod:`etl_core.storage`), re-exported
+here so ``except`` clauses of this package catch them; the job runner maps them to exit code 1 too.
+"""
 
 from __future__ import annotations
 
-from ._jobs import JobError
+from etl_core.errors import NotFoundError, StorageError
+from etl_core.jobs import JobError
 
 __all__ = [
     "AirflowApiError",
@@ -17,14 +22,6 @@ __all__ = [
 
 class ObservabilityError(JobError):
     """Base class of every observability failure."""
-
-
-class StorageError(ObservabilityError):
-    """A file or object could not be listed, read or written."""
-
-
-class NotFoundError(StorageError):
-    """Nothing exists at the given location."""
 
 
 class ChecksError(ObservabilityError):

@@ -40,7 +40,7 @@ from pydantic import (
     field_validator,
 )
 
-from . import _storage as storage
+from etl_core import storage
 from .durations import format_duration, parse_duration
 from .errors import ChecksError, NotFoundError, StorageError
 

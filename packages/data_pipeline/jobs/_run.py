@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .._jobs import JobContext, JobSettings, UsageError
+from etl_core.jobs import JobContext, JobSettings, UsageError
 
 __all__ = ["PACKAGE", "PipelineSettings", "execute"]
 
@@ -93,7 +93,7 @@ def export_metrics(ctx: JobContext, report: Any) -> None:
 
 
 def execute(settings: PipelineSettings, ctx: JobContext, *, expect_format: tuple[str, ...]) -> None:
-    from .._memory import lean
+    from etl_core.memory import lean
     from ..pipeline import run
     from ..spec import load_spec, spec_location
 

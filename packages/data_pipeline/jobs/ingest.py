@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .._jobs import JobContext, run_job
+from etl_core.jobs import JobContext, run_job
 from ._run import PACKAGE, PipelineSettings, execute
 
 

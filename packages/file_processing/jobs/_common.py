@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .._jobs import JobContext, JobSettings
+from etl_core.jobs import JobContext, JobSettings
 from ..ops import TransferReport
 
 __all__ = ["FileOpSettings", "record_report"]

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from .. import _storage as storage
-from .._jobs import JobContext, UsageError, run_job
+from etl_core import storage
+from etl_core.jobs import JobContext, UsageError, run_job
 from ..errors import ChecksumMismatch
 from ..ops import checksum_files, format_manifest, parse_manifest, verify_manifest
 from ._common import PACKAGE, FileOpSettings

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .._jobs import JobContext, run_job
+from etl_core.jobs import JobContext, run_job
 from ..ops import compress_files
 from ._common import PACKAGE, FileOpSettings, record_report
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .._jobs import JobContext, UsageError, run_job
+from etl_core.jobs import JobContext, UsageError, run_job
 from ..convert import ConvertOptions, convert_files, detect_format, parse_column_types
 from ..errors import ConversionError
 from ._common import PACKAGE, FileOpSettings, record_report

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from .. import _storage as storage
-from .._jobs import JobContext, run_job
+from etl_core import storage
+from etl_core.jobs import JobContext, run_job
 from ..ops import list_source
 from ._common import PACKAGE, FileOpSettings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .._jobs import JobContext, run_job
+from etl_core.jobs import JobContext, run_job
 from ..ops import plan, transfer_files
 from ._common import PACKAGE, TransferSettings, record_report
 

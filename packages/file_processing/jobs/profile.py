@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from .. import _storage as storage
-from .._jobs import JobContext, JobSettings, run_job
+from etl_core import storage
+from etl_core.jobs import JobContext, JobSettings, run_job
 from ._common import PACKAGE
 
 
@@ -44,7 +44,7 @@ def _output(settings: Settings) -> str:
 
 
 def main(settings: Settings, ctx: JobContext) -> None:
-    from .._memory import lean
+    from etl_core.memory import lean
     from ..profiling import profile_table
     from ..report_html import render_profile_html
     from ..tables import open_table

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from .. import _storage as storage
-from .._jobs import JobContext, JobSettings, run_job
+from etl_core import storage
+from etl_core.jobs import JobContext, JobSettings, run_job
 from ..errors import ValidationFailed
 from ._common import PACKAGE
 
@@ -78,7 +78,7 @@ def export_metrics(ctx: JobContext, result: object) -> None:
 
 
 def main(settings: Settings, ctx: JobContext) -> None:
-    from .._memory import lean
+    from etl_core.memory import lean
     from ..suites import load_suite, suite_location
     from ..tables import open_table
     from ..validation import failure_message, run_suite

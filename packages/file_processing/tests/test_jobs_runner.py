@@ -12,7 +12,7 @@ from typing import ClassVar
 import pytest
 from pydantic import Field
 
-from file_processing._jobs import (
+from etl_core.jobs import (
     JobContext,
     JobError,
     JobSettings,

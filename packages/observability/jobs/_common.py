@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .._jobs import JobSettings
+from etl_core.jobs import JobSettings
 from ..durations import parse_duration
 
 __all__ = ["PACKAGE", "CheckSettings", "duration_field", "now_from"]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pydantic import Field, SecretStr, field_validator
 
-from .._jobs import JobContext, run_job
+from etl_core.jobs import JobContext, run_job
 from ..durations import format_duration, parse_duration
 from ..errors import AirflowApiError, Breach
 from ._common import PACKAGE, CheckSettings, check_duration, duration_field, now_from

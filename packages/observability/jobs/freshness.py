@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from .._jobs import JobContext, run_job
+from etl_core.jobs import JobContext, run_job
 from ..errors import Breach
 from ._common import PACKAGE, CheckSettings, now_from
 
@@ -28,7 +28,7 @@ def main(settings: Settings, ctx: JobContext) -> None:
     wanted = {n.strip() for n in (settings.datasets or "").split(",") if n.strip()}
     unknown = wanted - {d.name for d in config.datasets}
     if unknown:
-        from .._jobs import UsageError
+        from etl_core.jobs import UsageError
 
         raise UsageError(f"--datasets names unknown dataset(s) {sorted(unknown)}; known: {[d.name for d in config.datasets]}")
     now = now_from(settings)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import Field, field_validator
 
-from .._jobs import JobContext, run_job
+from etl_core.jobs import JobContext, run_job
 from ..durations import parse_duration
 from ..errors import Breach
 from ._common import PACKAGE, CheckSettings, check_duration, duration_field, now_from

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from observability import _storage
+from etl_core import storage as _storage
 from tools.testing.servers import MotoServer, moto_server
 
 PACKAGES = Path(__file__).resolve().parents[2]

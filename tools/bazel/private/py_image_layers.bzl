@@ -43,7 +43,12 @@ def _py_image_layers_impl(ctx):
     for f in files.to_list():
         layer, path = _image_path(f, ctx.attr.pypi_repo_marker)
         if layer:
-            entries[layer].append({"path_in_image": path, "src": f.path})
+            entry = {"path_in_image": path, "src": f.path}
+            if not f.is_source:
+                # Bazel leaves every action output executable (0555): give generated files (.pyc)
+                # the mode the file would have had in a wheel.
+                entry["mode"] = "0644"
+            entries[layer].append(entry)
     imports = depset(transitive = [d[PyInfo].imports for d in ctx.attr.deps if PyInfo in d]).to_list()
 
     outputs = {}

@@ -84,29 +84,8 @@ def _pypi_repo_impl(rctx):
             result.return_code,
         ) + "fix the pin or run `./bazelw run //:requirements.update`:\n" + result.stderr)
 
-    # Byte-compiled once here, as unchecked-hash .pyc (valid whatever the file mtimes), so neither
-    # tests nor images compile on import.
-    rctx.report_progress("byte-compiling site-packages")
-    result = rctx.execute(
-        [
-            python,
-            "-m",
-            "compileall",
-            "-q",
-            "-j",
-            "0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            # Wheels' own test suites are never imported by our code: skipping them halves the time.
-            "-x",
-            "/(tests?|testing)/",
-            "site-packages",
-        ],
-        timeout = 1800,
-        quiet = True,
-    )
-
-    # compileall exits 1 when a file does not compile (some wheels ship py2-only test data): fine.
+    # Byte-compilation is not done here but in build actions (pyc.bzl): parallel, and cacheable
+    # locally and remotely, so the fetch costs what uv costs.
     rctx.report_progress("generating BUILD from wheel metadata")
     # The generator needs `packaging`: the toolchain root's tools venv has it; elsewhere it comes
     # from the lock itself (site-packages).
@@ -114,7 +93,20 @@ def _pypi_repo_impl(rctx):
     if not gen_python.exists:
         gen_python = python
     result = rctx.execute(
-        [gen_python, generator, "--site", "site-packages", "--requirements", requirements, "--lock", lock, "--out", "BUILD.bazel"],
+        [
+            gen_python,
+            generator,
+            "--site",
+            "site-packages",
+            "--requirements",
+            requirements,
+            "--lock",
+            lock,
+            "--out",
+            "BUILD.bazel",
+            "--pyc-bzl",
+            str(Label("//tools/bazel/private:pyc.bzl")),
+        ],
         environment = {"PYTHONPATH": str(rctx.path("site-packages"))},
         timeout = 600,
         quiet = True,

@@ -62,19 +62,8 @@ def read_dists(site: Path) -> dict[str, Dist]:
             if not (site / path).is_file():
                 continue
             dist.files.append(path)
-            if path.endswith(".py"):
-                pyc = _pyc_path(path)
-                if (site / pyc).is_file():
-                    dist.files.append(pyc)
         dists[dist.name] = dist
     return dists
-
-
-def _pyc_path(path: str) -> str:
-    head, _, tail = path.rpartition("/")
-    stem = tail[: -len(".py")]
-    tag = sys.implementation.cache_tag
-    return f"{head + '/' if head else ''}__pycache__/{stem}.{tag}.pyc"
 
 
 def requested_extras(requirements: Path) -> dict[str, set[str]]:
@@ -181,7 +170,10 @@ def _starlark_list(items: list[str], indent: str = "        ") -> str:
     return "[\n" + "".join(f'{indent}"{item}",\n' for item in items) + indent[:-4] + "]"
 
 
-def render(dists: dict[str, Dist], warnings: list[str]) -> str:
+_NOT_COMPILED = re.compile(r"(^|/)(tests?|testing)/")  # wheels' own test suites: never imported
+
+
+def render(dists: dict[str, Dist], warnings: list[str], pyc_bzl: str = "") -> str:
     comps = strongly_connected(dists)
     comp_of = {member: i for i, comp in enumerate(comps) for member in comp}
     out = [
@@ -191,6 +183,8 @@ def render(dists: dict[str, Dist], warnings: list[str]) -> str:
         'package(default_visibility = ["//visibility:public"])',
         "",
     ]
+    if pyc_bzl:
+        out.insert(2, f'load("{pyc_bzl}", "pyc_compile")')
     out += [f"# warning: {w}" for w in warnings]
     skipped: list[str] = []
     for i, comp in enumerate(comps):
@@ -207,6 +201,13 @@ def render(dists: dict[str, Dist], warnings: list[str]) -> str:
         lib = _lib_name(comp, i)
         names = ", ".join(f"{dists[m].project}=={dists[m].version}" for m in comp)
         out.append(f"# {names}")
+        if pyc_bzl:
+            compiled = sorted({s for s in srcs if not _NOT_COMPILED.search(s)})
+            out.append("pyc_compile(")
+            out.append(f'    name = "_pyc_{lib}",')
+            out.append(f"    srcs = {_starlark_list(compiled)},")
+            out.append(")")
+            data.append(f":_pyc_{lib}")
         out.append("py_library(")
         out.append(f'    name = "{lib}",')
         out.append(f"    srcs = {_starlark_list(sorted(set(srcs)))},")
@@ -226,7 +227,6 @@ def render(dists: dict[str, Dist], warnings: list[str]) -> str:
     out.append(f"    deps = {_starlark_list(sorted(':' + n for n in dists), '        ')},")
     out.append(")")
     out.append("")
-    out.append('exports_files(["site-packages"])' if False else "")
     for path in skipped:
         out.append(f"# left out (not a valid Bazel label): {path}")
     return "\n".join(out) + "\n"
@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requirements", required=True, type=Path)
     ap.add_argument("--lock", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--pyc-bzl", default="", help="label of pyc.bzl: byte-compile in build actions")
     args = ap.parse_args(argv)
     dists = read_dists(args.site)
     if not dists:
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
               "run `./bazelw run //:requirements.update`", file=sys.stderr)
         return 1
     warnings = resolve_deps(dists, roots)
-    args.out.write_text(render(dists, warnings), encoding="utf-8")
+    args.out.write_text(render(dists, warnings, args.pyc_bzl), encoding="utf-8")
     return 0
 
 

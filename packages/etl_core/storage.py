@@ -5,9 +5,6 @@ A location is a string: ``s3://bucket/key`` (through :mod:`etl_core.s3`, which h
 local files are written to a temp file in the target directory and renamed into place; an S3
 object appears whole when its PUT (or multipart upload) completes. boto3 is imported only when an
 ``s3://`` location is used.
-
-(This module is the same in file_processing, data_pipeline and observability; it belongs in
-etl_core once etl_core has local-or-S3 storage.)
 """
 
 from __future__ import annotations
@@ -24,13 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import NotFoundError, StorageError
+from etl_core.errors import NotFoundError, StorageError
 
 if TYPE_CHECKING:
     from etl_core.s3 import S3
 
 __all__ = [
     "FileInfo",
+    "NotFoundError",
+    "StorageError",
     "basename",
     "copy",
     "delete",
@@ -43,6 +42,7 @@ __all__ = [
     "local_input",
     "parent",
     "read_bytes",
+    "reset_clients",
     "staged_output",
     "stat",
     "upload_file",

@@ -1,4 +1,4 @@
-"""How every job of this package runs: flags, ``dag_run.conf``, settings, logs, metrics, exit code.
+"""How every ETL job runs: flags, ``dag_run.conf``, settings, logs, metrics, exit code.
 
 A job module declares its settings once, as a :class:`JobSettings` subclass (each field is a flag
 ``--foo-bar`` and an env var ``FOO_BAR``), and a ``main(settings, ctx)`` function::
@@ -14,9 +14,6 @@ A job module declares its settings once, as a :class:`JobSettings` subclass (eac
 Values come from, strongest first: explicit flags, the ``--conf`` JSON object (Airflow passes
 ``{{ dag_run.conf | tojson }}``), env vars, then defaults. Exit codes: 0 success, 1 runtime failure,
 2 usage error; a failure prints one line ``<prog>: error: <message>`` on stderr after its JSON log.
-
-(This module is the same in file_processing, data_pipeline and observability; it belongs in
-etl_core once it grows a job runner.)
 """
 
 from __future__ import annotations
