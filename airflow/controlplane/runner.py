@@ -1,0 +1,134 @@
+"""Run Airflow 3's api-server, scheduler and dag-processor as separate local processes.
+
+SQLite in ``AIRFLOW_HOME``, 127.0.0.1 only, the simple auth manager with one admin whose password
+lives in the home's passwords file. Each process runs in its own process group so ``stop()``
+ends it and every child it forked: SIGTERM to the group, SIGKILL after ``stop_timeout``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from controlplane.api import AirflowApi
+from controlplane.errors import AirflowStartError
+from controlplane.settings import ADMIN_USER, ControlPlaneSettings, admin_password
+
+__all__ = ["COMPONENTS", "ControlPlane"]
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+
+class ControlPlane:
+    """``start()`` migrates the DB and starts the three processes; ``stop()`` ends them by PID."""
+
+    def __init__(
+        self,
+        settings: ControlPlaneSettings,
+        *,
+        log_dir: Path,
+        extra_env: Mapping[str, str] | None = None,
+        python: str = sys.executable,
+        stop_timeout: float = 20.0,
+    ) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.python = python
+        self.stop_timeout = stop_timeout
+        self.password = admin_password(settings)
+        self.env = {**os.environ, **(extra_env or {}), **settings.environ()}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def username(self) -> str:
+        return ADMIN_USER
+
+    def api(self) -> AirflowApi:
+        return AirflowApi(self.settings.api_url, ADMIN_USER, self.password)
+
+    def migrate(self, *, timeout: float = 600.0) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / "airflow-db-migrate.log"
+        with open(log, "wb") as out:
+            try:
+                done = subprocess.run(
+                    [self.python, "-m", "airflow", "db", "migrate"],
+                    env=self.env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise AirflowStartError(f"`airflow db migrate` took more than {timeout}s; see {log}") from exc
+        if done.returncode != 0:
+            raise AirflowStartError(f"`airflow db migrate` exited {done.returncode}; see {log}")
+
+    def start(self) -> None:
+        """Start the three components (call ``migrate()`` first)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.dags_folder.mkdir(parents=True, exist_ok=True)
+        for name in COMPONENTS:
+            args = [self.python, "-m", "airflow", name]
+            if name == "api-server":
+                args += ["--host", self.settings.host, "--port", str(self.settings.api_port)]
+            with open(self.log_dir / f"airflow-{name}.log", "ab") as out:
+                self.procs[name] = subprocess.Popen(
+                    args, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+
+    def check_running(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise AirflowStartError(
+                    f"airflow {name} exited with code {proc.returncode}; see {self.log_dir / f'airflow-{name}.log'}"
+                )
+
+    def wait_healthy(self, *, timeout: float = 300.0, progress: Callable[[str], None] | None = None) -> dict:
+        """Poll ``/api/v2/monitor/health`` until the metadatabase is healthy; return the last answer."""
+        url = self.settings.api_url + "/api/v2/monitor/health"
+        deadline = time.monotonic() + timeout
+        last: object = None
+        next_note = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    body = json.loads(response.read())
+                    if body.get("metadatabase", {}).get("status") == "healthy":
+                        return dict(body)
+                    last = body
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                last = exc
+            if progress is not None and time.monotonic() >= next_note:
+                progress(f"waiting for the Airflow api-server at {self.settings.api_url} ...")
+                next_note = time.monotonic() + 10
+            time.sleep(0.5)
+        raise AirflowStartError(f"Airflow at {url!r} not healthy after {timeout}s; last answer: {last!r}")
+
+    def stop(self) -> None:
+        """SIGTERM each process group, then SIGKILL what is left after ``stop_timeout``."""
+        for proc in self.procs.values():
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc, signal.SIGKILL)  # the group's stragglers too, even if the leader exited
+            if proc.poll() is None:
+                proc.wait()
+        self.procs.clear()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
