@@ -1,0 +1,77 @@
+"""Generate the IAM policy documents of the DAG store from the package list.
+
+    ./bazelw run //infra:iam.update      # rewrite infra/iam/*.json
+    (//infra:test_iam fails when the committed files drift or a policy grants too much)
+
+One publisher policy per package: write only under `<env>/<pkg>/` of the DAG bucket (plus reading
+the other packages' metadata.json, which the publisher's dag_id collision check needs), and one
+read-only policy for the sidecar. Bucket and environments are placeholders substituted at deploy
+time (`${DAG_BUCKET}`, `${ENV}`), so one file serves every environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+BUCKET = "${DAG_BUCKET}"
+ENV = "${ENV}"
+
+
+def packages(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in (root / "packages").glob("*/BUILD.bazel")
+                  if re.search(r"^etl_package\(", p.read_text(), re.M))
+
+
+def publisher_policy(pkg: str) -> dict[str, object]:
+    prefix = f"{ENV}/{pkg}/"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "WriteOwnPrefix", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:DeleteObject", "s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{BUCKET}/{prefix}*"]},
+            {"Sid": "ListOwnPrefixAndPeers", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": [f"arn:aws:s3:::{BUCKET}"],
+             "Condition": {"StringLike": {"s3:prefix": [f"{ENV}/", f"{ENV}/*"]}}},
+            {"Sid": "ReadPeersMetadataForDagIdCollisions", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{BUCKET}/{ENV}/*/metadata.json"]},
+        ],
+    }
+
+
+def sidecar_policy() -> dict[str, object]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadDagStore", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{BUCKET}/{ENV}/*"]},
+            {"Sid": "ListDagStore", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": [f"arn:aws:s3:::{BUCKET}"],
+             "Condition": {"StringLike": {"s3:prefix": [f"{ENV}/", f"{ENV}/*"]}}},
+        ],
+    }
+
+
+def documents(root: Path) -> dict[str, str]:
+    out = {f"publisher-{pkg}.json": publisher_policy(pkg) for pkg in packages(root)}
+    out["sidecar.json"] = sidecar_policy()
+    return {name: json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in out.items()}
+
+
+def main() -> int:
+    root = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY") or Path(__file__).resolve().parents[2])
+    target = root / "infra" / "iam"
+    for old in target.glob("*.json"):
+        old.unlink()
+    for name, text in documents(root).items():
+        (target / name).write_text(text)
+        print(f"iam: wrote infra/iam/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
