@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PodmanUnavailable", "podman"]
+__all__ = ["PodmanUnavailable", "podman", "run_container"]
 
 CONTAINERS_CONF = """[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
@@ -50,3 +50,17 @@ def podman(work: Path) -> Iterator[list[str]]:
             os.environ.pop("CONTAINERS_CONF", None)
         else:
             os.environ["CONTAINERS_CONF"] = old
+
+
+def run_container(argv: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`podman run ...`, retried once when the runtime failed to start the container.
+
+    Exit codes 125-127 with no output from the container mean podman or runc failed before the
+    program ran (seen here once in ~20 runs on a loaded 2-core machine); the program's own failures
+    are never retried.
+    """
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    if done.returncode in (125, 126, 127) and not done.stdout.strip():
+        print(f"podman run failed to start the container (exit {done.returncode}); retrying once: {done.stderr.strip()}")
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    return done

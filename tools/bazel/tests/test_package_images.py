@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tools.testing.containers import PodmanUnavailable, podman
+from tools.testing.containers import PodmanUnavailable, podman, run_container
 from tools.testing.registry import RegistryServer, registry_server
 from tools.testing.servers import MotoServer, moto_server
 
@@ -57,8 +57,7 @@ def test_every_job_answers_help(pkg: str, registry: RegistryServer, pod: list[st
     jobs = (ROOT / "packages" / pkg / f"{pkg}.jobs.txt").read_text().split()
     assert jobs, f"no jobs found for {pkg}"
     for job in jobs:
-        run = subprocess.run([*pod, "run", "--rm", "--network", "none", ref, job, "--help"],
-                             capture_output=True, text=True, check=False, timeout=300)
+        run = run_container([*pod, "run", "--rm", "--network", "none", ref, job, "--help"])
         assert run.returncode == 0, f"{job}: {run.stderr}"
         assert f"usage: python -m {job}" in run.stdout or f"usage: {job}" in run.stdout
 
@@ -72,10 +71,9 @@ def test_checksum_job_runs_against_s3(registry: RegistryServer, pod: list[str], 
         for key, body in files.items():
             s3.put_object(Bucket="landing-zone", Key=key, Body=body)
         env = [f"-e={k}={v}" for k, v in moto.env().items()]
-        run = subprocess.run(
+        run = run_container(
             [*pod, "run", "--rm", "--network", "host", *env, ref,
              "file_processing.jobs.checksum", "--source", "s3://landing-zone/landing/"],
-            capture_output=True, text=True, check=False, timeout=300,
         )
         assert run.returncode == 0, run.stderr
         lines = sorted(line for line in run.stdout.splitlines() if line.strip())
