@@ -6,8 +6,9 @@ Starts nginx with WebDAV (Debian's, in the toolchain root) on a free 127.0.0.1 p
 runs `bazel test <targets>` in a fresh output base A (filling the cache), then in a fresh output
 base B (like a new CI machine), and prints both wall times, their ratio and the remote cache hit
 rate of the second run, from Bazel's own process summary ("N remote cache hit").
-Repository fetches (@pypi, @debian_python) are not actions and are redone by B; uv's download
-cache is kept, as a CI machine's would be.
+The one repository fetch, @pypi (uv install + BUILD generation), is not an action and is redone by
+B, with uv's download cache kept, as a CI machine's would be. The Debian base layer is an action
+(//tools/bazel/images:debian_python), so B takes it from the cache.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from tools.testing.servers import free_port, wait_for_http
+from tools.testing.servers import free_port, stop_process, wait_for_http
 
 __all__ = [
     "RegistryServer",
@@ -115,13 +115,7 @@ class RegistryServer:
         return self.requests()[mark:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def start_again(self) -> None:
         """Restart a stopped registry on the same port and storage (its blobs survive)."""

@@ -8,6 +8,7 @@ when a value does not fit (long or non-ASCII names and link targets, files of 8 
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 import zlib
 from typing import BinaryIO
@@ -226,58 +227,24 @@ class TarWriter:
     def add_symlink(
         self, name: str, target: str, *, mtime: int, uid: int = 0, gid: int = 0
     ) -> None:
-        self._header(
-            name=name,
-            typeflag=SYMTYPE,
-            mode=0o777,
-            uid=uid,
-            gid=gid,
-            size=0,
-            mtime=mtime,
-            linkname=target,
-        )
+        self._link(SYMTYPE, name, target, mode=0o777, mtime=mtime, uid=uid, gid=gid)
 
     def add_hardlink(
-        self,
-        name: str,
-        target: str,
-        *,
-        mode: int,
-        mtime: int,
-        uid: int = 0,
-        gid: int = 0,
+        self, name: str, target: str, *, mode: int, mtime: int, uid: int = 0, gid: int = 0
+    ) -> None:
+        self._link(LNKTYPE, name, target, mode=mode, mtime=mtime, uid=uid, gid=gid)
+
+    def _link(
+        self, typeflag: bytes, name: str, target: str, *, mode: int, mtime: int, uid: int, gid: int
     ) -> None:
         self._header(
-            name=name,
-            typeflag=LNKTYPE,
-            mode=mode,
-            uid=uid,
-            gid=gid,
-            size=0,
-            mtime=mtime,
-            linkname=target,
+            name=name, typeflag=typeflag, mode=mode, uid=uid, gid=gid, size=0, mtime=mtime, linkname=target
         )
 
     def add_file_bytes(
-        self,
-        name: str,
-        data: bytes,
-        *,
-        mode: int,
-        mtime: int,
-        uid: int = 0,
-        gid: int = 0,
+        self, name: str, data: bytes, *, mode: int, mtime: int, uid: int = 0, gid: int = 0
     ) -> None:
-        self._header(
-            name=name,
-            typeflag=REGTYPE,
-            mode=mode,
-            uid=uid,
-            gid=gid,
-            size=len(data),
-            mtime=mtime,
-        )
-        self._write_data(data)
+        self.add_file_stream(name, io.BytesIO(data), len(data), mode=mode, mtime=mtime, uid=uid, gid=gid)
 
     def add_file_stream(
         self,

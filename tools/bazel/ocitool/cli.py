@@ -327,10 +327,12 @@ def _cmd_base(args: argparse.Namespace) -> int:
         compile_pyc=not args.no_compile_pyc,
         level=int(args.compression_level),
         update_command=args.update_command,
+        **({"log": lambda line: None} if args.quiet else {}),
     )
-    print(
-        f"{args.out}: sha256:{result.sha256} size {result.size} packages {len(result.packages)}"
-    )
+    if not args.quiet:
+        print(
+            f"{args.out}: sha256:{result.sha256} size {result.size} packages {len(result.packages)}"
+        )
     return 0
 
 
@@ -343,8 +345,8 @@ def _add_base_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     p.add_argument(
         "--mirror",
-        default=_env_default("DEBIAN_MIRROR"),
-        help="Debian mirror URL (DEBIAN_MIRROR; 'auto')",
+        default=_env_default("DEBIAN_MIRROR", "auto"),
+        help="Debian mirror URL (DEBIAN_MIRROR; default 'auto': the apt sources of the machine)",
     )
     p.add_argument(
         "--suite", default=None, help="Debian suite (default: the lock's, else trixie)"
@@ -362,6 +364,9 @@ def _add_base_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     p.add_argument(
         "--compression-level", default="9", choices=[str(i) for i in range(1, 10)]
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="print nothing unless it fails (for build actions)"
     )
     p.add_argument(
         "--update-command",

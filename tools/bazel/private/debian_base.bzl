@@ -1,58 +1,38 @@
-"""The `debian_base` module extension: the images' Debian 13 Python 3.13 base layer, from a lock.
+"""`debian_base_layer`: the images' Debian 13 Python 3.13 base layer, built from a lock by an action.
 
-The repository rule runs `ocitool base` (mmdebstrap --variant=extract with every package pinned) —
-network is allowed here, never in build actions — and checks the .deb files and the resulting
-tarball against the lock. If the mirror no longer serves a pinned version, the error names it and
-says to run `./bazelw run //tools/bazel/images:base.update`.
+The action runs `ocitool base` (mmdebstrap --variant=extract with every package pinned) and checks
+the .deb files and the resulting tarball against the lock, so its output is byte-identical wherever
+it runs. Being an action (not a repository rule) makes the 23 MB result a cacheable output: a second
+output base or a new CI machine downloads it from the remote cache instead of rebuilding it. The
+action needs the Debian mirror (`requires-network`): the one in the toolchain root's apt sources, or
+`--action_env=DEBIAN_MIRROR=http://...`. If the mirror no longer serves a pinned version, the error
+names it and says to run `./bazelw run //tools/bazel/images:base.update`.
 """
 
 _UPDATE = "./bazelw run //tools/bazel/images:base.update"
 
-def _debian_base_repo_impl(rctx):
-    lock = rctx.path(rctx.attr.lock)
-    tools_dir = rctx.path(rctx.attr._ocitool_init).dirname.dirname
-    for f in rctx.path(rctx.attr._ocitool_init).dirname.readdir():
-        if f.basename.endswith(".py"):
-            rctx.watch(f)
-    mirror = rctx.os.environ.get("BAZELW_DEBIAN_MIRROR") or rctx.os.environ.get("DEBIAN_MIRROR") or "auto"
-    rctx.report_progress("building the Debian base layer with mmdebstrap")
-    result = rctx.execute(
-        [rctx.attr.python, "-m", "ocitool", "base", "--packages", lock, "--mirror", mirror, "--out", "base.tar.gz", "--update-command", _UPDATE],
-        environment = {"PYTHONPATH": str(tools_dir), "SOURCE_DATE_EPOCH": "0"},
-        timeout = 1200,
-        quiet = True,
+def _debian_base_layer_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".tar.gz")
+    ctx.actions.run(
+        executable = ctx.executable._ocitool,
+        arguments = ["base", "--quiet", "--packages", ctx.file.lock.path, "--out", out.path, "--update-command", _UPDATE],
+        inputs = [ctx.file.lock],
+        outputs = [out],
+        mnemonic = "DebianBase",
+        progress_message = "Building the Debian base layer %{label} with mmdebstrap (pinned .debs from the mirror)",
+        # The mirror is named by the root's apt sources or DEBIAN_MIRROR (--action_env).
+        use_default_shell_env = True,
+        # mmdebstrap needs root, /tmp and the network; nothing of that can enter the output unchecked:
+        # the tarball's sha256 is verified against the lock.
+        execution_requirements = {"requires-network": "1", "no-sandbox": "1"},
     )
-    if result.return_code != 0:
-        fail("@%s: building the base layer from %s failed:\n%s%s" % (rctx.attr.repo_name, rctx.attr.lock, result.stdout[-2000:], result.stderr[-4000:]))
-    rctx.file("BUILD.bazel", 'exports_files(["base.tar.gz"], visibility = ["//visibility:public"])\n')
-    rctx.file("WORKSPACE", "")
+    return [DefaultInfo(files = depset([out]))]
 
-_debian_base_repo = repository_rule(
-    implementation = _debian_base_repo_impl,
+debian_base_layer = rule(
+    implementation = _debian_base_layer_impl,
+    doc = "The Debian Python base layer (`.tar.gz`) from a base lock, verified against the lock's sha256.",
     attrs = {
-        "lock": attr.label(mandatory = True, allow_single_file = [".json"]),
-        "repo_name": attr.string(),
-        "python": attr.string(default = "/usr/bin/python3.13"),
-        "_ocitool_init": attr.label(default = "//tools/bazel/ocitool:__init__.py", allow_single_file = True),
+        "lock": attr.label(mandatory = True, allow_single_file = [".json"], doc = "The base lock, e.g. `base.lock.json`."),
+        "_ocitool": attr.label(default = "//tools/bazel/ocitool:ocitool_cli", executable = True, cfg = "exec"),
     },
-    environ = ["BAZELW_DEBIAN_MIRROR", "DEBIAN_MIRROR"],
-)
-
-_base = tag_class(
-    doc = "Declares one base layer repository.",
-    attrs = {
-        "name": attr.string(mandatory = True, doc = "Repository name, e.g. `debian_python`."),
-        "lock": attr.label(mandatory = True, doc = "The base lock, e.g. `//tools/bazel/images:base.lock.json`."),
-    },
-)
-
-def _debian_base_impl(mctx):
-    for mod in mctx.modules:
-        for tag in mod.tags.base:
-            _debian_base_repo(name = tag.name, repo_name = tag.name, lock = tag.lock)
-
-debian_base = module_extension(
-    implementation = _debian_base_impl,
-    tag_classes = {"base": _base},
-    doc = "Debian base layers built from a package lock: `debian_base.base(name, lock)`.",
 )
