@@ -10,35 +10,69 @@ Library entry points (the CLI is ``python -m publisher``)::
 
 from __future__ import annotations
 
-from publisher.build import BuildOutput, DagFile, load_build_output
-from publisher.errors import (
-    BuildOutputError,
-    ConcurrentPublishError,
-    DagIdCollisionError,
-    DagSyntaxError,
-    ImageError,
-    InvalidNameError,
-    MassDeleteError,
-    MetadataError,
-    OutsidePrefixError,
-    PreconditionFailedError,
-    PublishError,
-    ReleaseNotFoundError,
-    SmokeError,
-    StoreError,
-    UsageError,
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The names below are imported on first use (PEP 562), so ``python -m publisher`` and
+# ``import publisher.x`` load only the modules a run needs (no smoke client, no registry code,
+# no release listing on a plain publish).
+_WHERE = {
+    "BuildOutput": "build", "DagFile": "build", "load_build_output": "build",
+    "Event": "events", "EventSink": "events",
+    "ImageOutcome": "image", "ImageRegistry": "image", "OcitoolRegistry": "image",
+    "PackageKeys": "keys",
+    "PublishOptions": "publish", "PublishResult": "publish", "publish_build": "publish",
+    "rollback_release": "publish",
+    "ReleaseInfo": "releases", "list_releases": "releases",
+    "ObjectInfo": "store", "Store": "store", "default_store_url": "store", "open_store": "store",
+}
+_ERRORS = (
+    "BuildOutputError", "ConcurrentPublishError", "DagIdCollisionError", "DagSyntaxError", "ImageError",
+    "InvalidNameError", "MassDeleteError", "MetadataError", "OutsidePrefixError", "PreconditionFailedError",
+    "PublishError", "ReleaseNotFoundError", "SmokeError", "StoreError", "UsageError",
 )
-from publisher.events import Event, EventSink
-from publisher.image import ImageOutcome, ImageRegistry, OcitoolRegistry
-from publisher.keys import PackageKeys
-from publisher.publish import (
-    PublishOptions,
-    PublishResult,
-    publish_build,
-    rollback_release,
-)
-from publisher.releases import ReleaseInfo, list_releases
-from publisher.store import ObjectInfo, Store, default_store_url, open_store
+_WHERE.update(dict.fromkeys(_ERRORS, "errors"))
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'publisher' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"publisher.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from publisher.build import BuildOutput, DagFile, load_build_output
+    from publisher.errors import (
+        BuildOutputError,
+        ConcurrentPublishError,
+        DagIdCollisionError,
+        DagSyntaxError,
+        ImageError,
+        InvalidNameError,
+        MassDeleteError,
+        MetadataError,
+        OutsidePrefixError,
+        PreconditionFailedError,
+        PublishError,
+        ReleaseNotFoundError,
+        SmokeError,
+        StoreError,
+        UsageError,
+    )
+    from publisher.events import Event, EventSink
+    from publisher.image import ImageOutcome, ImageRegistry, OcitoolRegistry
+    from publisher.keys import PackageKeys
+    from publisher.publish import (
+        PublishOptions,
+        PublishResult,
+        publish_build,
+        rollback_release,
+    )
+    from publisher.releases import ReleaseInfo, list_releases
+    from publisher.store import ObjectInfo, Store, default_store_url, open_store
 
 __all__ = [
     "BuildOutput",

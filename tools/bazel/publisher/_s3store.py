@@ -1,4 +1,8 @@
-"""The S3 implementation of Store (boto3; honours AWS_ENDPOINT_URL and the AWS chain)."""
+"""The S3 implementation of Store (botocore; honours AWS_ENDPOINT_URL and the AWS chain).
+
+The client comes straight from botocore, the library under boto3 that does the signing,
+credential chain, endpoint and retries: importing boto3 on top of it only adds its resource
+layer and s3transfer, about 0.1 s of start-up that a publish does not use."""
 
 from __future__ import annotations
 
@@ -19,10 +23,9 @@ _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409
 _SHARED_LOADER: Any = None
 
 
-def _boto3_session() -> Any:
-    """A new boto3 session (fresh credentials and endpoint from the environment) that reuses
-    one botocore data loader per process, so service models are parsed once."""
-    import boto3
+def _botocore_session() -> Any:
+    """A new botocore session (fresh credentials and endpoint from the environment) that reuses
+    one data loader per process, so service models are parsed once."""
     import botocore.session
 
     global _SHARED_LOADER
@@ -31,7 +34,7 @@ def _boto3_session() -> Any:
         _SHARED_LOADER = core.get_component("data_loader")
     else:
         core.register_component("data_loader", _SHARED_LOADER)
-    return boto3.session.Session(botocore_session=core)
+    return core
 
 
 def _etag(value: str | None) -> str | None:
@@ -47,7 +50,7 @@ class S3Store:
         if client is None:
             from botocore.config import Config
 
-            client = _boto3_session().client(
+            client = _botocore_session().create_client(
                 "s3",
                 config=Config(
                     retries={"mode": "standard", "max_attempts": 3},

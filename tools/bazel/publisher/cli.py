@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from publisher.build import load_build_output
 from publisher.errors import InvalidNameError, PublishError, UsageError
@@ -31,10 +31,13 @@ from publisher.publish import (
     publish_build,
     rollback_release,
 )
-from publisher.releases import list_releases
 from publisher.report import ProgressPrinter, format_releases, format_result
-from publisher.smoke import SmokeResult, run_smoke, smoke_config_from_env
 from publisher.store import default_store_url, open_store
+
+if TYPE_CHECKING:
+    from publisher.smoke import SmokeResult
+
+# Imported where used: publisher.releases (--list-releases) and publisher.smoke (--smoke, urllib).
 
 __all__ = ["build_parser", "main"]
 
@@ -160,6 +163,8 @@ def _run(
     keys = PackageKeys(env=args.env, package=args.package)
     progress = ProgressPrinter(stderr)
     if args.list_releases:
+        from publisher.releases import list_releases
+
         releases = list_releases(store, keys, jobs=args.jobs)
         location = store.address(keys.prefix)
         if args.output == "text":
@@ -193,6 +198,8 @@ def _run(
         stored = store.get(keys.dag(args.smoke))
         if stored is None:
             raise PublishError(f"--smoke: {store.address(keys.dag(args.smoke))} is missing after the publish")
+        from publisher.smoke import run_smoke, smoke_config_from_env
+
         conf = args.smoke_conf_obj or {"smoke": True, "release_id": result.release_id or result.previous_release_id}
         try:
             smoke = run_smoke(smoke_config_from_env(environ, timeout=args.timeout), dag_id=args.smoke,

@@ -1,4 +1,10 @@
-"""The global dag_id uniqueness guard: read the other packages' metadata.json in the same env."""
+"""The global dag_id uniqueness guard: read the other packages' metadata.json in the same env.
+
+Called only for the dag_ids a release *introduces* (not in the package's current metadata.json;
+see publish.py): every publish that introduces an id checks it against all other packages, so
+the env-wide invariant holds, and re-publishing ids a package already owns cannot create a
+collision. A publish that introduces nothing therefore reads no other package.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ def read_owners(store: Store, *, env: str, exclude: str, jobs: int = 8) -> dict[
 
 
 def check_collisions(store: Store, *, keys: PackageKeys, dag_ids: Iterable[str], jobs: int = 8) -> None:
-    """Raise DagIdCollisionError if another live package in the env owns one of ``dag_ids``."""
+    """Raise DagIdCollisionError if another live package in the env owns one of ``dag_ids``
+    (the ids this release introduces)."""
     ours = set(dag_ids)
     clashes: list[str] = []
     for other, owned in sorted(read_owners(store, env=keys.env, exclude=keys.package, jobs=jobs).items()):

@@ -4,8 +4,8 @@ Layout (docs/store-layout.md)::
 
     <ENV>/<pkg>/dags/<dag_id>.py
     <ENV>/<pkg>/metadata.json
-    <ENV>/<pkg>/releases/<release_id>/metadata.json
-    <ENV>/<pkg>/releases/<release_id>/dags/<dag_id>.py
+    <ENV>/<pkg>/releases/<release_id>.tar      (the release's DAG files, one tar)
+    <ENV>/<pkg>/releases/<release_id>.json     (the release's metadata.json)
     <ENV>/<pkg>/REMOVED
     <ENV>/<pkg>/publish.lock          (the publisher's lock; see README)
 
@@ -147,14 +147,29 @@ class PackageKeys:
     def dag(self, dag_id: str) -> str:
         return self.prefix + self.dag_file(dag_id)
 
-    def release(self, release_id: str) -> str:
-        return f"{self.releases_prefix}{validate_release_id(release_id)}/"
+    @staticmethod
+    def bundle_file(release_id: str) -> str:
+        """``release.bundle.key`` in metadata.json: ``releases/<release_id>.tar`` (relative)."""
+        return f"releases/{validate_release_id(release_id)}.tar"
+
+    def release_bundle(self, release_id: str) -> str:
+        """``<ENV>/<pkg>/releases/<release_id>.tar``: the release's DAG files."""
+        return self.prefix + self.bundle_file(release_id)
 
     def release_metadata(self, release_id: str) -> str:
-        return self.release(release_id) + "metadata.json"
+        """``<ENV>/<pkg>/releases/<release_id>.json``: the release's metadata.json."""
+        return f"{self.releases_prefix}{validate_release_id(release_id)}.json"
 
-    def release_dag(self, release_id: str, dag_id: str) -> str:
-        return self.release(release_id) + self.dag_file(dag_id)
+    def legacy_release_dag(self, release_id: str, dag_id: str) -> str:
+        """``releases/<release_id>/dags/<dag_id>.py`` of a release stored before bundles (read only)."""
+        return f"{self.releases_prefix}{validate_release_id(release_id)}/{self.dag_file(dag_id)}"
+
+    def release_id_of_metadata_key(self, key: str) -> str | None:
+        """The release id of a ``<prefix>releases/<release_id>.json`` key, or None."""
+        if not key.startswith(self.releases_prefix) or not key.endswith(".json"):
+            return None
+        candidate = key[len(self.releases_prefix) : -len(".json")]
+        return candidate if RELEASE_ID_RE.fullmatch(candidate) else None
 
     def dag_id_of_live_key(self, key: str) -> str | None:
         """The dag_id of a ``<prefix>dags/<dag_id>.py`` key, or None for anything else."""

@@ -34,31 +34,36 @@ class CurrentState:
 
 
 def read_state(store: Store, keys: PackageKeys) -> CurrentState:
-    """List the package prefix up to ``releases/`` and read the current metadata.json."""
+    """List the package prefix up to ``releases/`` and read the current metadata.json.
+
+    The GET of metadata.json runs alongside the listing (one round trip instead of two; on a
+    first publish it is a 404). Its ETag, not the listing's, is what the commit's If-Match and
+    the re-check under the lock compare against, so the two reads need not be atomic.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     live: dict[str, ObjectInfo] = {}
     ignored: list[str] = []
-    metadata_info: ObjectInfo | None = None
     removed = False
-    for info in store.iter_objects(keys.prefix):
-        if info.key >= keys.releases_prefix:
-            break  # keys are listed in order: releases/ (possibly long) comes after all we need
-        if info.key == keys.metadata:
-            metadata_info = info
-        elif info.key == keys.removed_marker:
-            removed = True
-        elif info.key.startswith(keys.dags_prefix):
-            dag_id = keys.dag_id_of_live_key(info.key)
-            if dag_id is None:
-                ignored.append(info.key)
-            else:
-                live[dag_id] = info
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        metadata_future = pool.submit(store.get, keys.metadata)
+        for info in store.iter_objects(keys.prefix):
+            if info.key >= keys.releases_prefix:
+                break  # keys are listed in order: releases/ (possibly long) comes after all we need
+            if info.key == keys.removed_marker:
+                removed = True
+            elif info.key.startswith(keys.dags_prefix):
+                dag_id = keys.dag_id_of_live_key(info.key)
+                if dag_id is None:
+                    ignored.append(info.key)
+                else:
+                    live[dag_id] = info
+        obj = metadata_future.result()
     metadata = None
     etag = None
-    if metadata_info is not None:
-        obj = store.get(keys.metadata)
-        if obj is not None:
-            metadata = parse_published(obj.data, where=store.address(keys.metadata), package=keys.package)
-            etag = obj.etag
+    if obj is not None:
+        metadata = parse_published(obj.data, where=store.address(keys.metadata), package=keys.package)
+        etag = obj.etag
     return CurrentState(
         metadata=metadata,
         metadata_etag=etag,

@@ -3,27 +3,31 @@
 Order of one publish (every step before "lock" only reads the store):
 
 1. read ``<ENV>/<pkg>/`` (one listing up to ``releases/``, one GET of metadata.json) and plan
-2. refuse a mass delete; read the other packages' metadata.json and refuse dag_id collisions
+2. refuse a mass delete; if this release introduces dag_ids that the package's current
+   metadata.json does not list, read the other packages' metadata.json and refuse collisions
 3. ``--dry-run`` stops here
 4. image: push the OCI layout (or, with --no-push, verify the digest is in the registry)
 5. nothing changed: stop (zero writes)
-6. take ``publish.lock`` (If-None-Match: *) and check metadata.json is still what step 1 read
-7. write ``releases/<id>/dags/*.py`` (PUT changed files, server-side copy unchanged ones)
-8. copy changed files from ``releases/<id>/dags/`` to the live ``dags/`` keys
-9. write ``releases/<id>/metadata.json``, then ``metadata.json`` (If-Match on the ETag read in
-   step 1, If-None-Match: * for a first publish): the commit point
+6. take ``publish.lock`` (If-None-Match: *) and HEAD metadata.json: still what step 1 read?
+7. PUT the new and changed DAG files to their live ``dags/<dag_id>.py`` keys
+8. PUT ``releases/<id>.tar`` (the bundle: every DAG file of the release), then
+   ``releases/<id>.json`` (the release's metadata.json)
+9. PUT ``metadata.json`` (If-Match on the ETag read in step 1, If-None-Match: * for a first
+   publish): the commit point
 10. prune live DAG files the release no longer has; drop a REMOVED marker; release the lock
 
-A failure before step 9 restores the live keys written in step 8 from the previous release
-and deletes the new release's objects, so metadata.json and the files it names stay as they
-were. Readers that compare live files with metadata.json sha256s (the sidecar) can see new
-bytes under the old metadata only between steps 8 and 9 (see README, "Consistency").
+A failure before step 9 restores the live keys written in step 7 from the previous release's
+bundle and deletes the new bundle and release metadata (left behind as orphans if that fails
+too), so metadata.json and the files it names stay as they were. Readers that compare live
+files with metadata.json sha256s (the sidecar) can see new bytes under the old metadata only
+between steps 7 and 9 (see README, "Consistency").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from publisher.build import BuildOutput, DagFile, check_syntax
+from publisher.bundle import make_bundle, read_bundle
 from publisher.collisions import check_collisions
 from publisher.errors import (
     ConcurrentPublishError,
@@ -206,6 +211,13 @@ class _Run:
         failed: list[tuple[str, Exception]] = []
         if not tasks:
             return done, failed
+        if len(tasks) == 1:  # no pool for one request
+            ((name, fn),) = tasks.items()
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - reported like a worker's error
+                return done, [(name, exc)]
+            return [name], failed
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(tasks)))) as pool:
             futures = {pool.submit(fn): name for name, fn in tasks.items()}
             for future in as_completed(futures):
@@ -250,8 +262,13 @@ class _Run:
         plan = make_plan(self.store, state, build=build, dags=dags, env=self.keys.env)
         self.emit(Event("plan", _plan_line(plan)))
         check_mass_delete(plan, state, keys=self.keys, allow=self.options.allow_mass_delete)
-        if not plan.noop or self.options.dry_run:
-            check_collisions(self.store, keys=self.keys, dag_ids=dags, jobs=self.options.jobs)
+        introduced = _introduced_ids(state, dags)
+        if introduced and (not plan.noop or self.options.dry_run):
+            # Only ids the package does not own yet can collide: the env-wide uniqueness invariant
+            # holds because every publish that introduces an id checks it against all other
+            # packages; re-publishing ids already in our metadata.json cannot create a collision,
+            # so that publish reads nothing of the other packages.
+            check_collisions(self.store, keys=self.keys, dag_ids=introduced, jobs=self.options.jobs)
         if self.options.dry_run:
             return self._result("dry-run", plan, state, release_id=None, image=None, started=started)
 
@@ -295,6 +312,12 @@ class _Run:
             self._warn(f"could not remove the lock ({exc}); it expires by itself after {self.options.lock_ttl:.0f}s")
 
     def _check_unchanged(self, state: CurrentState) -> None:
+        """HEAD metadata.json under the lock: another publish may have committed after step 1.
+
+        Not made redundant by the conditional commit: the live ``dags/`` keys are written
+        before it, and without this check a stale plan would overwrite the other publish's
+        live files first and only then fail its If-Match.
+        """
         info = self.store.head(self.keys.metadata)
         now = info.etag if info is not None else None
         if now != state.metadata_etag:
@@ -317,13 +340,15 @@ class _Run:
         stamp = now
         if state.release_id is not None:
             stamp = max(now, release_time(state.release_id) + dt.timedelta(seconds=1))
-        build = self.desired.build
+        build, dags = self.desired.build, self.desired.dags
         release_id = make_release_id(stamp, build)
+        bundle = make_bundle(release_id, {d: f.data for d, f in dags.items()})
         info: dict[str, Any] = {
             "id": release_id,
             "previous": state.release_id,
             "published_at": _iso(now),
             "image_tag": self.options.image_tag,
+            "bundle": bundle.block(),
         }
         if self.desired.rollback_of is not None:
             info["rollback_of"] = self.desired.rollback_of
@@ -332,42 +357,20 @@ class _Run:
         written: list[str] = []
         touched_live: list[str] = []
         try:
-            self._write_release_files(release_id, plan, written)
-            # The live keys and the release's metadata.json, in parallel: both precede the commit.
-            release_meta = self.keys.release_metadata(release_id)
-            tasks: dict[str, Callable[[], object]] = {
-                d: partial(self._copy, self.keys.release_dag(release_id, d), self.keys.dag(d)) for d in plan.to_live
-            }
-            tasks[release_meta] = partial(self._put, release_meta, document, if_none_match=True)
-            done, failed = self._parallel(tasks)
-            touched_live.extend(d for d in done if d != release_meta)
-            if release_meta in done:
-                written.append(release_meta)
+            done, failed = self._parallel({d: partial(self._put, self.keys.dag(d), dags[d].data) for d in plan.to_live})
+            touched_live.extend(done)
             if failed:
                 raise failed[0][1]
+            for key, data in ((self.keys.release_bundle(release_id), bundle.data),
+                              (self.keys.release_metadata(release_id), document)):
+                self._put(key, data, if_none_match=True)  # the .json only once its .tar is stored
+                written.append(key)
             self._commit(document, release_id, state)
         except PublishError as exc:
             note = self._undo(state, touched_live, written)
             raise type(exc)(f"{exc}; {note}") from exc
-        self._prune(plan)
-        if state.removed_marker:
-            self._delete(self.keys.removed_marker)
+        self._prune(plan, drop_marker=state.removed_marker)
         return release_id
-
-    def _write_release_files(self, release_id: str, plan: Plan, written: list[str]) -> None:
-        tasks: dict[str, Callable[[], object]] = {}
-        for dag_id, dag in self.desired.dags.items():
-            dst = self.keys.release_dag(release_id, dag_id)
-            if dag_id in plan.live_ok:  # verified in step 1: copy it server-side, if unchanged since
-                tasks[dst] = partial(self._copy, self.keys.dag(dag_id), dst, src_etag=plan.live_ok[dag_id] or None)
-            elif dag.source_key is not None:
-                tasks[dst] = partial(self._copy, dag.source_key, dst)
-            else:
-                tasks[dst] = partial(self._put, dst, dag.data)
-        done, failed = self._parallel(tasks)
-        written.extend(done)
-        if failed:
-            raise failed[0][1]
 
     def _commit(self, document: bytes, release_id: str, state: CurrentState) -> None:
         key = self.keys.metadata
@@ -398,14 +401,33 @@ class _Run:
             raise
         self.emit(Event("commit", f"commit {self.store.address(key)} -> {release_id}", key=key))
 
+    def _previous_files(self, state: CurrentState) -> dict[str, bytes] | None:
+        """The DAG files of the committed release from its bundle (None: stored before bundles)."""
+        assert state.metadata is not None and state.release_id is not None
+        release = state.metadata.document.get("release")
+        if not isinstance(release, dict) or not isinstance(release.get("bundle"), dict):
+            return None
+        key = self.keys.release_bundle(state.release_id)
+        obj = self.store.get(key)
+        if obj is None:
+            raise ReleaseNotFoundError(f"{self.store.address(key)} is missing")
+        return read_bundle(obj.data, where=self.store.address(key), expected=state.metadata.dags)
+
     def _undo(self, state: CurrentState, touched_live: list[str], written: list[str]) -> str:
         """Put back live keys written before a failed commit; drop the unfinished release."""
         previous = state.metadata.dags if state.metadata else {}
         unrestored: list[str] = []
+        files: dict[str, bytes] | None = None
+        loaded = False
         for dag_id in touched_live:
             try:
                 if dag_id in previous and state.release_id is not None:
-                    self.store.copy(self.keys.release_dag(state.release_id, dag_id), self.keys.dag(dag_id))
+                    if not loaded:
+                        loaded, files = True, self._previous_files(state)
+                    if files is not None:
+                        self.store.put(self.keys.dag(dag_id), files[dag_id])
+                    else:  # a release stored before bundles keeps per-file copies
+                        self.store.copy(self.keys.legacy_release_dag(state.release_id, dag_id), self.keys.dag(dag_id))
                 elif dag_id not in previous and dag_id not in state.live:
                     self.store.delete(self.keys.dag(dag_id))
                 else:
@@ -418,7 +440,7 @@ class _Run:
             try:
                 self.store.delete(key)
             except PublishError:
-                self._warn(f"could not remove {self.store.address(key)} of the unfinished release")
+                self._warn(f"could not remove {self.store.address(key)} of the unfinished release (an orphan: harmless)")
         where = f"release {state.release_id}" if state.release_id else "no release (first publish)"
         note = f"nothing was committed: metadata.json still points to {where}"
         if unrestored:
@@ -427,13 +449,26 @@ class _Run:
             note += f"; live files restored: {', '.join(touched_live)}"
         return note
 
-    def _prune(self, plan: Plan) -> None:
-        _, failed = self._parallel({d: partial(self._delete, self.keys.dag(d)) for d in plan.removed})
+    def _prune(self, plan: Plan, *, drop_marker: bool = False) -> None:
+        tasks: dict[str, Callable[[], object]] = {d: partial(self._delete, self.keys.dag(d)) for d in plan.removed}
+        if drop_marker:  # the package is live again
+            tasks[self.keys.removed_marker] = partial(self._delete, self.keys.removed_marker)
+        _, failed = self._parallel(tasks)
         if failed:
             raise StoreError(
                 f"the release is live, but pruning failed for {', '.join(n for n, _ in failed)} "
                 f"({failed[0][1]}); re-run the publish to finish pruning"
             )
+
+
+def _introduced_ids(state: CurrentState, dags: Mapping[str, DagFile]) -> list[str]:
+    """dag_ids of this release that the package's current metadata.json does not list.
+
+    A package with a REMOVED marker owns nothing (another package may have taken its ids since),
+    so then every id counts as introduced; so does every id of a first publish.
+    """
+    owned = set(state.metadata.dags) if state.metadata is not None and not state.removed_marker else set()
+    return sorted(set(dags) - owned)
 
 
 def _plan_line(plan: Plan) -> str:
@@ -478,24 +513,68 @@ def publish_build(
 
 
 def load_release(store: Store, keys: PackageKeys, release_id: str, *, jobs: int = 8) -> tuple[dict[str, Any], dict[str, DagFile]]:
-    """Read a stored release (metadata and DAG files) and check every file's sha256."""
+    """Read a stored release (``releases/<id>.json`` and its bundle) and check every file's sha256.
+
+    The .json and the .tar are fetched in parallel (the bundle key follows from the release id;
+    the ``release.bundle.key`` read from the .json must name that same key).
+    """
     meta_key = keys.release_metadata(validate_release_id(release_id))
-    obj = store.get(meta_key)
+    bundle_key = keys.release_bundle(release_id)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        meta_future = pool.submit(store.get, meta_key)
+        bundle_future = pool.submit(store.get, bundle_key)
+        obj, tar = meta_future.result(), bundle_future.result()
     if obj is None:
+        legacy = _load_legacy_release(store, keys, release_id, jobs=jobs)
+        if legacy is not None:
+            return legacy
         raise ReleaseNotFoundError(
             f"release {release_id!r} of package {keys.package!r} in env {keys.env!r} is not stored "
             f"({store.address(meta_key)}); see --list-releases"
         )
+    where = store.address(meta_key)
+    meta = parse_published(obj.data, where=where, package=keys.package)
+    if meta.release_id != release_id:
+        raise ReleaseNotFoundError(f"{where} describes release {meta.release_id!r}, not {release_id!r}")
+    block = meta.document["release"].get("bundle")
+    if not isinstance(block, dict) or block.get("key") != keys.bundle_file(release_id):
+        raise ReleaseNotFoundError(
+            f"{where}: release.bundle {block!r} must be an object with key {keys.bundle_file(release_id)!r}"
+        )
+    if tar is None:
+        raise ReleaseNotFoundError(f"release {release_id!r} is incomplete: {store.address(bundle_key)} is missing")
+    sha = hashlib.sha256(tar.data).hexdigest()
+    if sha != block.get("sha256") or len(tar.data) != block.get("size"):
+        raise ReleaseNotFoundError(
+            f"release {release_id!r} is damaged: {store.address(bundle_key)} has sha256 {sha!r} and "
+            f"{len(tar.data)} bytes, its metadata says {block.get('sha256')!r} and {block.get('size')!r}"
+        )
+    files = read_bundle(tar.data, where=store.address(bundle_key), expected=meta.dags)
+    dags = {
+        dag_id: DagFile(dag_id=dag_id, data=data, origin=f"{store.address(bundle_key)}:{keys.dag_file(dag_id)}")
+        for dag_id, data in files.items()
+    }
+    return build_part(meta.document), dags
+
+
+def _load_legacy_release(
+    store: Store, keys: PackageKeys, release_id: str, *, jobs: int
+) -> tuple[dict[str, Any], dict[str, DagFile]] | None:
+    """A release stored before bundles (``releases/<id>/metadata.json`` + ``dags/``), or None."""
+    meta_key = f"{keys.releases_prefix}{release_id}/metadata.json"
+    obj = store.get(meta_key)
+    if obj is None:
+        return None
     meta = parse_published(obj.data, where=store.address(meta_key), package=keys.package)
     if meta.release_id != release_id:
         raise ReleaseNotFoundError(f"{store.address(meta_key)} describes release {meta.release_id!r}, not {release_id!r}")
 
     def fetch(dag_id: str) -> DagFile:
-        key = keys.release_dag(release_id, dag_id)
+        key = keys.legacy_release_dag(release_id, dag_id)
         stored = store.get(key)
         if stored is None:
             raise ReleaseNotFoundError(f"release {release_id!r} is incomplete: {store.address(key)} is missing")
-        dag = DagFile(dag_id=dag_id, data=stored.data, origin=store.address(key), source_key=key)
+        dag = DagFile(dag_id=dag_id, data=stored.data, origin=store.address(key))
         if dag.sha256 != meta.dags[dag_id]:
             raise ReleaseNotFoundError(
                 f"release {release_id!r} is damaged: {store.address(key)} has sha256 {dag.sha256!r}, "

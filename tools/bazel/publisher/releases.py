@@ -34,18 +34,33 @@ class ReleaseInfo:
 
 
 def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[ReleaseInfo]:
-    """Read every ``releases/<id>/metadata.json`` of the package (one listing, one GET each)."""
-    ids = sorted(n for n in store.list_dirs(keys.releases_prefix) if RELEASE_ID_RE.fullmatch(n))
+    """Read every ``releases/<id>.json`` of the package (one listing, one GET each).
+
+    A release is listed only if its .json exists: a bundle without one is an orphan of a publish
+    that failed before writing it. Releases stored before bundles
+    (``releases/<id>/metadata.json``) are listed too.
+    """
+    meta_keys: dict[str, str] = {}
+    for info in store.iter_objects(keys.releases_prefix):
+        release_id = keys.release_id_of_metadata_key(info.key)
+        if release_id is None:
+            rest = info.key[len(keys.releases_prefix) :]
+            legacy_id, _, name = rest.partition("/")
+            if name == "metadata.json" and RELEASE_ID_RE.fullmatch(legacy_id):
+                meta_keys.setdefault(legacy_id, info.key)
+            continue
+        meta_keys[release_id] = info.key
+    ids = sorted(meta_keys)
     current_obj = store.get(keys.metadata)
     current_id = None
     if current_obj is not None:
         current_id = parse_published(current_obj.data, where=store.address(keys.metadata), package=keys.package).release_id
 
     def load(release_id: str) -> tuple[str, PublishedMetadata | None, str | None]:
-        key = keys.release_metadata(release_id)
+        key = meta_keys[release_id]
         obj = store.get(key)
         if obj is None:
-            return release_id, None, "metadata.json missing (unfinished release)"
+            return release_id, None, "metadata deleted while listing"
         try:
             return release_id, parse_published(obj.data, where=store.address(key), package=keys.package), None
         except MetadataError as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from publisher.events import Event
-from publisher.publish import PublishResult
-from publisher.releases import ReleaseInfo
-from publisher.smoke import SmokeResult
+
+if TYPE_CHECKING:  # types only: a plain publish loads neither the smoke client nor the release listing
+    from publisher.publish import PublishResult
+    from publisher.releases import ReleaseInfo
+    from publisher.smoke import SmokeResult
 
 __all__ = ["ProgressPrinter", "format_releases", "format_result"]
 

@@ -128,7 +128,7 @@ def parse_store_url(url: str) -> tuple[str, str]:
 
 
 def open_store(url: str, *, jobs: int = 8) -> Store:
-    """Open ``s3://bucket`` (boto3, AWS_ENDPOINT_URL and the usual credential chain) or ``file:///dir``."""
+    """Open ``s3://bucket`` (botocore, AWS_ENDPOINT_URL and the usual credential chain) or ``file:///dir``."""
     kind, where = parse_store_url(url)
     if kind == "s3":
         from publisher._s3store import S3Store

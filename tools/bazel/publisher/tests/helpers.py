@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
+import tarfile
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -103,6 +105,20 @@ def write_build(
     digest_file.write_text(digest + "\n")
     return BuildPaths(package=package, dags_dir=out / "dags", layout=layout, digest_file=digest_file,
                       digest=digest, repository=repository, files=files)
+
+
+def bundle_files(data: bytes) -> dict[str, bytes]:
+    """Members of a release bundle (name -> bytes), checking the deterministic header fields."""
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for info in tar:
+            assert info.isreg(), info.name
+            assert (info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname) == (0, 0o644, 0, 0, "", ""), info
+            extracted = tar.extractfile(info)
+            assert extracted is not None
+            out[info.name] = extracted.read()
+    assert list(out) == sorted(out), "members must be sorted by name"
+    return out
 
 
 class FakeRegistry:

@@ -19,6 +19,7 @@ from publisher.tests.helpers import (
     BuildPaths,
     FakeRegistry,
     Harness,
+    bundle_files,
     dag_source,
     do_publish,
     on_kind,
@@ -39,11 +40,16 @@ def assert_consistent(harness: Harness) -> dict:
     rid = meta["release"]["id"]
     live = {k: v for k, v in harness.snapshot().items() if k.startswith(f"dev/{PKG}/dags/")}
     assert sorted(live) == sorted(f"dev/{PKG}/{d['file']}" for d in meta["dags"])
+    bundle = harness.read(f"dev/{PKG}/releases/{rid}.tar")
+    assert bundle is not None and meta["release"]["bundle"] == {
+        "key": f"releases/{rid}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
+    members = bundle_files(bundle)
+    assert sorted(members) == sorted(entry["file"] for entry in meta["dags"])
     for entry in meta["dags"]:
         data = live[f"dev/{PKG}/{entry['file']}"]
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
-        assert harness.read(f"dev/{PKG}/releases/{rid}/{entry['file']}") == data
-    assert harness.read(f"dev/{PKG}/releases/{rid}/metadata.json") == harness.read(f"dev/{PKG}/metadata.json")
+        assert members[entry["file"]] == data
+    assert harness.read(f"dev/{PKG}/releases/{rid}.json") == harness.read(f"dev/{PKG}/metadata.json")
     assert harness.read(f"dev/{PKG}/publish.lock") is None
     return meta
 
@@ -105,11 +111,11 @@ def test_a_writer_bypassing_the_lock_loses_the_commit_and_live_files_are_restore
         harness.store().put(f"dev/{PKG}/metadata.json", foreign_bytes)
 
     new_id: list[str] = []
-    before_commit = on_kind("put", foreign_write, key_suffix="/metadata.json")
+    before_commit = on_kind("put", foreign_write, key_suffix=".json")  # releases/<id>.json: the last write before it
 
     def sink(event: Event) -> None:
         if event.kind == "put" and "/releases/" in (event.key or ""):
-            new_id.append((event.key or "").split("/")[3])
+            new_id.append((event.key or "").split("/")[3].rsplit(".", 1)[0])
         before_commit(event)
 
     with pytest.raises(ConcurrentPublishError, match=(
@@ -122,7 +128,7 @@ def test_a_writer_bypassing_the_lock_loses_the_commit_and_live_files_are_restore
     assert harness.read(f"dev/{PKG}/metadata.json") == foreign_bytes  # the other writer's commit stands
     for dag_id in ("fp_a", "fp_b"):  # A's live writes were put back to the committed release's bytes
         assert harness.read(f"dev/{PKG}/dags/{dag_id}.py") == dag_source(dag_id, 1).encode()
-    assert not [k for k in harness.snapshot() if f"/releases/{new_id[0]}/" in k]  # unfinished release removed
+    assert not [k for k in harness.snapshot() if f"/releases/{new_id[0]}" in k]  # unfinished release removed
     assert harness.read(f"dev/{PKG}/publish.lock") is None
 
 

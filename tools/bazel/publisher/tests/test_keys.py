@@ -80,9 +80,17 @@ def test_keys_are_built_under_the_prefix() -> None:
     keys = PackageKeys(env="dev", package="file_processing")
     assert keys.metadata == "dev/file_processing/metadata.json"
     assert keys.dag("x.y") == "dev/file_processing/dags/x.y.py"
-    assert keys.release_dag("20261127T042000Z-3f2a9c1d", "x") == (
-        "dev/file_processing/releases/20261127T042000Z-3f2a9c1d/dags/x.py"
+    assert keys.release_bundle("20261127T042000Z-3f2a9c1d") == (
+        "dev/file_processing/releases/20261127T042000Z-3f2a9c1d.tar"
     )
+    assert keys.release_metadata("20261127T042000Z-3f2a9c1d") == (
+        "dev/file_processing/releases/20261127T042000Z-3f2a9c1d.json"
+    )
+    assert PackageKeys.bundle_file("20261127T042000Z-3f2a9c1d") == "releases/20261127T042000Z-3f2a9c1d.tar"
+    assert keys.release_id_of_metadata_key(
+        "dev/file_processing/releases/20261127T042000Z-3f2a9c1d.json") == "20261127T042000Z-3f2a9c1d"
+    assert keys.release_id_of_metadata_key("dev/file_processing/releases/20261127T042000Z-3f2a9c1d.tar") is None
+    assert keys.release_id_of_metadata_key("dev/file_processing/releases/x/../y.json") is None
     assert keys.dag_id_of_live_key("dev/file_processing/dags/x.py") == "x"
     assert keys.dag_id_of_live_key("dev/file_processing/dags/sub/x.py") is None
     assert keys.dag_id_of_live_key("dev/file_processing/dags/README") is None

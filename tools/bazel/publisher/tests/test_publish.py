@@ -20,6 +20,7 @@ from publisher.build import load_build_output
 from publisher.tests.helpers import (
     FakeRegistry,
     Harness,
+    bundle_files,
     dag_source,
     digest_of,
     do_publish,
@@ -46,15 +47,18 @@ def test_first_publish_writes_release_then_commits(harness: Harness, registry: F
     assert rid is not None and rid.endswith("-" + rid.split("-")[1]) and len(rid) == len("20261127T042000Z-3f2a9c1d")
     for dag_id, data in build.files.items():
         assert harness.read(f"dev/{PKG}/dags/{dag_id}.py") == data
-        assert harness.read(f"dev/{PKG}/releases/{rid}/dags/{dag_id}.py") == data
+    bundle = harness.read(f"dev/{PKG}/releases/{rid}.tar")
+    assert bundle is not None and bundle_files(bundle) == {f"dags/{d}.py": data for d, data in build.files.items()}
     meta_bytes = harness.read(f"dev/{PKG}/metadata.json")
     assert meta_bytes is not None and meta_bytes.endswith(b"}\n")
     meta = json.loads(meta_bytes)
     assert meta["env"] == "dev"
     assert meta["release"] == {"id": rid, "previous": None, "published_at": meta["release"]["published_at"],
-                               "image_tag": "v1.0.0"}
+                               "image_tag": "v1.0.0",
+                               "bundle": {"key": f"releases/{rid}.tar", "sha256": hashlib.sha256(bundle).hexdigest(),
+                                          "size": len(bundle)}}
     assert [d["dag_id"] for d in meta["dags"]] == DAGS
-    assert harness.read(f"dev/{PKG}/releases/{rid}/metadata.json") == meta_bytes
+    assert harness.read(f"dev/{PKG}/releases/{rid}.json") == meta_bytes
     assert rid.split("-")[1] == hashlib.sha256(
         json.dumps({k: v for k, v in meta.items() if k not in ("env", "release")}, sort_keys=True, indent=2).encode()
         + b"\n"
@@ -65,12 +69,12 @@ def test_first_publish_writes_release_then_commits(harness: Harness, registry: F
     if harness.kind == "s3":
         writes = harness.writes_since(mark)
         live = [("PUT", f"dev/{PKG}/dags/{d}.py") for d in DAGS]
-        rel = [("PUT", f"dev/{PKG}/releases/{rid}/dags/{d}.py") for d in DAGS]
+        rel = [("PUT", f"dev/{PKG}/releases/{rid}.tar")]
         # moto logs a request after answering it, from parallel handler threads, so its log shows
         # which writes happened, not their order; the order is checked through on_event (file://
         # tests and the failure-injection tests).
         assert sorted(writes) == sorted(
-            [("PUT", f"dev/{PKG}/publish.lock"), *rel, *live, ("PUT", f"dev/{PKG}/releases/{rid}/metadata.json"),
+            [("PUT", f"dev/{PKG}/publish.lock"), *rel, *live, ("PUT", f"dev/{PKG}/releases/{rid}.json"),
              ("PUT", f"dev/{PKG}/metadata.json"), ("DELETE", f"dev/{PKG}/publish.lock")]
         )
         head = harness.store().head(f"dev/{PKG}/dags/{DAGS[0]}.py")
@@ -103,36 +107,38 @@ def test_one_changed_dag_is_one_upload_plus_metadata(harness: Harness, registry:
     mark = harness.mark()
 
     result = do_publish(harness, build, registry, on_event=lambda e: events.append((e.kind, e.key)))
+    requests = harness.requests_since(mark) if harness.kind == "s3" else []
 
     rid = result.release_id
     assert result.plan.changed == ("fp_hourly_ingest",)
     assert result.plan.unchanged == ("fp_daily_profile", "fp_weekly_report")
     uploads = [k or "" for kind, k in events if kind == "put"]
-    copies = sorted(k or "" for kind, k in events if kind == "copy")
-    # Bytes uploaded: the one changed DAG (into the release), the release's metadata, metadata.json.
+    # In this order: the changed DAG's live key, the bundle, the release's metadata, metadata.json.
     assert uploads == [
-        f"dev/{PKG}/releases/{rid}/dags/fp_hourly_ingest.py",
-        f"dev/{PKG}/releases/{rid}/metadata.json",
+        f"dev/{PKG}/dags/fp_hourly_ingest.py",
+        f"dev/{PKG}/releases/{rid}.tar",
+        f"dev/{PKG}/releases/{rid}.json",
         f"dev/{PKG}/metadata.json",
     ]
-    # Server-side copies: the 2 unchanged DAGs into the release, the changed one to its live key.
-    assert copies == [
-        f"dev/{PKG}/dags/fp_hourly_ingest.py",
-        f"dev/{PKG}/releases/{rid}/dags/fp_daily_profile.py",
-        f"dev/{PKG}/releases/{rid}/dags/fp_weekly_report.py",
-    ]
-    assert result.writes == {"put": 3, "copy": 3, "delete": 0}
+    assert [kind for kind, _ in events if kind in ("copy", "delete")] == []
+    assert result.writes == {"put": 4, "copy": 0, "delete": 0}
+    bundle = harness.read(f"dev/{PKG}/releases/{rid}.tar")
+    assert bundle is not None and bundle_files(bundle) == {f"dags/{d}.py": src.encode() for d, src in changed.items()}
     assert harness.read(f"dev/{PKG}/dags/fp_hourly_ingest.py") == changed["fp_hourly_ingest"].encode()
     meta = harness.metadata("dev", PKG)
     assert meta is not None and meta["release"]["previous"] == first.release_id
     if harness.kind == "s3":
-        writes = harness.writes_since(mark)
-        # 6 object writes + the lock's PUT and DELETE; nothing else.
+        # 4 object writes + the lock's PUT and DELETE; nothing else.
+        prefix = f"/{harness.bucket}/"
+        writes = [(m, p[len(prefix):]) for m, p in requests if m in ("PUT", "DELETE")]
         assert sorted(writes) == sorted(
-            [("PUT", k) for k in uploads + copies]
-            + [("PUT", f"dev/{PKG}/publish.lock"), ("DELETE", f"dev/{PKG}/publish.lock")]
+            [("PUT", k) for k in uploads] + [("PUT", f"dev/{PKG}/publish.lock"), ("DELETE", f"dev/{PKG}/publish.lock")]
         )
-        assert uploads[-1] == f"dev/{PKG}/metadata.json"  # the commit point is the last upload
+        # Reads: one listing and one GET (plan), one HEAD of metadata.json under the lock. No
+        # other package is read: this release introduces no dag_id.
+        reads = sorted(m for m, _ in requests if m not in ("PUT", "DELETE"))
+        assert reads == ["GET", "GET", "HEAD"], requests
+        assert len(requests) == 9
 
 
 def test_removed_dag_is_pruned_after_the_commit(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
@@ -147,7 +153,8 @@ def test_removed_dag_is_pruned_after_the_commit(harness: Harness, registry: Fake
     assert harness.read(f"dev/{PKG}/dags/fp_weekly_report.py") is None
     meta = harness.metadata("dev", PKG)
     assert meta is not None and [d["dag_id"] for d in meta["dags"]] == DAGS[:2]
-    assert harness.read(f"dev/{PKG}/releases/{result.release_id}/dags/fp_weekly_report.py") is None
+    bundle = harness.read(f"dev/{PKG}/releases/{result.release_id}.tar")
+    assert bundle is not None and sorted(bundle_files(bundle)) == [f"dags/{d}.py" for d in DAGS[:2]]
     if harness.kind == "s3":
         writes = harness.writes_since(mark)
         assert ("PUT", f"dev/{PKG}/metadata.json") in writes
@@ -199,6 +206,48 @@ def test_dag_id_owned_by_another_package_is_refused_before_any_write(
     # A decommissioned package (REMOVED marker) no longer owns its dag ids.
     harness.store().put("dev/data_pipeline/REMOVED", b"decommissioned\n")
     assert do_publish(harness, build, registry).outcome == "published"
+
+
+def test_republish_with_no_new_dag_id_reads_no_other_package(s3: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    do_publish(s3, write_build(tmp_path, "data_pipeline", {"dp_daily": dag_source("dp_daily")}), registry)
+    do_publish(s3, write_build(tmp_path, "observability", {"obs_daily": dag_source("obs_daily")}), registry)
+    first_mark = s3.mark()
+    do_publish(s3, v1(tmp_path), registry)  # first publish: every id is new, the others are read
+    first = s3.requests_since(first_mark)
+    assert any("/dev/data_pipeline/metadata.json" in p for _, p in first), first
+
+    changed = {d: dag_source(d, 1) for d in DAGS}
+    changed["fp_daily_profile"] = dag_source("fp_daily_profile", 2)
+    mark = s3.mark()
+    result = do_publish(s3, write_build(tmp_path, PKG, changed), registry)  # same ids, one changed
+
+    assert result.outcome == "published"
+    requests = s3.requests_since(mark)
+    others = [(m, p) for m, p in requests if "data_pipeline" in p or "observability" in p]
+    assert others == [], requests
+    env_listings = [p for _, p in requests if "delimiter" in p]
+    assert env_listings == [], requests  # no listing of dev/ to find the other packages
+
+
+def test_new_dag_id_owned_by_another_package_is_refused_on_republish(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    do_publish(harness, v1(tmp_path), registry)
+    do_publish(harness, write_build(tmp_path, "data_pipeline", {"dp_daily": dag_source("dp_daily")}), registry)
+    before = harness.snapshot()
+    mark = harness.mark()
+
+    build = v1(tmp_path, [*DAGS, "dp_daily"])  # our ids plus one that data_pipeline owns
+    with pytest.raises(DagIdCollisionError, match=(
+        r"package 'file_processing' cannot publish in env 'dev': dag_id 'dp_daily' is owned by "
+        r"package 'data_pipeline' \(.*dev/data_pipeline/metadata.json\)"
+    )):
+        do_publish(harness, build, registry)
+
+    assert harness.snapshot() == before
+    if harness.kind == "s3":
+        assert harness.writes_since(mark) == []
+        assert any("/dev/data_pipeline/metadata.json" in p for _, p in harness.requests_since(mark))
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from publisher import (
     ReleaseNotFoundError,
     list_releases,
 )
+from publisher.bundle import make_bundle
 from publisher.keys import PackageKeys
 from publisher.tests.helpers import (
     FakeRegistry,
@@ -53,6 +54,9 @@ def test_rollback_restores_the_previous_files_byte_for_byte(
     assert meta["release"]["previous"] == second.release_id
     assert meta["release"]["id"].split("-")[1] == str(first.release_id).split("-")[1]  # same content hash
     assert meta["release"]["id"] > str(second.release_id)
+    # Deterministic bundles: the rollback's tar has the very bytes of the release it restores.
+    assert meta["release"]["bundle"]["sha256"] == v1_meta["release"]["bundle"]["sha256"]
+    assert harness.read(f"dev/{PKG}/releases/{result.release_id}.json") == harness.read(f"dev/{PKG}/metadata.json")
     # Rolling back checks the image is still there but never pushes.
     assert registry.checks[-1] == (v1.repository, v1.digest)
 
@@ -69,7 +73,7 @@ def test_rollback_to_an_unknown_release_fails_clearly(harness: Harness, registry
     do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")}), registry)
     with pytest.raises(ReleaseNotFoundError, match=(
         r"release '20200101T000000Z-00000000' of package 'file_processing' in env 'dev' is not stored "
-        r"\(.*/dev/file_processing/releases/20200101T000000Z-00000000/metadata.json\); see --list-releases"
+        r"\(.*/dev/file_processing/releases/20200101T000000Z-00000000\.json\); see --list-releases"
     )):
         do_rollback(harness, PKG, "20200101T000000Z-00000000", registry)
 
@@ -88,9 +92,19 @@ def test_rollback_needs_the_image_in_the_registry(harness: Harness, tmp_path: Pa
 def test_rollback_refuses_a_damaged_release(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
     first = do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 1)}), registry)
     do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2)}), registry)
-    harness.store().put(f"dev/{PKG}/releases/{first.release_id}/dags/fp_a.py", b"tampered = 1\n")
-    with pytest.raises(ReleaseNotFoundError, match=r"is damaged: .*fp_a.py has sha256 '[0-9a-f]+', its metadata says"):
+    key = f"dev/{PKG}/releases/{first.release_id}.tar"
+    good = harness.read(key)
+    harness.store().put(key, make_bundle(str(first.release_id), {"fp_a": b"tampered = 1\n"}).data)
+    with pytest.raises(ReleaseNotFoundError, match=(
+        r"release '.*' is damaged: .*releases/.*\.tar has sha256 '[0-9a-f]{64}' and \d+ bytes, its metadata says"
+    )):
         do_rollback(harness, PKG, str(first.release_id), registry)
+    harness.store().delete(key)
+    with pytest.raises(ReleaseNotFoundError, match=r"is incomplete: .*releases/.*\.tar is missing"):
+        do_rollback(harness, PKG, str(first.release_id), registry)
+    assert good is not None
+    harness.store().put(key, good)
+    assert do_rollback(harness, PKG, str(first.release_id), registry).outcome == "published"
 
 
 def test_rollback_runs_the_collision_guard(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
@@ -107,12 +121,38 @@ def test_list_releases_marks_unfinished_releases(harness: Harness, registry: Fak
     meta = json.loads(harness.read(f"dev/{PKG}/metadata.json") or b"")
     meta["release"]["id"] = "20990101T000000Z-12345678"
     meta["release"]["previous"] = first.release_id
-    harness.store().put(f"dev/{PKG}/releases/20990101T000000Z-12345678/metadata.json", json.dumps(meta).encode())
-    harness.store().put(f"dev/{PKG}/releases/20990102T000000Z-12345678/dags/fp_a.py", b"x = 1\n")
+    harness.store().put(f"dev/{PKG}/releases/20990101T000000Z-12345678.json", json.dumps(meta).encode())
+    # An orphan bundle (its publish failed before the .json) is not a release.
+    harness.store().put(f"dev/{PKG}/releases/20990102T000000Z-12345678.tar", b"x" * 512)
+    harness.store().put(f"dev/{PKG}/releases/20990103T000000Z-12345678.json", b"{not json")
     releases = list_releases(harness.store(), PackageKeys(env="dev", package=PKG))
     assert [(r.id, r.current, r.committed) for r in releases] == [
         (first.release_id, True, True),
         ("20990101T000000Z-12345678", False, False),
-        ("20990102T000000Z-12345678", False, False),
+        ("20990103T000000Z-12345678", False, False),
     ]
-    assert releases[2].problem == "metadata.json missing (unfinished release)"
+    assert releases[2].problem is not None and "not valid UTF-8 JSON" in releases[2].problem
+
+
+def test_a_release_stored_before_bundles_is_listed_and_restored(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    """Old stores hold releases/<id>/metadata.json + releases/<id>/dags/*.py: still readable."""
+    first = do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 1)}), registry)
+    meta = json.loads(harness.read(f"dev/{PKG}/metadata.json") or b"")
+    legacy_id = "20200101T000000Z-" + str(first.release_id).split("-")[1]
+    meta["release"] = {"id": legacy_id, "previous": None, "published_at": "2020-01-01T00:00:00Z", "image_tag": None}
+    store = harness.store()
+    store.put(f"dev/{PKG}/releases/{legacy_id}/metadata.json", json.dumps(meta).encode())
+    store.put(f"dev/{PKG}/releases/{legacy_id}/dags/fp_a.py", dag_source("fp_a", 1).encode())
+    do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2)}), registry)
+
+    listed = {r.id: r for r in list_releases(harness.store(), PackageKeys(env="dev", package=PKG))}
+    assert legacy_id in listed and listed[legacy_id].dag_count == 1 and listed[legacy_id].problem is None
+
+    result = do_rollback(harness, PKG, legacy_id, registry)
+
+    assert result.rollback_of == legacy_id
+    assert harness.read(f"dev/{PKG}/dags/fp_a.py") == dag_source("fp_a", 1).encode()
+    now = harness.metadata("dev", PKG)
+    assert now is not None and now["release"]["bundle"]["key"] == f"releases/{result.release_id}.tar"
