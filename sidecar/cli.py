@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit_malloc_arenas()
     log = JsonLogger(sys.stdout, level=settings.log_level)
     log.info("starting", version=__version__, python=sys.version.split()[0], pid=os.getpid(),
-             settings=settings.for_log(), aws_endpoint_url=_redact_url(os.environ.get("AWS_ENDPOINT_URL")),
+             settings=settings.for_log(), aws_endpoint_url=_redact_url(
+                 os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")),
              aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     metrics = Metrics(version=__version__)
     try:

@@ -15,9 +15,11 @@ from typing import Any
 from sidecar.errors import MetadataError
 
 __all__ = [
+    "BUNDLE_KEY_RE",
     "DAG_ID_RE",
     "NAME_RE",
     "SCHEMA_VERSION",
+    "Bundle",
     "DagFile",
     "PackageMetadata",
     "parse_metadata",
@@ -29,6 +31,16 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DAG_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
 _FILE_RE = re.compile(r"^dags/(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}\.py)$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+BUNDLE_KEY_RE = re.compile(r"^releases/[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}\.tar$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """``release.bundle``: one tar of the release's DAG files; ``key`` is relative to ``<env>/<pkg>/``."""
+
+    key: str
+    sha256: str
+    size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +63,9 @@ class PackageMetadata:
     release_id: str | None
     release: dict[str, Any] | None
     tree: str
+    bundle: Bundle | None = None
+    bundle_problem: str | None = None
+    """Why ``release.bundle`` is present but unusable (the files are then fetched one by one)."""
 
 
 def tree_digest(files: dict[str, str]) -> str:
@@ -120,4 +135,22 @@ def parse_metadata(data: bytes, *, package: str, env: str, address: str) -> Pack
     if release_id is not None and not isinstance(release_id, str):
         raise _fail(address, f"release.id {release_id!r} must be a string")
     tree = tree_digest({d.name: d.sha256 for d in dags})
-    return PackageMetadata(package=package, dags=tuple(dags), release_id=release_id, release=release, tree=tree)
+    bundle, problem = _parse_bundle(release.get("bundle") if release else None)
+    return PackageMetadata(package=package, dags=tuple(dags), release_id=release_id, release=release, tree=tree,
+                           bundle=bundle, bundle_problem=problem)
+
+
+def _parse_bundle(raw: Any) -> tuple[Bundle | None, str | None]:
+    """``release.bundle`` is optional and only an optimisation: a bad one is reported, never fatal."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict):
+        return None, f"release.bundle must be an object, got {type(raw).__name__}"
+    key, sha, size = raw.get("key"), raw.get("sha256"), raw.get("size")
+    if not isinstance(key, str) or not BUNDLE_KEY_RE.match(key):
+        return None, f"release.bundle.key {key!r} must look like 'releases/<release_id>.tar'"
+    if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+        return None, f"release.bundle.sha256 {sha!r} must be 64 lowercase hex digits"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1024:
+        return None, f"release.bundle.size {size!r} must be the tar's size in bytes"
+    return Bundle(key=key, sha256=sha, size=size), None

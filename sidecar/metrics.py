@@ -39,6 +39,10 @@ class Metrics:
             "etl_sidecar_objects_reused_total", "DAG files taken from the previous local release by sha256.",
             registry=r,
         )
+        self.bundles = Counter(
+            "etl_sidecar_bundles_total", "Releases staged from their bundle, by result (used, fallback).",
+            ["result"], registry=r,
+        )
         self.packages = Gauge("etl_sidecar_packages", "Packages whose DAGs are served from DAGS_DIR.", registry=r)
         self.switches = Counter(
             "etl_sidecar_release_switches_total", "Packages switched to a new release.", registry=r
@@ -64,3 +68,5 @@ class Metrics:
             self.sync_duration.labels(status)
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
+        for result in ("used", "fallback"):
+            self.bundles.labels(result)

@@ -15,9 +15,11 @@ import json
 import os
 import re
 import shutil
+import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from sidecar.errors import (
     ObjectNotFoundError,
@@ -29,7 +31,12 @@ from sidecar.layout import MANIFEST_NAME, DagsDir
 from sidecar.metadata import DagFile, PackageMetadata
 from sidecar.store import CHUNK_BYTES, Store
 
-__all__ = ["REJECT_REASONS", "StageResult", "Stager", "file_sha256"]
+__all__ = ["BUNDLE_MIN_FILES", "REJECT_REASONS", "StageResult", "Stager", "file_sha256", "wants_bundle"]
+
+BUNDLE_MIN_FILES = 8
+"""The bundle is streamed when MORE than this many files must be downloaded..."""
+BUNDLE_MIN_SHARE = 0.25
+"""...and they are more than this share of the release's files (else most of the tar is waste)."""
 
 REJECT_REASONS = (
     "invalid_metadata",
@@ -51,6 +58,48 @@ class StageResult:
     fetched_objects: int
     fetched_bytes: int
     reused: int
+    bundle: str = "unused"
+    """``unused`` (few files to fetch, or no bundle in metadata.json), ``used``, or ``fallback``."""
+    bundle_problem: str | None = None
+    """Why the bundle was not (fully) used; those files were fetched one by one."""
+
+
+def wants_bundle(to_fetch: int, total: int) -> bool:
+    """Whether one GET of the release's bundle beats ``to_fetch`` GETs of single files.
+
+    A bundle holds every file of the release, also those reused locally: it pays off when many
+    requests are saved (more than BUNDLE_MIN_FILES) and at most about 3 of 4 bytes read are
+    unneeded (more than BUNDLE_MIN_SHARE of the files change). A cold start always uses it
+    (for more than 8 files); a release that changes a handful of files fetches just those.
+    """
+    return to_fetch > BUNDLE_MIN_FILES and to_fetch > BUNDLE_MIN_SHARE * total
+
+
+class _BadBundle(Exception):
+    """The bundle cannot be used; the files it did not deliver are fetched one by one."""
+
+
+class _HashingReader:
+    """Counts and hashes every byte tarfile reads from the stream."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size if size is not None and size >= 0 else CHUNK_BYTES)
+        self.size += len(data)
+        self._digest.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK_BYTES):
+            pass
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -117,7 +166,18 @@ class Stager:
                 reused += 1
             else:
                 to_fetch.append(dag)
-        fetched_bytes, fetched_objects = self._fetch_all(meta, to_fetch, staging)
+        bundle_state, problem = "unused", None
+        fetched_bytes = fetched_objects = 0
+        if wants_bundle(len(to_fetch), len(meta.dags)):
+            if meta.bundle is not None:
+                done, fetched_bytes, fetched_objects, problem = self._fetch_bundle(meta, to_fetch, staging)
+                to_fetch = [dag for dag in to_fetch if dag.name not in done]
+                bundle_state = "fallback" if problem else "used"
+            elif meta.bundle_problem:  # present but malformed; absent is the publisher's choice
+                problem, bundle_state = meta.bundle_problem, "fallback"
+        more_bytes, more_objects = self._fetch_all(meta, to_fetch, staging, bundle_ok=bundle_state != "fallback")
+        fetched_bytes += more_bytes
+        fetched_objects += more_objects
         manifest = {
             "package": package,
             "env": self._env,
@@ -131,11 +191,92 @@ class Stager:
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         release_dir = self._dags_dir.commit(package, staging, meta.tree)
         return StageResult(
-            release_dir=release_dir, fetched_objects=fetched_objects, fetched_bytes=fetched_bytes, reused=reused
+            release_dir=release_dir, fetched_objects=fetched_objects, fetched_bytes=fetched_bytes, reused=reused,
+            bundle=bundle_state, bundle_problem=problem,
         )
 
-    def _fetch_all(self, meta: PackageMetadata, dags: list[DagFile], staging: Path) -> tuple[int, int]:
-        """Fetch ``dags`` in parallel into ``staging``; (bytes, objects) downloaded."""
+    def _fetch_bundle(
+        self, meta: PackageMetadata, wanted: list[DagFile], staging: Path
+    ) -> tuple[set[str], int, int, str | None]:
+        """Stream the release bundle once and keep the ``wanted`` files it holds, verified.
+
+        Returns (local names written and verified, bytes read, objects opened, problem or None). Any problem
+        with the bundle (missing, not a tar, a member that is not a regular file at a path listed
+        in metadata.json, a member whose sha256 or size differs, the tar's own sha256 or size) ends
+        its use; the caller fetches what is left one by one, and those files decide. Every kept
+        file matched its sha256 in metadata.json, so it is kept whatever happens to the rest.
+        A kept file that does not compile rejects the release (ReleaseRejectedError).
+        """
+        assert meta.bundle is not None
+        bundle = meta.bundle
+        key = f"{self._env}/{meta.package}/{bundle.key}"
+        address = self._store.address(key)
+        listed = {dag.file: dag for dag in meta.dags}
+        want = {dag.file for dag in wanted}
+        done: set[str] = set()
+        reader: _HashingReader | None = None
+        problem: str | None = None
+        current: Path | None = None
+        try:
+            with self._store.open_read(key, max_bytes=bundle.size) as raw:
+                reader = _HashingReader(raw)
+                seen: set[str] = set()
+                with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+                    for member in tar:
+                        dag = listed.get(member.name)
+                        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+                            raise _BadBundle(f"member {member.name!r} is not a regular file")
+                        if dag is None:
+                            raise _BadBundle(f"member {member.name!r} is not a file listed in metadata.json")
+                        if member.name in seen:
+                            raise _BadBundle(f"member {member.name!r} appears twice")
+                        seen.add(member.name)
+                        if member.size > self._max_file_bytes or (dag.size is not None and member.size != dag.size):
+                            raise _BadBundle(f"member {member.name!r} has {member.size} bytes, metadata.json "
+                                             f"says {dag.size}")
+                        if member.name not in want:
+                            continue  # reused locally: tarfile skips its data (still hashed above)
+                        src = tar.extractfile(member)
+                        assert src is not None
+                        current = staging / dag.name  # a name from metadata.json, never the member's
+                        digest = hashlib.sha256()
+                        with open(current, "wb") as out:
+                            while chunk := src.read(CHUNK_BYTES):
+                                digest.update(chunk)
+                                out.write(chunk)
+                        if digest.hexdigest() != dag.sha256:
+                            raise _BadBundle(f"member {member.name!r} has sha256 {digest.hexdigest()}, "
+                                             f"metadata.json says {dag.sha256}")
+                        self._compile(meta, dag, current)
+                        done.add(dag.name)
+                        current = None
+                reader.drain()
+            if reader.size != bundle.size or reader.sha256 != bundle.sha256:
+                problem = (f"the tar has {reader.size} bytes and sha256 {reader.sha256}, metadata.json says "
+                           f"{bundle.size} and {bundle.sha256}")
+            elif len(done) < len(want):
+                problem = f"{len(want) - len(done)} of the files to fetch are not in it"
+        except ReleaseRejectedError:
+            raise
+        except _BadBundle as exc:
+            problem = str(exc)
+        except ObjectNotFoundError:
+            problem = "it does not exist"
+        except Exception as exc:  # noqa: BLE001 - a broken stream, a bad tar, a store error: single files decide
+            problem = f"{type(exc).__name__}: {exc}"
+        if current is not None:
+            current.unlink(missing_ok=True)
+        return (done, reader.size if reader is not None else 0, 0 if reader is None else 1,
+                f"{address!r}: {problem}" if problem else None)
+
+    def _fetch_all(
+        self, meta: PackageMetadata, dags: list[DagFile], staging: Path, *, bundle_ok: bool
+    ) -> tuple[int, int]:
+        """Fetch ``dags`` in parallel into ``staging``; (bytes, objects) downloaded.
+
+        ``bundle_ok``: a file whose live key does not match may be taken from the bundle (false
+        once the bundle was found bad in this staging).
+        """
         if not dags:
             return 0, 0
         abort = threading.Event()
@@ -143,7 +284,7 @@ class Stager:
         def job(dag: DagFile) -> tuple[int, int]:
             if abort.is_set():
                 return 0, 0
-            return self._fetch_one(meta, dag, staging)
+            return self._fetch_one(meta, dag, staging, bundle_ok)
 
         total = objects = 0
         with concurrent.futures.ThreadPoolExecutor(
@@ -162,16 +303,26 @@ class Stager:
                 raise
         return total, objects
 
-    def _fetch_one(self, meta: PackageMetadata, dag: DagFile, staging: Path) -> tuple[int, int]:
+    def _fetch_one(self, meta: PackageMetadata, dag: DagFile, staging: Path, bundle_ok: bool) -> tuple[int, int]:
         package = meta.package
         dest = staging / dag.name
         objects = 1
         try:
             size = self._fetch_verified(package, f"{self._env}/{package}/{dag.file}", dag, dest)
         except ReleaseRejectedError as exc:
-            # The publisher copies new bytes to the live dags/ keys just before it commits the new
-            # metadata.json; the release's own copy under releases/<id>/ never changes. Try it.
-            if exc.reason == "oversized" or not meta.release_id or not _RELEASE_ID_RE.match(meta.release_id):
+            # The publisher writes new bytes to the live dags/ keys just before it commits the new
+            # metadata.json; the release's own copy never changes: its bundle, or (a release stored
+            # before bundles) releases/<id>/dags/. Try it.
+            if exc.reason == "oversized":
+                raise
+            if meta.bundle is not None:
+                if not bundle_ok:
+                    raise
+                done, read, opened, _problem = self._fetch_bundle(meta, [dag], staging)
+                if dag.name not in done:
+                    raise exc from None
+                return read, 1 + opened
+            if not meta.release_id or not _RELEASE_ID_RE.match(meta.release_id):
                 raise
             copy_key = f"{self._env}/{package}/releases/{meta.release_id}/{dag.file}"
             try:
@@ -179,6 +330,12 @@ class Stager:
             except (ReleaseRejectedError, StoreError):
                 raise exc from None
             objects = 2
+        self._compile(meta, dag, dest)
+        return size, objects
+
+    def _compile(self, meta: PackageMetadata, dag: DagFile, dest: Path) -> None:
+        """Reject the release if ``dest`` (the verified bytes of ``dag``) does not compile."""
+        package = meta.package
         source = dest.read_bytes()
         display = str(self._dags_dir.link_path(package) / dag.name)
         address = self._address(package, dag)
@@ -193,7 +350,6 @@ class Stager:
             raise ReleaseRejectedError(
                 "syntax_error", f"{address!r} does not compile: {exc}; fix the DAG and publish again"
             ) from exc
-        return size, objects
 
     def _fetch_verified(self, package: str, key: str, dag: DagFile, dest: Path) -> int:
         """Download ``key`` to ``dest`` and check it against the metadata entry ``dag``."""

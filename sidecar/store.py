@@ -8,14 +8,16 @@ failure kind. Nothing here ever writes to the store. Keys are relative to the st
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sidecar.errors import (
     ConfigError,
@@ -139,6 +141,14 @@ class Store(abc.ABC):
     def download(self, key: str, dest: Path, *, max_bytes: int) -> Downloaded:
         """Stream ``key`` into the new file ``dest``, hashing on the way; at most ``max_bytes``."""
 
+    @abc.abstractmethod
+    def open_read(self, key: str, *, max_bytes: int) -> contextlib.AbstractContextManager[BinaryIO]:
+        """``key`` as a sequential binary stream (e.g. a release bundle), never read whole into memory.
+
+        Opening is retried; reading is not (a broken stream raises; the caller falls back).
+        Reading past ``max_bytes`` raises OversizedObjectError.
+        """
+
     def close(self) -> None:
         """Release connections."""
 
@@ -174,37 +184,57 @@ _THROTTLE_CODES = frozenset(
 
 
 def _s3_retryable(exc: BaseException) -> bool:
-    import urllib3.exceptions
-    from botocore import exceptions as bex
+    import http.client
 
-    if isinstance(exc, bex.ClientError):
-        meta = exc.response.get("ResponseMetadata", {})
-        status = int(meta.get("HTTPStatusCode") or 0)
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return status >= 500 or status == 429 or code in _THROTTLE_CODES
+    import urllib3.exceptions
+
+    from sidecar.s3client import S3ResponseError
+
+    if isinstance(exc, S3ResponseError):
+        return exc.status >= 500 or exc.status == 429 or exc.code in _THROTTLE_CODES
     return isinstance(
-        exc,
-        (
-            bex.ConnectionError,
-            bex.HTTPClientError,
-            bex.ResponseStreamingError,
-            bex.IncompleteReadError,
-            urllib3.exceptions.HTTPError,
-            ConnectionError,
-            TimeoutError,
-        ),
+        exc, (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError)
     )
 
 
-def _client_error_status(exc: BaseException) -> tuple[int, str]:
-    response = getattr(exc, "response", None) or {}
-    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    code = str(response.get("Error", {}).get("Code", ""))
-    return status, code
+class _Body(io.RawIOBase):
+    """A response body as a read-only file, at most ``limit`` bytes (more raises OversizedObjectError)."""
+
+    def __init__(self, resp: Any, *, limit: int, address: str) -> None:
+        self._resp = resp
+        self._left = limit
+        self._limit = limit
+        self._address = address
+        self.eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        want = CHUNK_BYTES if size is None or size < 0 else size
+        data = self._resp.read(want) if want else b""
+        if want and not data:
+            self.eof = True
+        self._left -= len(data)
+        if self._left < 0:
+            raise OversizedObjectError(f"{self._address!r} is larger than the {self._limit} bytes expected")
+        return bytes(data)
+
+
+def _finish(resp: Any) -> None:
+    """Give the connection back to the pool, or drop it when its body was not read to the end."""
+    if resp.length_remaining != 0:
+        resp.close()  # unread bytes would corrupt the next request on this connection
+    resp.release_conn()
 
 
 class S3Store(Store):
-    """The store in S3 (or anything speaking its API: AWS_ENDPOINT_URL is honoured by boto3)."""
+    """The store in S3 or anything speaking its API, through the small client in sidecar.s3client."""
 
     def __init__(
         self,
@@ -216,41 +246,40 @@ class S3Store(Store):
         on_retry: OnRetry | None = None,
     ) -> None:
         super().__init__(location, policy=policy, on_retry=on_retry)
-        import boto3
-        from botocore.config import Config
+        from sidecar.s3client import S3Client
 
-        config = Config(
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            retries={"total_max_attempts": 1},  # retries are ours: logged, counted, with backoff
-            max_pool_connections=max_connections,
-            # sha256 from metadata.json verifies every byte we keep; skip the extra CRC work
-            response_checksum_validation="when_required",
-        )
-        self._client = boto3.session.Session().client("s3", config=config)
+        try:
+            self._client = S3Client(location.bucket, timeout=timeout, max_connections=max_connections)
+        except ValueError as exc:
+            raise ConfigError(f"invalid environment: {exc}; set it to e.g. http://host:port") from exc
         self._bucket = location.bucket
+
+    @property
+    def endpoint(self) -> str:
+        return self._client.endpoint
 
     def _key(self, key: str) -> str:
         return self.location.prefix + key
 
     def _fail(self, exc: BaseException, key: str) -> StoreError:
-        from botocore import exceptions as bex
+        from sidecar.s3client import NoCredentials, S3ResponseError
 
         address = self.address(key)
-        if isinstance(exc, bex.ClientError):
-            status, code = _client_error_status(exc)
+        if isinstance(exc, S3ResponseError):
+            status, code = exc.status, exc.code
             if code == "NoSuchBucket":
                 return StoreError(
                     f"bucket {self._bucket!r} does not exist (reading {address!r}); check DAG_BUCKET and AWS_ENDPOINT_URL"
                 )
-            if code in ("NoSuchKey", "404") or status == 404:
+            if code == "NoSuchKey" or status == 404:
                 return ObjectNotFoundError(f"{address!r} does not exist")
-            if code in ("AccessDenied", "403") or status == 403:
+            if code == "AccessDenied" or status == 403:
                 return StoreError(
-                    f"access denied reading {address!r}; the credentials need s3:GetObject and s3:ListBucket on it"
+                    f"access denied reading {address!r} ({exc}); the credentials need s3:GetObject and "
+                    "s3:ListBucket on it"
                 )
-            return StoreError(f"cannot read {address!r}: {code or status} {exc}")
-        if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
+            return StoreError(f"cannot read {address!r}: {exc}")
+        if isinstance(exc, NoCredentials):
             return StoreError(f"no AWS credentials to read {address!r}: {exc}; set the usual AWS credential chain")
         return StoreError(
             f"cannot reach the store reading {address!r}: {type(exc).__name__}: {exc}; "
@@ -265,19 +294,17 @@ class S3Store(Store):
         except Exception as exc:
             raise self._fail(exc, key) from exc
 
-    def _list(self, prefix_key: str, what: str) -> tuple[list[str], list[dict[str, Any]]]:
-        """One delimited listing of ``prefix_key``: (common prefixes, objects), all pages."""
+    def _list(self, prefix_key: str, what: str) -> tuple[list[str], list[tuple[str, str]]]:
+        """One delimited listing of ``prefix_key``: (common prefixes, (key, etag) objects), all pages."""
         prefixes: list[str] = []
-        objects: list[dict[str, Any]] = []
+        objects: list[tuple[str, str]] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._key(prefix_key), "Delimiter": "/"}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page: dict[str, Any] = self._call(what, prefix_key, functools.partial(self._client.list_objects_v2, **kwargs))
-            prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-            objects.extend(page.get("Contents", []))
-            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            page = self._call(what, prefix_key,
+                              functools.partial(self._client.list_page, self._key(prefix_key), token=token))
+            prefixes.extend(page.prefixes)
+            objects.extend(page.objects)
+            token = page.next_token
             if not token:
                 return prefixes, objects
 
@@ -291,40 +318,40 @@ class S3Store(Store):
         _, objects = self._list(f"{env}/{package}/", "list package")
         etag: str | None = None
         removed = False
-        for obj in objects:
-            name = obj["Key"][len(base) :]
+        for key, obj_etag in objects:
+            name = key[len(base) :]
             if name == METADATA_NAME:
-                etag = str(obj.get("ETag", "")) or None
+                etag = obj_etag or None
             elif name == REMOVED_NAME:
                 removed = True
         return PackageEntry(metadata_etag=etag, removed=removed)
 
-    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
-        from botocore import exceptions as bex
+    @staticmethod
+    def _length(resp: Any) -> int | None:
+        value = resp.headers.get("Content-Length")
+        return int(value) if value is not None and value.isdigit() else None
 
+    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
         key = f"{env}/{package}/{METADATA_NAME}"
 
         def attempt() -> MetadataObject | None:
-            kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key(key)}
-            if if_none_match:
-                kwargs["IfNoneMatch"] = if_none_match
+            resp = self._client.get(self._key(key), if_none_match=if_none_match)
+            if resp is None:
+                return None  # 304
             try:
-                resp = self._client.get_object(**kwargs)
-            except bex.ClientError as exc:
-                if _client_error_status(exc)[0] == 304:
-                    return None
-                raise
-            body = resp["Body"]
-            try:
-                length = int(resp.get("ContentLength") or 0)
-                if length > max_bytes:
+                length = self._length(resp)
+                if length is not None and length > max_bytes:
                     raise OversizedObjectError(
                         f"{self.address(key)!r} is {length} bytes, more than the {max_bytes} allowed for metadata.json"
                     )
-                data = body.read()
+                data = resp.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise OversizedObjectError(
+                        f"{self.address(key)!r} is more than the {max_bytes} bytes allowed for metadata.json"
+                    )
             finally:
-                body.close()
-            return MetadataObject(data=data, etag=str(resp.get("ETag", "")))
+                _finish(resp)
+            return MetadataObject(data=data, etag=str(resp.headers.get("ETag", "")))
 
         result: MetadataObject | None = self._call("get metadata", key, attempt)
         return result
@@ -333,21 +360,41 @@ class S3Store(Store):
         address = self.address(key)
 
         def attempt() -> Downloaded:
-            resp = self._client.get_object(Bucket=self._bucket, Key=self._key(key))
-            body = resp["Body"]
+            resp = self._client.get(self._key(key))
+            assert resp is not None
             try:
-                length = resp.get("ContentLength")
-                if length is not None and int(length) > max_bytes:
+                length = self._length(resp)
+                if length is not None and length > max_bytes:
                     raise OversizedObjectError(
                         f"{address!r} is {length} bytes, larger than --max-file-bytes={max_bytes}; "
                         "keep DAG files small or raise the limit"
                     )
-                return _stream_to_file(body.iter_chunks(CHUNK_BYTES), dest, max_bytes=max_bytes, address=address)
+                return _stream_to_file(resp.stream(CHUNK_BYTES), dest, max_bytes=max_bytes, address=address)
             finally:
-                body.close()
+                _finish(resp)
 
         result: Downloaded = self._call("download", key, attempt)
         return result
+
+    @contextlib.contextmanager
+    def open_read(self, key: str, *, max_bytes: int) -> Iterator[BinaryIO]:
+        address = self.address(key)
+
+        def attempt() -> Any:
+            resp = self._client.get(self._key(key))
+            assert resp is not None
+            length = self._length(resp)
+            if length is not None and length > max_bytes:
+                _finish(resp)
+                raise OversizedObjectError(f"{address!r} is {length} bytes, more than the {max_bytes} expected")
+            return resp
+
+        resp = self._call("open", key, attempt)
+        body = _Body(resp, limit=max_bytes, address=address)
+        try:
+            yield body  # type: ignore[misc]
+        finally:
+            _finish(resp)
 
     def close(self) -> None:
         self._client.close()
@@ -445,6 +492,15 @@ class FileStore(Store):
         result: Downloaded = self._call("download", key, attempt)
         return result
 
+    @contextlib.contextmanager
+    def open_read(self, key: str, *, max_bytes: int) -> Iterator[BinaryIO]:
+        src = self._call("open", key, lambda: open(self._root / key, "rb"))  # noqa: SIM115 - closed below
+        with src:
+            size = os.fstat(src.fileno()).st_size
+            if size > max_bytes:
+                raise OversizedObjectError(f"{self.address(key)!r} is {size} bytes, more than the {max_bytes} expected")
+            yield src
+
 
 def open_store(
     location: StoreLocation,
@@ -454,7 +510,7 @@ def open_store(
     max_connections: int = 16,
     on_retry: OnRetry | None = None,
 ) -> Store:
-    """The store for ``location`` (boto3 is imported only for s3)."""
+    """The store for ``location`` (botocore and urllib3 are imported only for s3)."""
     if location.scheme == "s3":
         return S3Store(location, policy=policy, timeout=timeout, max_connections=max_connections, on_retry=on_retry)
     return FileStore(location, policy=policy, on_retry=on_retry)

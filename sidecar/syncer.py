@@ -282,6 +282,11 @@ class Syncer:
         self.metrics.objects_fetched.inc(result.fetched_objects)
         self.metrics.bytes_fetched.inc(result.fetched_bytes)
         self.metrics.objects_reused.inc(result.reused)
+        if result.bundle != "unused":
+            self.metrics.bundles.labels(result.bundle).inc()
+        if result.bundle_problem:
+            self.log.warning("bundle_fallback", package=pkg, release=meta.release_id, problem=result.bundle_problem,
+                             hint="the files were fetched one by one instead; check the publisher's bundle")
         previous = self.dags_dir.current_release(pkg)
         self.dags_dir.switch(pkg, result.release_dir)
         st.applied_etag = etag
@@ -291,7 +296,7 @@ class Syncer:
         self.log.info("release_switched", package=pkg, release=meta.release_id, tree=meta.tree[:12],
                       dir=str(result.release_dir), previous=previous.name if previous else None,
                       files=len(meta.dags), fetched=result.fetched_objects, fetched_bytes=result.fetched_bytes,
-                      reused=result.reused, seconds=round(time.monotonic() - started, 3))
+                      reused=result.reused, bundle=result.bundle, seconds=round(time.monotonic() - started, 3))
         return "switched"
 
     def _reject(

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,25 @@ def parse_marker(data: bytes) -> tuple[str, bool]:
     release = first.removeprefix("# release: ") if first.startswith("# release: ") else ""
     complete = bool(release) and text.endswith(f"# end-of-file {release}\n")
     return release, complete
+
+
+def make_tar(members: list[tuple[str, bytes]] | dict[str, bytes]) -> bytes:
+    """A deterministic uncompressed pax tar, as the publisher writes bundles: regular files,
+    sorted by name, mtime 0, uid/gid 0, empty owner names, mode 0644."""
+    out = io.BytesIO()
+    items = sorted(members.items()) if isinstance(members, dict) else list(members)
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in items:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def bundle_block(release_id: str, tar: bytes) -> dict[str, Any]:
+    """``release.bundle`` for ``tar`` stored at ``releases/<release_id>.tar``."""
+    return {"key": f"releases/{release_id}.tar", "sha256": hashlib.sha256(tar).hexdigest(), "size": len(tar)}
 
 
 class StoreKit:
@@ -96,19 +116,33 @@ class StoreKit:
         env: str = ENV,
         metadata: dict[str, Any] | None = None,
         prune: bool = True,
+        bundle: bool | bytes = True,
     ) -> dict[str, Any]:
-        """Publish like the real publisher: the release's copy under ``releases/<id>/`` (when there is
-        an id), the live DAG files, metadata.json (the commit point), then prune stale live files.
+        """Publish like the real publisher: the live DAG files, the release bundle
+        ``releases/<id>.tar`` and ``releases/<id>.json``, metadata.json (the commit point), then
+        prune stale live files. ``bundle=False`` stores the release as before bundles
+        (``releases/<id>/dags/*.py`` + ``releases/<id>/metadata.json``, no ``release.bundle``);
+        bytes are stored as the bundle instead of the real tar (a damaged bundle).
         """
         doc = metadata if metadata is not None else self.metadata(pkg, files, release_id=release_id, env=env)
-        raw = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
         rid = (doc.get("release") or {}).get("id")
-        if rid:
+        tar: bytes | None = None
+        if rid and bundle is not False:
+            tar = bundle if isinstance(bundle, bytes) else make_tar(
+                {f"dags/{dag_id}.py": data for dag_id, data in files.items()})
+            if metadata is None:
+                doc["release"]["bundle"] = bundle_block(rid, make_tar(
+                    {f"dags/{dag_id}.py": data for dag_id, data in files.items()}))
+        raw = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        if rid and tar is None:
             for dag_id, data in files.items():
                 self.put(f"{env}/{pkg}/releases/{rid}/dags/{dag_id}.py", data)
         for dag_id, data in files.items():
             self.put(f"{env}/{pkg}/dags/{dag_id}.py", data)
-        if rid:
+        if rid and tar is not None:
+            self.put(f"{env}/{pkg}/releases/{rid}.tar", tar)
+            self.put(f"{env}/{pkg}/releases/{rid}.json", raw)
+        elif rid:
             self.put(f"{env}/{pkg}/releases/{rid}/metadata.json", raw)
         self.put(f"{env}/{pkg}/metadata.json", raw)
         if prune:
@@ -153,14 +187,14 @@ class FileKit(StoreKit):
 
 
 class S3Kit(StoreKit):
-    def __init__(self, server: MotoServer, bucket: str) -> None:
+    def __init__(self, server: MotoServer, bucket: str, *, key: tuple[str, str] = ("testing", "testing")) -> None:
         import boto3
 
         self.server = server
         self.bucket = bucket
         self.url = f"s3://{bucket}"
         self.client = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                                   aws_access_key_id="testing", aws_secret_access_key="testing")
+                                   aws_access_key_id=key[0], aws_secret_access_key=key[1])
         self.client.create_bucket(Bucket=bucket)
 
     def put(self, key: str, data: bytes) -> None:

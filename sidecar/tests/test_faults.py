@@ -72,7 +72,7 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
 
             # a big release starts staging; the store goes away in the middle of it
             v2 = release_files("r2", 400)
-            kit.publish("alpha", v2, release_id="r2")
+            kit.publish("alpha", v2, release_id="r2", bundle=False)  # 400 single GETs: time to stop moto
             staging = dags / STATE_DIR_NAME / "alpha" / "staging"
             wait_until(lambda: staging_has_files(staging), timeout=30, what="staging of r2 to start")
             server.stop()

@@ -365,7 +365,7 @@ def test_airflow_sees_exactly_the_dag_files(kit: StoreKit, tmp_path: Path, monke
 def test_publisher_window_is_bridged_by_the_release_copy(kit: StoreKit, tmp_path: Path) -> None:
     """Between the publisher's live copy and its metadata commit, live bytes are one release ahead."""
     v1 = files_for("r1", "d1", "d2")
-    kit.publish("alpha", v1, release_id="r1")
+    kit.publish("alpha", v1, release_id="r1", bundle=False)  # stored before bundles: releases/r1/dags/
     kit.put("dev/alpha/dags/d1.py", dag_source("d1", "r2"))  # step 8 of a publish of r2, not committed
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:

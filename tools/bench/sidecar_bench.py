@@ -4,10 +4,13 @@
     PYTHONPATH=. python tools/bench/sidecar_bench.py --packages 2 --dags 100 --latency-samples 5
 
 The store holds PACKAGES x DAGS rendered DAG files (about 2 KB each, KubernetesPodOperator-like)
-plus each package's metadata.json, in the live layout only (``<env>/<pkg>/dags/*.py`` and
-``metadata.json``, no ``releases/`` copies), so both tools copy exactly the same files.
-``aws s3 sync`` runs as ``python -m awscli s3 sync s3://<bucket>/<env>/ <dir> --only-show-errors``
-with the same interpreter; the sidecar as ``python -m sidecar`` in loop mode. Measured:
+in the layout the publisher writes (docs/store-layout.md): the live ``<env>/<pkg>/dags/*.py``,
+each release's bundle ``releases/<id>.tar`` (a deterministic uncompressed pax tar of the DAG
+files, built here) and ``releases/<id>.json``, and ``metadata.json`` (with ``release.bundle``)
+written last. ``aws s3 sync`` runs as ``python -m awscli s3 sync s3://<bucket>/<env>/ <dir>
+--exclude '*/releases/*' --only-show-errors`` with the same interpreter, so it copies exactly the
+live files Airflow needs (the DAG files and metadata.json); the sidecar runs as ``python -m
+sidecar`` in loop mode and may read a bundle instead of single files. Measured:
 
 1. cold sync into an empty folder: wall time, CPU time, peak RSS, requests;
 2. steady-state RSS of the sidecar between cycles;
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
+import io
 import json
 import os
 import queue
@@ -31,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -112,16 +117,31 @@ def dag_bytes(pkg: str, n: int, digest: str) -> bytes:
     return DAG_TEMPLATE.format(pkg=pkg, dag_id=dag_id, n=n, digest=digest, minute=n % 60, env=ENV).encode()
 
 
-def metadata_bytes(pkg: str, files: dict[str, bytes], release: str) -> bytes:
+def bundle_bytes(files: dict[str, bytes]) -> bytes:
+    """The release bundle as the publisher writes it: an uncompressed pax tar of ``dags/<dag_id>.py``,
+    members sorted, regular files, mtime 0, uid/gid 0, empty owner names, mode 0644."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for dag_id, data in sorted(files.items()):
+            info = tarfile.TarInfo(f"dags/{dag_id}.py")
+            info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
+            info.uname = info.gname = ""
+            info.type = tarfile.REGTYPE
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def metadata_bytes(pkg: str, files: dict[str, bytes], release: str, bundle: bytes) -> bytes:
     dags = [
         {"dag_id": dag_id, "file": f"dags/{dag_id}.py", "sha256": hashlib.sha256(data).hexdigest(),
          "size": len(data), "schedule": "0 3 * * *", "tasks": ["extract", "load"],
          "resources": {"extract": {"requests": {"cpu": "500m", "memory": "1Gi"}}}}
         for dag_id, data in sorted(files.items())
     ]
+    block = {"key": f"releases/{release}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
     doc = {"schema_version": 1, "package": pkg, "env": ENV, "revision": None, "dags": dags,
            "image": {"repository": f"registry.example.com/etl/{pkg}"},
-           "release": {"id": release, "published_at": "2026-11-27T04:20:00Z"}}
+           "release": {"id": release, "published_at": "2026-11-27T04:20:00Z", "bundle": block}}
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -153,8 +173,14 @@ class Store:
         self.client.put_object(Bucket=BUCKET, Key=key, Body=data)
 
     def commit(self, pkg: str) -> None:
+        """The publisher's steps after the live files: bundle, release metadata, metadata.json last."""
         self.serial += 1
-        self.put(f"{ENV}/{pkg}/metadata.json", metadata_bytes(pkg, self.files[pkg], f"r{self.serial:06d}"))
+        release = f"r{self.serial:06d}"
+        bundle = bundle_bytes(self.files[pkg])
+        meta = metadata_bytes(pkg, self.files[pkg], release, bundle)
+        self.put(f"{ENV}/{pkg}/releases/{release}.tar", bundle)
+        self.put(f"{ENV}/{pkg}/releases/{release}.json", meta)
+        self.put(f"{ENV}/{pkg}/metadata.json", meta)
 
     def edit(self, pkg: str, dag_ids: list[str]) -> dict[str, bytes]:
         """Same-size edits: a new image digest in each file, then one metadata.json commit."""
@@ -225,7 +251,9 @@ def run_aws(server: MotoServer, dest: Path) -> dict[str, float]:
     with tempfile.TemporaryFile() as err:
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "awscli", "s3", "sync", f"s3://{BUCKET}/{ENV}/", str(dest), "--only-show-errors"],
+            # only the live files Airflow needs: the DAG files and metadata.json, not releases/
+            [sys.executable, "-m", "awscli", "s3", "sync", f"s3://{BUCKET}/{ENV}/", str(dest),
+             "--exclude", "*/releases/*", "--only-show-errors"],
             env=child_env(server), stdout=subprocess.DEVNULL, stderr=err,
         )
         peak = PeakWatcher(proc.pid)
@@ -337,7 +365,12 @@ def main(argv: list[str] | None = None) -> int:
             # 1. cold sync: aws first, then the sidecar (any slowdown of a busier moto counts against us)
             aws_dir = work / "aws"
             aws_cold = run_aws(server, aws_dir)
-            print(f"aws cold: {aws_cold['wall']:.1f}s", flush=True)
+            copied = sorted(str(p.relative_to(aws_dir)) for p in aws_dir.rglob("*") if p.is_file())
+            wanted = sorted([f"{pkg}/metadata.json" for pkg in store.packages]
+                            + [f"{pkg}/dags/{dag_id}.py" for pkg in store.packages for dag_id in store.files[pkg]])
+            if copied != wanted:
+                raise SystemExit(f"aws s3 sync copied {len(copied)} files, expected the {len(wanted)} live ones")
+            print(f"aws cold: {aws_cold['wall']:.1f}s ({len(copied)} files)", flush=True)
             dags_dir = work / "dags"
             mark = server.mark()
             sidecar = Sidecar(server, dags_dir, interval=args.interval, extra=args.sidecar_args.split())
@@ -346,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
                          "rss": proc_mem(sidecar.proc.pid)["VmHWM"], "requests": len(server.requests_since(mark))}
             if event["status"] != "success":
                 raise SystemExit(f"cold sync did not succeed: {event} {sidecar.errors[-3:]}")
+            everything = {(pkg, d): data for pkg in store.packages for d, data in store.files[pkg].items()}
+            if stale_count(dags_dir, everything, "ours") or stale_count(aws_dir, everything, "aws"):
+                raise SystemExit("after the cold sync, a DAG file differs from the store")
             print(f"sidecar cold: {ours_cold['wall']:.1f}s", flush=True)
 
             # 2 + 3. steady state and a no-op cycle (between two consecutive cycle ends)
