@@ -24,9 +24,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 PACKAGES = ("file_processing", "data_pipeline", "observability")
 RENDERED_REGISTRY = "localhost:5000"  # //tools/bazel:image_repository, what the DAGs pin
@@ -81,8 +82,15 @@ class _Stop(Exception):
     """SIGTERM or SIGINT arrived."""
 
 
+_STOPPING = threading.Event()  # set once the demo stops: further signals are only noted
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     del frame
+    if _STOPPING.is_set():  # already stopping: a second Ctrl-C must not cut the clean-up short
+        _log(f"demo: {signal.Signals(signum).name} again: still stopping, please wait")
+        return
+    _STOPPING.set()
     raise _Stop(signal.Signals(signum).name)
 
 
@@ -158,19 +166,25 @@ def read_metadata(build_dir: Path, package: str) -> dict:
         raise DemoError(f"cannot read {str(path)!r} ({exc}); build first: ./bazelw build //airflow:demo") from exc
 
 
+def publish_package(root: Path, package: str, *, store, env: str, registry: LoopbackRegistry) -> Published:  # noqa: ANN001
+    """Publish one package's build output (``root`` holds metadata.json, dags/, image/, image.digest)."""
+    from publisher import load_build_output, publish_build
+
+    build = load_build_output(root, package=package, image_digest_file=root / "image.digest")
+    result = publish_build(build, store=store, env=env, registry=registry, image_layout=root / "image")
+    digest = json.loads((root / "metadata.json").read_text())["image"]["digest"]
+    _log(f"  published {package}: {len(build.dags)} DAGs, release {result.release_id} ({result.outcome})")
+    return Published(package, sorted(build.dags), digest, result.release_id, result.outcome)
+
+
 def publish_all(build_dir: Path, *, env: str, registry: LoopbackRegistry) -> list[Published]:
-    from publisher import load_build_output, open_store, publish_build
+    from publisher import open_store
 
     store = open_store(f"s3://{BUCKET}")
-    done = []
     for package in PACKAGES:
-        root = build_dir / "packages" / package
-        build = load_build_output(root, package=package, image_digest_file=root / "image.digest")
-        result = publish_build(build, store=store, env=env, registry=registry, image_layout=root / "image")
-        digest = read_metadata(build_dir, package)["image"]["digest"]
-        done.append(Published(package, sorted(build.dags), digest, result.release_id, result.outcome))
-        _log(f"  published {package}: {len(build.dags)} DAGs, release {result.release_id} ({result.outcome})")
-    return done
+        read_metadata(build_dir, package)  # one clear line when the build output is missing
+    return [publish_package(build_dir / "packages" / p, p, store=store, env=env, registry=registry)
+            for p in PACKAGES]
 
 
 def start_sidecar(dirs: dict[str, Path], *, env: str, interval: float, port: int,
@@ -257,7 +271,67 @@ def print_summary(items: list[Published], dags_dir: Path, health: dict | None) -
             _log("  " + "  ".join("-" * w for w in widths))
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclasses.dataclass
+class Platform:
+    """Everything ``start_platform`` started, for the demo and the end-to-end test."""
+
+    args: argparse.Namespace
+    dirs: dict[str, Path]
+    aws: dict[str, str]  # AWS_* of the moto server (also set in os.environ)
+    moto: Any  # tools.testing.servers.MotoServer
+    registry: LoopbackRegistry
+    registry_host: str
+    plane: Any  # controlplane.runner.ControlPlane
+    sidecar: subprocess.Popen[bytes]
+    metrics_port: int
+    published: list[Published]
+    expected: set[str]
+    started: float  # time.monotonic() at the start
+    visible_at: float  # time.monotonic() when every DAG was visible
+
+    @property
+    def settings(self):  # noqa: ANN201 - controlplane.settings.ControlPlaneSettings
+        return self.plane.settings
+
+    def api(self):  # noqa: ANN201 - controlplane.api.AirflowApi
+        return self.plane.api()
+
+    def store(self):  # noqa: ANN201 - publisher.Store
+        from publisher import open_store
+
+        return open_store(f"s3://{BUCKET}")
+
+    def check_running(self) -> None:
+        self.plane.check_running()
+        if self.sidecar.poll() is not None:
+            raise DemoError(f"the sidecar exited with code {self.sidecar.returncode}; see "
+                            f"{self.dirs['logs'] / 'sidecar.log'}")
+
+    def refresh_interval(self) -> str:
+        return self.settings.environ()["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"]
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a child is started and its clean-up registered (no leak between)."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
+                   log: Callable[[str], None] = _log) -> Platform:
+    """Start moto, the registry, Airflow, publish every package, start the sidecar, wait for the DAGs.
+
+    Every process is registered on ``stack`` right after it starts (signals are held in between),
+    so closing the stack, on success, error or Ctrl-C at any moment, stops all of them.
+    """
     from controlplane.runner import ControlPlane
     from controlplane.settings import ControlPlaneSettings
 
@@ -271,80 +345,93 @@ def run(args: argparse.Namespace) -> int:
 
     expected = {d["dag_id"] for p in PACKAGES for d in read_metadata(args.build_dir, p)["dags"]}
     dirs = fresh_state(args.state_dir)
-    _log(f"demo: state folder {args.state_dir}")
-    with contextlib.ExitStack() as stack:
-        moto = stack.enter_context(moto_server(log_dir=dirs["s3"]))
-        registry = stack.enter_context(registry_server(work_dir=dirs["registry"]))
-        aws = moto.env()
-        os.environ.update(aws)  # the publisher library (boto3) talks to moto
-        import boto3
+    log(f"demo: state folder {args.state_dir}")
+    moto = stack.enter_context(moto_server(log_dir=dirs["s3"]))
+    registry = stack.enter_context(registry_server(work_dir=dirs["registry"]))
+    aws = moto.env()
+    os.environ.update(aws)  # the publisher library (boto3) talks to moto
+    import boto3
 
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        _log(f"[{since()}] S3 (moto) at {moto.endpoint_url}, registry at {registry.url}, bucket s3://{BUCKET}")
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    log(f"[{since()}] S3 (moto) at {moto.endpoint_url}, registry at {registry.url}, bucket s3://{BUCKET}")
 
-        settings = ControlPlaneSettings(home=dirs["airflow"], dags_folder=dirs["dags"], api_port=free_port(),
-                                        sync_interval=args.sync_interval)
-        plane = ControlPlane(settings, log_dir=dirs["logs"], extra_env=child_env({}))
-        stack.callback(plane.stop)
-        boot_error: list[BaseException] = []
+    settings = ControlPlaneSettings(home=dirs["airflow"], dags_folder=dirs["dags"], api_port=free_port(),
+                                    sync_interval=args.sync_interval)
+    plane = ControlPlane(settings, log_dir=dirs["logs"], extra_env=child_env({}))
+    stack.callback(plane.stop)  # before the boot thread starts anything; stop() refuses later starts
+    boot_error: list[BaseException] = []
 
-        def boot() -> None:  # migrate and start Airflow while the packages are published
-            try:
-                plane.migrate()
-                template = dirs["airflow"] / "airflow.db.migrated"
-                if not template.exists():
-                    shutil.copyfile(dirs["airflow"] / "airflow.db", template)
-                plane.start()
-            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                boot_error.append(exc)
+    def boot() -> None:  # migrate and start Airflow while the packages are published
+        try:
+            plane.migrate()
+            template = dirs["airflow"] / "airflow.db.migrated"
+            if not template.exists():
+                shutil.copyfile(dirs["airflow"] / "airflow.db", template)
+            plane.start()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            boot_error.append(exc)
 
-        booter = threading.Thread(target=boot, name="airflow-boot", daemon=True)
-        booter.start()
+    booter = threading.Thread(target=boot, name="airflow-boot", daemon=True)
+    booter.start()
 
-        _log(f"[{since()}] publishing {len(PACKAGES)} packages (images to {registry.host}, "
-             f"DAGs to s3://{BUCKET}/{args.env}/)")
-        published = publish_all(args.build_dir, env=args.env, registry=LoopbackRegistry(registry.host))
+    log(f"[{since()}] publishing {len(PACKAGES)} packages (images to {registry.host}, "
+        f"DAGs to s3://{BUCKET}/{args.env}/)")
+    loopback = LoopbackRegistry(registry.host)
+    published = publish_all(args.build_dir, env=args.env, registry=loopback)
 
-        metrics_port = free_port()
+    metrics_port = free_port()
+    with signals_deferred():
         sidecar = start_sidecar(dirs, env=args.env, interval=args.sync_interval, port=metrics_port, aws=aws)
         stack.callback(stop_process, sidecar)
-        _log(f"[{since()}] sidecar syncing every {args.sync_interval:g}s into {dirs['dags']} "
-             f"(status http://127.0.0.1:{metrics_port}/healthz)")
+    log(f"[{since()}] sidecar syncing every {args.sync_interval:g}s into {dirs['dags']} "
+        f"(status http://127.0.0.1:{metrics_port}/healthz)")
 
-        while booter.is_alive():
-            booter.join(timeout=1)
-        if boot_error:
-            raise boot_error[0]
-        _log(f"[{since()}] Airflow processes started; waiting for the api-server")
-        plane.wait_healthy(progress=_log)
-        _log(f"[{since()}] Airflow api-server healthy at {settings.api_url}")
+    while booter.is_alive():
+        booter.join(timeout=1)
+    if boot_error:
+        raise boot_error[0]
+    log(f"[{since()}] Airflow processes started; waiting for the api-server")
+    plane.wait_healthy(progress=log)
+    log(f"[{since()}] Airflow api-server healthy at {settings.api_url}")
 
-        api = plane.api()
-        visible_at = wait_for_dags(api, expected, timeout=args.timeout, sidecar=sidecar, control_plane=plane)
-        visible = visible_at - t0
-        _log(f"[{since()}] all {len(expected)} DAGs visible, 0 import errors")
-        _log("")
-        _log(f"  Airflow UI: {settings.api_url}/   login: {plane.username} / {plane.password}")
-        _log("")
-        print_summary(published, dirs["dags"], sidecar_health(metrics_port))
-        _log("")
-        if args.once:
-            dag_id = min(expected)
-            run_ = api.trigger(dag_id, {"demo": True})
-            if run_.get("dag_id") != dag_id or not run_.get("dag_run_id"):
-                raise DemoError(f"triggering {dag_id!r} returned {run_!r}")
-            _log(f"[{since()}] triggered {dag_id}: run {run_['dag_run_id']} ({run_.get('state')})")
-            _log(f"demo: ok: time from start to all DAGs visible: {visible:.1f}s "
-                 f"(sidecar interval {args.sync_interval:g}s, Airflow refresh interval "
-                 f"{settings.environ()['AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL']}s)")
-            return 0
-        _log(f"demo: running (all DAGs visible after {visible:.1f}s). Ctrl-C stops everything.")
-        while True:
-            plane.check_running()
-            if sidecar.poll() is not None:
-                raise DemoError(f"the sidecar exited with code {sidecar.returncode}; see {dirs['logs']}")
-            time.sleep(2)
+    visible_at = wait_for_dags(plane.api(), expected, timeout=args.timeout, sidecar=sidecar, control_plane=plane)
+    log(f"[{since()}] all {len(expected)} DAGs visible, 0 import errors")
+    return Platform(args=args, dirs=dirs, aws=aws, moto=moto, registry=loopback, registry_host=registry.host,
+                    plane=plane, sidecar=sidecar, metrics_port=metrics_port, published=published,
+                    expected=expected, started=t0, visible_at=visible_at)
+
+
+def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        try:
+            platform = start_platform(args, stack)
+            settings, api = platform.settings, platform.api()
+            visible = platform.visible_at - platform.started
+            _log("")
+            _log(f"  Airflow UI: {settings.api_url}/   login: {platform.plane.username} / {platform.plane.password}")
+            _log("")
+            print_summary(platform.published, platform.dirs["dags"], sidecar_health(platform.metrics_port))
+            _log("")
+            if args.once:
+                dag_id = min(platform.expected)
+                run_ = api.trigger(dag_id, {"demo": True})
+                if run_.get("dag_id") != dag_id or not run_.get("dag_run_id"):
+                    raise DemoError(f"triggering {dag_id!r} returned {run_!r}")
+                _log(f"[{time.monotonic() - platform.started:5.1f}s] triggered {dag_id}: run "
+                     f"{run_['dag_run_id']} ({run_.get('state')})")
+                _log(f"demo: ok: time from start to all DAGs visible: {visible:.1f}s "
+                     f"(sidecar interval {args.sync_interval:g}s, Airflow refresh interval "
+                     f"{platform.refresh_interval()}s)")
+                return 0
+            _log(f"demo: running (all DAGs visible after {visible:.1f}s). Ctrl-C stops everything.")
+            while True:
+                platform.check_running()
+                time.sleep(2)
+        finally:
+            _STOPPING.set()  # from here on a signal is only noted: the clean-up must finish
+            _log("demo: stopping everything it started ...")
     return 0
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -356,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tools.testing.servers import ServerStartError
 
     expected = (DemoError, ControlPlaneError, PublishError, ServerStartError, RegistryToolMissing)
+    _STOPPING.clear()
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return run(args)

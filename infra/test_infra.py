@@ -1,5 +1,7 @@
 """infra/: IAM documents match the generator and grant only what each role needs; the Helm values
-put the sidecar beside every Airflow component that parses DAGs and run it --once before workers.
+put the sidecar beside every Airflow component that parses DAGs and run it --once before workers;
+rbac.yaml gives the workers just what KubernetesPodOperator needs in the pods' namespace. Kubernetes
+objects are validated offline against the JSON schemas of kubernetes-validate (strict mode).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).parents[1]  # _main in runfiles
@@ -69,3 +72,110 @@ def test_helm_values_run_the_sidecar_beside_dag_parsers_and_once_in_workers() ->
     assert values["config"]["core"]["dags_folder"] == "/opt/airflow/dags"
     interval = int(next(e["value"] for e in values["scheduler"]["extraContainers"][0]["env"] if e["name"] == "SYNC_INTERVAL"))
     assert int(values["config"]["dag_processor"]["refresh_interval"]) >= interval
+
+
+# --- RBAC of the KubernetesPodOperator namespace, and offline Kubernetes schema validation ------
+
+K8S_VERSION = "1.33.0"  # the oldest cluster version the manifests must be valid for
+RBAC = ROOT / "infra" / "airflow_control_plane" / "rbac.yaml"
+KPO_RULES = {  # what KubernetesPodOperator does (see rbac.yaml); nothing more
+    ("pods", frozenset({"create", "get", "list", "watch", "patch", "delete"})),
+    ("pods/log", frozenset({"get"})),
+    ("pods/exec", frozenset({"create", "get"})),
+    ("events", frozenset({"list"})),
+}
+
+
+def _rbac_docs() -> list[dict]:
+    return [d for d in yaml.safe_load_all(RBAC.read_text()) if d is not None]
+
+
+def _validate(doc: dict) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def _spec_service_accounts() -> set[tuple[str, str]]:
+    """(namespace, service account) of every DAG spec's defaults and tasks."""
+    found = set()
+    specs = sorted((ROOT / "packages").glob("*/dags/*.yaml"))
+    have = {s.parts[-3] for s in specs}
+    assert have == set(generate.packages(SOURCE_ROOT)), (
+        f"DAG specs of {sorted(set(generate.packages(SOURCE_ROOT)) - have)} missing: add "
+        "//packages/<pkg>:dag_specs to //infra:test_infra's data")
+    for spec in specs:
+        doc = yaml.safe_load(spec.read_text())
+        defaults = doc.get("defaults") or {}
+        for task in doc["tasks"]:
+            namespace = task.get("namespace", defaults.get("namespace"))
+            account = task.get("service_account", defaults.get("service_account"))
+            if account:
+                found.add((namespace, account))
+    return found
+
+
+def test_rbac_documents_are_valid_kubernetes_objects() -> None:
+    docs = _rbac_docs()
+    for doc in docs:
+        _validate(doc)
+    assert {d["kind"] for d in docs} == {"Namespace", "ServiceAccount", "Role", "RoleBinding"}
+
+
+def test_offline_validation_rejects_broken_objects() -> None:
+    import kubernetes_validate
+
+    role = next(d for d in _rbac_docs() if d["kind"] == "Role")
+    broken = {**role, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": "get"}]}
+    with pytest.raises(kubernetes_validate.ValidationError, match="is not of type 'array'"):
+        _validate(broken)
+    account = next(d for d in _rbac_docs() if d["kind"] == "ServiceAccount")
+    with pytest.raises(kubernetes_validate.ValidationError, match="automountToken"):
+        _validate({**account, "automountToken": False})  # misspelt field: strict mode refuses it
+
+
+def test_rbac_grants_the_workers_only_what_kpo_needs_in_the_pods_namespace() -> None:
+    docs = _rbac_docs()
+    assert not [d for d in docs if d["kind"].startswith("Cluster")], "nothing cluster-wide"
+    namespaces = {n for n, _ in _spec_service_accounts()}
+    assert namespaces == {next(d for d in docs if d["kind"] == "Namespace")["metadata"]["name"]}
+    (namespace,) = namespaces
+    roles = [d for d in docs if d["kind"] == "Role"]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert len(roles) == 1 and len(bindings) == 1
+    role, binding = roles[0], bindings[0]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == namespace
+    rules = {(res, frozenset(r["verbs"])) for r in role["rules"] for res in r["resources"]}
+    assert all(r["apiGroups"] == [""] for r in role["rules"])
+    assert rules == KPO_RULES
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    values = yaml.safe_load((ROOT / "infra" / "airflow_control_plane" / "values.yaml").read_text())
+    worker = values["workers"]["serviceAccount"]
+    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("ServiceAccount", worker["name"])]
+    assert binding["subjects"][0]["namespace"] != namespace  # Airflow runs in its own namespace
+
+
+def test_every_service_account_the_dags_use_exists_and_has_no_api_access() -> None:
+    docs = _rbac_docs()
+    accounts = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "ServiceAccount"}
+    missing = _spec_service_accounts() - set(accounts)
+    assert not missing, f"rbac.yaml lacks ServiceAccounts the DAG specs use: {sorted(missing)}"
+    bound = {(s.get("namespace"), s["name"]) for d in docs if d["kind"] == "RoleBinding" for s in d["subjects"]}
+    for key, account in accounts.items():
+        assert account.get("automountServiceAccountToken") is False, key
+        assert key not in bound, f"the pods' account {key} must not be bound to a Role"
+
+
+def test_sidecar_containers_in_the_helm_values_are_valid_container_specs() -> None:
+    # The chart's own values schema is not available offline; each container we add is checked as
+    # a Pod's container against the Kubernetes schema instead (field names, types, probes).
+    values = yaml.safe_load((ROOT / "infra" / "airflow_control_plane" / "values.yaml").read_text())
+    containers = [c for comp in ("dagProcessor", "scheduler", "triggerer") for c in values[comp]["extraContainers"]]
+    containers += values["workers"]["extraInitContainers"]
+    volumes = values["volumes"]
+    for container in containers:
+        _validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"},
+                   "spec": {"containers": [container], "volumes": volumes}})
+        mounted = {m["name"] for m in container["volumeMounts"]}
+        assert mounted <= {v["name"] for v in volumes}, container["name"]

@@ -1,8 +1,10 @@
 """Run Airflow 3's api-server, scheduler and dag-processor as separate local processes.
 
 SQLite in ``AIRFLOW_HOME``, 127.0.0.1 only, the simple auth manager with one admin whose password
-lives in the home's passwords file. Each process runs in its own process group so ``stop()``
-ends it and every child it forked: SIGTERM to the group, SIGKILL after ``stop_timeout``.
+lives in the home's passwords file. Each process (``airflow db migrate`` too) runs in its own
+process group so ``stop()`` ends it and every child it forked: SIGTERM to the group, SIGKILL after
+``stop_timeout``. ``stop()`` may be called from another thread while ``migrate()``/``start()`` are
+still running (Ctrl-C during start-up): once it has run, no further process is started.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -46,6 +49,8 @@ class ControlPlane:
         self.password = admin_password(settings)
         self.env = {**os.environ, **(extra_env or {}), **settings.environ()}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()  # spawn vs stop from another thread
+        self._stopped = False
 
     @property
     def username(self) -> str:
@@ -57,16 +62,35 @@ class ControlPlane:
     def migrate(self, *, timeout: float = 600.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / "airflow-db-migrate.log"
-        with open(log, "wb") as out:
-            try:
-                done = subprocess.run(
-                    [self.python, "-m", "airflow", "db", "migrate"],
-                    env=self.env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+        proc = self._spawn("db-migrate", [self.python, "-m", "airflow", "db", "migrate"], log, mode="wb")
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+            raise AirflowStartError(f"`airflow db migrate` took more than {timeout}s; see {log}") from exc
+        finally:
+            with self._lock:
+                if self.procs.get("db-migrate") is proc:
+                    del self.procs["db-migrate"]
+        _signal_group(proc, signal.SIGKILL)  # anything it forked and left behind
+        if self._stopped:
+            raise AirflowStartError("the control plane was stopped during `airflow db migrate`")
+        if code != 0:
+            raise AirflowStartError(f"`airflow db migrate` exited {code}; see {log}")
+
+    def _spawn(self, name: str, args: list[str], log: Path, *, mode: str = "ab") -> subprocess.Popen[bytes]:
+        """Start ``args`` in a new session and record it, unless ``stop()`` already ran."""
+        with self._lock:
+            if self._stopped:
+                raise AirflowStartError(f"the control plane was stopped; not starting airflow {name}")
+            with open(log, mode) as out:
+                proc = subprocess.Popen(
+                    args, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
-            except subprocess.TimeoutExpired as exc:
-                raise AirflowStartError(f"`airflow db migrate` took more than {timeout}s; see {log}") from exc
-        if done.returncode != 0:
-            raise AirflowStartError(f"`airflow db migrate` exited {done.returncode}; see {log}")
+            self.procs[name] = proc
+            return proc
 
     def start(self) -> None:
         """Start the three components (call ``migrate()`` first)."""
@@ -76,14 +100,10 @@ class ControlPlane:
             args = [self.python, "-m", "airflow", name]
             if name == "api-server":
                 args += ["--host", self.settings.host, "--port", str(self.settings.api_port)]
-            with open(self.log_dir / f"airflow-{name}.log", "ab") as out:
-                self.procs[name] = subprocess.Popen(
-                    args, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+            self._spawn(name, args, self.log_dir / f"airflow-{name}.log")
 
     def check_running(self) -> None:
-        for name, proc in self.procs.items():
+        for name, proc in list(self.procs.items()):
             if proc.poll() is not None:
                 raise AirflowStartError(
                     f"airflow {name} exited with code {proc.returncode}; see {self.log_dir / f'airflow-{name}.log'}"
@@ -112,11 +132,17 @@ class ControlPlane:
         raise AirflowStartError(f"Airflow at {url!r} not healthy after {timeout}s; last answer: {last!r}")
 
     def stop(self) -> None:
-        """SIGTERM each process group, then SIGKILL what is left after ``stop_timeout``."""
-        for proc in self.procs.values():
+        """SIGTERM each process group, then SIGKILL what is left after ``stop_timeout``.
+
+        Safe from any thread and more than once; after it, ``migrate()``/``start()`` start nothing.
+        """
+        with self._lock:
+            self._stopped = True
+            procs = list(self.procs.values())
+        for proc in procs:
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
-        for proc in self.procs.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -124,7 +150,9 @@ class ControlPlane:
             _signal_group(proc, signal.SIGKILL)  # the group's stragglers too, even if the leader exited
             if proc.poll() is None:
                 proc.wait()
-        self.procs.clear()
+        with self._lock:
+            for name in [n for n, p in self.procs.items() if p in procs]:
+                del self.procs[name]
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
