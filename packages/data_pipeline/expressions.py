@@ -340,10 +340,25 @@ class _Evaluator:
                     return pa.scalar(dt.date.fromisoformat(literal[0]), pa.date32())
                 except ValueError:
                     raise ExpressionError(f"{self.text!r}: {literal[0]!r} is not an ISO date") from None
-            return pc.cast(value, pa.date32())
+            return pc.cast(_utc_naive(value), pa.date32())
         if name in {"year", "month", "day", "hour"}:
-            return getattr(pc, name)(args[0])
+            return getattr(pc, name)(_utc_naive(args[0]))
         raise ExpressionError(f"{self.text!r}: unknown function {name!r}")  # pragma: no cover - checked at compile
+
+
+_UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z"}
+
+
+def _utc_naive(value: Any) -> Any:
+    """A UTC timestamp as the same instants without a zone: calendar fields and casts to date
+    then skip the per-value time zone lookup (about ten times faster, same result)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = value.type
+    if pa.types.is_timestamp(kind) and kind.tz in _UTC_NAMES:
+        return pc.cast(value, pa.timestamp(kind.unit))
+    return value
 
 
 def _type(value: Any) -> pa.DataType:

@@ -160,6 +160,7 @@ def run(
         report.records += result.records
         if log is not None:
             log.info("input.read", url=info.url, records=result.records, rejected=len(result.rejects), bytes=info.size)
+        del result  # the table lives on in `tables` only, so later steps can release its columns
     rows = Rows(_concat(tables))
     del tables
 
@@ -184,9 +185,9 @@ def run(
             f"First: {examples}"
         )
 
-    table = rows.take_table()
-    data = table.drop_columns([c for c in (FILE_COL, ROW_COL) if c in table.column_names])
-    del table
+    # Every reject is known: the file and line columns are not written, so they are not filtered.
+    rows.table = rows.table.drop_columns([c for c in (FILE_COL, ROW_COL) if c in rows.table.column_names])
+    data = rows.take_table()
     manifest = {
         "dataset": spec.dataset,
         "run_date": day,

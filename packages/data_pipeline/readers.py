@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .arrow_numpy import int64_array
 from .coltypes import FALSE_VALUES, TRUE_VALUES, arrow_type, convert_text, is_text
 from .errors import InputError, SchemaError
 from .spec import ColumnSpec, DatasetSpec
@@ -59,7 +60,6 @@ def line_numbers(rows: int, *, first_line: int, skipped: list[int] | None = None
     """Line numbers of ``rows`` consecutive records starting at ``first_line``, stepping over the
     (sorted) line numbers in ``skipped`` (malformed CSV lines the parser dropped)."""
     import numpy as np
-    import pyarrow as pa
 
     lines = np.arange(first_line, first_line + rows, dtype=np.int64)
     if skipped:
@@ -68,13 +68,13 @@ def line_numbers(rows: int, *, first_line: int, skipped: list[int] | None = None
         # before a record pushes that record one line further down.
         before = bad - first_line - np.arange(len(bad), dtype=np.int64)
         lines += np.searchsorted(before, np.arange(rows, dtype=np.int64), side="right")
-    return pa.array(lines)
+    return int64_array(lines)
 
 
 def _file_index(rows: int, file_index: int) -> pa.Array:
     import pyarrow as pa
 
-    return pa.nulls(rows, pa.int32()).fill_null(file_index)
+    return pa.repeat(pa.scalar(file_index, pa.int32()), rows)
 
 
 def _open_text(path: Path) -> io.TextIOBase:

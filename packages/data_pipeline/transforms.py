@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .arrow_numpy import bool_array, int64_array
 from .coltypes import arrow_type, convert_text, is_text
 from .errors import EnrichmentError, TransformError
 from .expressions import EvalContext, compile_expression
@@ -91,7 +92,11 @@ class Rows:
         self._keep = keep if self._keep is None else pc.and_(self._keep, keep)
 
     def materialize(self) -> None:
-        """Apply the selection column by column (or, with nothing dropped, join each column's chunks)."""
+        """Apply the selection column by column (or, with nothing dropped, join each column's chunks).
+
+        Two columns are filtered at a time (Arrow releases the GIL), so memory peaks at the table
+        plus two columns.
+        """
         import pyarrow as pa
 
         keep = self._keep
@@ -101,10 +106,12 @@ class Rows:
         schema = table.schema
         columns = table.columns
         del table
-        for index in range(len(columns)):
+
+        def one(index: int) -> None:
             column = columns[index]
             columns[index] = column.filter(keep) if keep is not None else column.combine_chunks()
-            del column
+
+        _parallel(one, range(len(columns)))
         self._table = pa.Table.from_arrays(columns, schema=schema)
         self._keep = None
 
@@ -113,6 +120,20 @@ class Rows:
         self.materialize()
         table, self._table = self.table, None
         return table
+
+
+def _parallel(function: Any, items: Any, workers: int = 2) -> None:
+    """Call ``function`` on every item, ``workers`` at a time (for Arrow calls, which drop the GIL)."""
+    items = list(items)
+    if len(items) < 2:
+        for item in items:
+            function(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(function, items):
+            pass
 
 
 def _json_value(value: Any) -> Any:
@@ -153,9 +174,10 @@ def check_required(rows: Rows, spec: DatasetSpec) -> StepResult:
     missing_any = None
     reasons = None
     for name in required:
-        missing = pc.is_null(table.column(name))
-        if not pc.any(missing).as_py():
+        column = table.column(name)
+        if not column.null_count:
             continue
+        missing = pc.is_null(column)
         text = pc.if_else(missing, pa.scalar(f"column {name!r} is required but empty"), pa.scalar(None, pa.string()))
         reasons = text if reasons is None else pc.binary_join_element_wise(reasons, text, "; ",
                                                                               null_handling="skip")
@@ -169,11 +191,9 @@ def check_required(rows: Rows, spec: DatasetSpec) -> StepResult:
 
 
 def _with_order(table: pa.Table) -> pa.Table:
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import numpy as np
 
-    order = pc.subtract(pc.cumulative_sum(pa.nulls(table.num_rows, pa.int64()).fill_null(1)), 1)
-    return table.append_column(_ORDER, order) if table.num_rows else table.append_column(_ORDER, pa.array([], pa.int64()))
+    return table.append_column(_ORDER, int64_array(np.arange(table.num_rows, dtype=np.int64)))
 
 
 def _key_codes(column: pa.ChunkedArray) -> Any:
@@ -195,7 +215,7 @@ def _order_values(column: pa.ChunkedArray, rows: Any) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    subset = column.take(pa.array(rows))
+    subset = column.take(int64_array(rows))
     kind = subset.type
     if pa.types.is_integer(kind) or pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         as_int = subset.cast(pa.int64()) if not pa.types.is_int64(kind) else subset
@@ -204,16 +224,68 @@ def _order_values(column: pa.ChunkedArray, rows: Any) -> Any:
     return np.asarray(ranks.to_numpy(), dtype=np.int64)
 
 
+def _duplicate_groups(codes: list[Any], valid: Any) -> tuple[Any, Any]:
+    """Rows whose key repeats among the ``valid`` rows: (positions ascending, group id of each).
+
+    A single key (or several whose codes combine into one int64) is counted with ``bincount``
+    when its codes span at most a few times the row count (dictionary codes always do, integer ids
+    nearly always); other keys take a stable sort of the codes.
+    """
+    import numpy as np
+
+    rows = len(valid)
+    every = bool(valid.all())
+    combined = None
+    span = 1
+    for column_codes in codes:
+        if not valid.any():
+            break
+        present = column_codes if every else column_codes[valid]
+        low = int(present.min())
+        width = int(present.max()) - low + 1
+        del present
+        if span * width > 4 * rows + 1024:
+            combined = None
+            break
+        shifted = column_codes - low
+        combined = shifted if combined is None else combined * width + shifted
+        span *= width
+    if combined is not None:
+        if not every:
+            combined = np.where(valid, combined, span)  # rows out of play share an extra bin, ignored
+        counts = np.bincount(combined, minlength=span + 1)
+        counts[span] = 0
+        members = np.flatnonzero(counts[combined] > 1)
+        return members, combined[members]
+    candidates = np.flatnonzero(valid)  # rows with an empty key never match
+    if len(candidates) < 2:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    codes = [column_codes[candidates] for column_codes in codes]
+    order = np.argsort(codes[0], kind="stable") if len(codes) == 1 else np.lexsort(list(reversed(codes)))
+    same = np.ones(len(candidates) - 1, dtype=bool)
+    for column_codes in codes:
+        ordered = column_codes[order]
+        same &= ordered[1:] == ordered[:-1]
+    order = candidates[order]
+    if not same.any():
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    group = np.cumsum(np.concatenate(([True], ~same))) - 1  # group number of each sorted row
+    in_dup = np.bincount(group)[group] > 1
+    members = order[in_dup]
+    groups = group[in_dup]
+    by_position = np.argsort(members, kind="stable")
+    return members[by_position], groups[by_position]
+
+
 def dedup(rows_in: Rows, spec: DedupSpec | None) -> StepResult:
     """Keep one row per key: the first in file order, or the one with the highest ``order_by``.
 
     ``keep: first`` with ``order_by`` keeps the lowest instead; ties keep the earlier row; rows
     with an empty key are all kept (they cannot be matched). The kept rows stay in their original
-    order. Sort-based: a stable argsort of the key codes finds the duplicated keys, and only their
-    rows are ranked, which beats a hash group-by when nearly every key is distinct.
+    order. Counting-based: the rows whose key repeats are found by counting key codes (a few
+    percent of the rows in a typical export), and only those are ranked.
     """
     import numpy as np
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     if spec is None or rows_in.table.num_rows < 2:
@@ -221,36 +293,26 @@ def dedup(rows_in: Rows, spec: DedupSpec | None) -> StepResult:
     table = rows_in.table
     rows = table.num_rows
     codes = [_key_codes(table.column(k)) for k in spec.keys]
-    order = np.argsort(codes[0], kind="stable") if len(codes) == 1 else np.lexsort(list(reversed(codes)))
-    same = np.ones(rows - 1, dtype=bool)
-    for column_codes in codes:
-        ordered = column_codes[order]
-        same &= ordered[1:] == ordered[:-1]
     valid = rows_in.keep_mask()  # rows already out of the selection take no part
     for key in spec.keys:
         column = table.column(key)
         if column.null_count:
             valid &= np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
-    same &= valid[order][1:] & valid[order][:-1]  # rows with an empty key never match
-    if not same.any():
+    members, member_groups = _duplicate_groups(codes, valid)
+    del codes
+    if not len(members):
         return StepResult()
-    starts = np.concatenate(([True], ~same))
-    group = np.cumsum(starts) - 1  # group number of each sorted row
-    sizes = np.bincount(group)
-    in_dup = sizes[group] > 1
-    members = order[in_dup]  # row positions of every row whose key repeats
-    member_groups = group[in_dup]
     keys_for_sort: list[Any] = [members]
     if spec.order_by is not None:
         values = _order_values(table.column(spec.order_by), members)
-        keys_for_sort.append(values if spec.keep == "first" else -values)
+        keys_for_sort.append(values if spec.keep == "first" else ~values)  # ~v = -v - 1: no overflow
     keys_for_sort.append(member_groups)
     ranked = np.lexsort(keys_for_sort)
     winners_first = np.concatenate(([True], member_groups[ranked][1:] != member_groups[ranked][:-1]))
     losers = members[ranked[~winners_first]]
     lost = np.zeros(rows, dtype=bool)
     lost[losers] = True
-    rows_in.drop(pa.array(lost))
+    rows_in.drop(bool_array(lost))
     return StepResult(dropped=len(losers))
 
 
@@ -294,8 +356,35 @@ def _broadcast(value: Any, rows: int) -> Any:
     import pyarrow as pa
 
     if isinstance(value, pa.Scalar):
-        return pa.nulls(rows, value.type).fill_null(value) if value.is_valid else pa.nulls(rows, value.type)
+        return pa.repeat(value, rows) if value.is_valid else pa.nulls(rows, value.type)
     return value
+
+
+def _derive(rows: Rows, derive: Mapping[str, str], ctx: EvalContext) -> None:
+    """Add or replace the ``derive`` columns, in order; a later one may use an earlier one.
+
+    Expressions that do not read a column derived before them in the step are computed side by
+    side (two threads; Arrow compute releases the GIL).
+    """
+    expressions = {name: compile_expression(text) for name, text in derive.items()}
+    independent = not any(
+        expression.columns() & set(list(expressions)[:index]) for index, expression in enumerate(expressions.values())
+    )
+    values: dict[str, Any] = {}
+    if independent and len(expressions) > 1:
+
+        def evaluate(name: str, table: pa.Table = rows.table) -> None:
+            values[name] = _broadcast(expressions[name].evaluate(table, ctx), table.num_rows)
+
+        _parallel(evaluate, list(expressions))
+    for name, expression in expressions.items():
+        table = rows.table
+        value = values.pop(name) if name in values else _broadcast(expression.evaluate(table, ctx), table.num_rows)
+        if name in table.column_names:
+            rows.table = table.set_column(table.schema.get_field_index(name), name, value)
+        else:
+            rows.table = table.add_column(len(_visible(table)), name, value)
+        del table, value
 
 
 def apply_transforms(rows: Rows, transforms: list[Transform], ctx: EvalContext) -> StepResult:
@@ -325,14 +414,7 @@ def apply_transforms(rows: Rows, transforms: list[Transform], ctx: EvalContext) 
                 rows.drop(out)
                 dropped += removed
         elif step.derive is not None:
-            for name, text in step.derive.items():
-                table = rows.table
-                value = _broadcast(compile_expression(text).evaluate(table, ctx), table.num_rows)
-                if name in table.column_names:
-                    rows.table = table.set_column(table.schema.get_field_index(name), name, value)
-                else:
-                    rows.table = table.add_column(len(_visible(table)), name, value)
-                del table
+            _derive(rows, step.derive, ctx)
     return StepResult(rejects=rejects, dropped=dropped)
 
 

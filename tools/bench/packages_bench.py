@@ -18,8 +18,9 @@
 4. Import time of every job module in a fresh interpreter (and of great-expectations itself,
    which only ``file_processing.jobs.validate`` loads, lazily, when it validates).
 
-Every measurement runs in a fresh child process; variants alternate and the medians of
-``--repeats`` runs are reported (wall and CPU seconds: CPU is the steadier one on a shared host).
+Every measurement runs in a fresh child process; variants alternate (in (1) their order flips
+every repeat, and every run writes a new file) and the medians of ``--repeats`` runs are
+reported (wall and CPU seconds: CPU is the steadier one on a shared host).
 Children get a bytecode cache in the benchmark's temp dir (PYTHONPYCACHEPREFIX), filled by a
 warm-up run, as an image ships compiled bytecode; nothing is written into the venv.
 
@@ -241,6 +242,19 @@ def _typed_only_spec(work: Path) -> Path:
     return path
 
 
+def _rows_written(baseline: Path, *outputs: Path) -> str:
+    """What each side wrote: the baseline's rows, and the job's manifest counts per spec."""
+    import pyarrow.parquet as pq
+
+    parts = [f"baseline {pq.ParquetFile(baseline).metadata.num_rows} (every CSV row)"]
+    for output in outputs:
+        manifest = json.loads((output / "dt=2026-11-26" / "_manifest.json").read_text())
+        rows = manifest["rows"]
+        parts.append(f"{output.name.rsplit('-', 1)[0]} {rows['written']} ({rows['records']} read, {rows['rejected']} "
+                     f"rejected, {rows['duplicates']} duplicates, {rows['filtered']} filtered)")
+    return "; ".join(parts)
+
+
 def bench_ingest(work: Path, csv_path: Path, repeats: int) -> None:
     size_mb = csv_path.stat().st_size / 1e6
     typed_only = _typed_only_spec(work)
@@ -250,14 +264,21 @@ def bench_ingest(work: Path, csv_path: Path, repeats: int) -> None:
     run_child(CHILDREN["ingest_baseline"], str(csv_path), str(work / "warmup.parquet"))  # fills the bytecode cache
     run_child(CHILDREN["ingest_job"], str(csv_path), str(work / "warmup"))
     for index in range(repeats):
-        base.append(run_child(CHILDREN["ingest_baseline"], str(csv_path), str(work / f"baseline-{index}.parquet")))
-        job.append(run_child(CHILDREN["ingest_job"], str(csv_path), str(work / "curated")))
-        lean.append(run_child(CHILDREN["ingest_job"], str(csv_path), str(work / "typed"), str(typed_only)))
+        # Every run writes a new file or partition (replacing one would add the old file's unlink);
+        # the order of the variants alternates, so none always runs right after another.
+        variants: list[tuple[list[dict[str, Any]], str, list[str]]] = [
+            (base, "ingest_baseline", [str(work / f"baseline-{index}.parquet")]),
+            (job, "ingest_job", [str(work / f"curated-{index}")]),
+            (lean, "ingest_job", [str(work / f"typed-{index}"), str(typed_only)]),
+        ]
+        for runs, child, args in variants if index % 2 == 0 else reversed(variants):
+            runs.append(run_child(CHILDREN[child], str(csv_path), *args))
         for runs in (job, lean):
             if runs[-1].get("code") != 0:
                 raise SystemExit(f"ingest job failed with exit code {runs[-1].get('code')}")
     b_mbps = size_mb / _median(base, "seconds")
     print(f"\n1. ingestion of {csv_path.name} ({size_mb:.1f} MB), medians of {repeats}")
+    print("  rows written: " + _rows_written(work / "baseline-0.parquet", work / "curated-0", work / "typed-0"))
     print(_row("pandas read_csv(pyarrow)+to_parquet", base, f"  {b_mbps:6.1f} MB/s"))
     for label, runs in (("ingest, spec orders (all steps)", job), ("ingest, typing + dedup only", lean)):
         mbps = size_mb / _median(runs, "seconds")
@@ -342,7 +363,7 @@ def main() -> int:
         if args.only in (None, "ingest"):
             bench_ingest(work, csv_path, args.repeats)
         if args.only in (None, "dq"):
-            curated = work / "curated"
+            curated = work / "curated-0"  # written by part 1, or now
             if not (curated / "dt=2026-11-26" / "part-0.parquet").exists():
                 run_child(CHILDREN["ingest_job"], str(csv_path), str(curated))
             bench_dq(work, curated / "dt=2026-11-26" / "part-0.parquet", args.repeats, naive=not args.no_naive)

@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from data_pipeline.jobs import ingest
+from data_pipeline.spec import DedupSpec
+from data_pipeline.transforms import Rows, dedup
 from data_pipeline.tests.conftest import last_line, run_module
 from data_pipeline.tests.datagen import HEADER, event_lines, order_rows, write_csv
 
@@ -95,6 +98,62 @@ def test_duplicates_keep_the_latest_update_and_test_orders_are_filtered(tmp_path
     assert [r["order_id"] for r in table] == [1, 2, 4, 5, 6, 7, 8, 9, 10, 3]  # order kept: first file, then second
     manifest = json.loads((out / f"dt={DAY}" / "_manifest.json").read_text())
     assert manifest["rows"] == {"records": 12, "rejected": 0, "duplicates": 1, "filtered": 1, "written": 10}
+
+
+def _kept_lines(table: pa.Table, spec: DedupSpec, out_before: list[bool] | None = None) -> tuple[int, list[int]]:
+    rows = Rows(table)
+    if out_before is not None:
+        rows.drop(pa.array(out_before))
+    dropped = dedup(rows, spec).dropped
+    return dropped, rows.take_table().column("__line").to_pylist()
+
+
+def _reference_kept(table: pa.Table, spec: DedupSpec, out: list[bool]) -> list[int]:
+    """Plain Python: per key the first row, or the highest (keep=first: lowest) order_by, nulls lowest."""
+    data = table.to_pydict()
+    best: dict[tuple, int] = {}
+    for i in range(table.num_rows):
+        key = tuple(data[k][i] for k in spec.keys)
+        if out[i] or None in key:
+            continue
+        if key not in best:
+            best[key] = i
+        elif spec.order_by:
+            def value(j: int) -> float:
+                v = data[spec.order_by][j]
+                return float("-inf") if v is None else v
+            if (value(i) < value(best[key])) if spec.keep == "first" else (value(i) > value(best[key])):
+                best[key] = i
+    losers = {i for i in range(table.num_rows) if not out[i] and None not in tuple(data[k][i] for k in spec.keys)}
+    losers -= set(best.values())
+    return [data["__line"][i] for i in range(table.num_rows) if not out[i] and i not in losers]
+
+
+def test_dedup_edge_cases_match_a_plain_model() -> None:
+    # A null order_by value sorts lowest, also with keep=last (it used to overflow to the highest).
+    table = pa.table({"id": [1, 1, 2, 2], "v": [None, 5, 7, None], "__line": [2, 3, 4, 5]})
+    assert _kept_lines(table, DedupSpec(keys=["id"], order_by="v")) == (2, [3, 4])
+    # A row already rejected (or a row with an empty key) between two duplicates does not split them.
+    table = pa.table({"id": [3, 3, None, 3], "v": [1, 2, 9, 3], "__line": [2, 3, 4, 5]})
+    assert _kept_lines(table, DedupSpec(keys=["id"], order_by="v"), [False, True, False, False]) == (1, [4, 5])
+    # Random keys: small and huge integer ranges (bincount and sort paths), text, two keys, nulls.
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        n = int(rng.integers(2, 120))
+        columns = {
+            "a": [None if rng.random() < 0.05 else int(x) for x in rng.integers(0, max(2, n // 3), n)],
+            "b": [None if rng.random() < 0.05 else int(x) * 10**15 for x in rng.integers(-3, 4, n)],
+            "t": [None if rng.random() < 0.05 else f"k{x}" for x in rng.integers(0, max(2, n // 4), n)],
+            "v": [None if rng.random() < 0.1 else int(x) for x in rng.integers(0, 5, n)],
+            "__line": list(range(n)),
+        }
+        table = pa.table(columns)
+        keys = [["a"], ["b"], ["t"], ["a", "t"], ["b", "a"]][trial % 5]
+        spec = DedupSpec(keys=keys, order_by="v" if trial % 3 else None, keep=["first", "last", None][trial % 3] if trial % 3 else None)
+        out = [bool(x) for x in rng.random(n) < 0.1]
+        dropped, kept = _kept_lines(table, spec, out)
+        assert kept == _reference_kept(table, spec, out), (trial, spec)
+        assert dropped == n - sum(out) - len(kept)
 
 
 def test_rerun_is_byte_identical_and_replaces_the_partition(tmp_path: Path) -> None:

@@ -1,76 +1,16 @@
-"""Fixtures: a real moto S3 server (HTTP, on a free port) and helpers to run jobs."""
+"""Fixtures: a real moto S3 server with a fresh bucket per test (buckets ob-*), and helpers to
+run the package's jobs; all shared with the other packages (tools/testing/package_fixtures.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-from types import SimpleNamespace
+from tools.testing.package_fixtures import (
+    last_line,
+    log_events,
+    moto,
+    run_module,
+    s3_fixture,
+)
 
-import boto3
-import pytest
+__all__ = ["last_line", "log_events", "moto", "run_module", "s3"]
 
-from etl_core import storage as _storage
-from tools.testing.servers import MotoServer, moto_server
-
-PACKAGES = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    with moto_server() as server:
-        yield server
-
-
-@pytest.fixture
-def s3(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    """A fresh bucket on the moto server; AWS_* env vars point boto3 (and the jobs) at it."""
-    for key, value in moto.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    _storage.reset_clients()
-    client = boto3.client("s3", endpoint_url=moto.endpoint_url, region_name="us-east-1")
-    bucket = f"ob-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-
-    def keys(prefix: str = "") -> list[str]:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
-
-    def get(key: str) -> bytes:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-    def put(key: str, data: bytes) -> None:
-        client.put_object(Bucket=bucket, Key=key, Body=data)
-
-    yield SimpleNamespace(server=moto, client=client, bucket=bucket, url=lambda key: f"s3://{bucket}/{key}",
-                          keys=keys, get=get, put=put, env=moto.env())
-    _storage.reset_clients()
-
-
-def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m module args`` in a child process, as a pod runs it."""
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PUSHGATEWAY"))}
-    child_env["PYTHONPATH"] = os.pathsep.join([str(PACKAGES), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    child_env["GX_ANALYTICS_ENABLED"] = "false"
-    child_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=child_env, timeout=300, check=False
-    )
-
-
-def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-def log_events(stderr: str) -> list[dict]:
-    out = []
-    for line in stderr.splitlines():
-        if line.startswith("{"):
-            out.append(json.loads(line))
-    return out
+s3 = s3_fixture("ob")
