@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
-import boto3
 import pytest
 
 from etl_core import storage
 from etl_core.errors import EtlCoreError, NotFoundError, StorageError
-from tools.testing.servers import MotoServer, moto_server
+from tools.testing.package_fixtures import moto, s3_fixture  # noqa: F401 - pytest fixtures
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with moto_server() as server:
-        yield server
+s3 = s3_fixture("st")
 
 
 @pytest.fixture
-def bucket(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for key, value in moto.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    storage.reset_clients()
-    name = f"st-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto.endpoint_url, region_name="us-east-1").create_bucket(Bucket=name)
-    yield name
-    storage.reset_clients()
+def bucket(s3: SimpleNamespace) -> str:
+    """A fresh bucket on the shared moto server, AWS_* pointing at it, storage clients reset."""
+    return str(s3.bucket)
 
 
 def test_errors_are_etl_core_errors() -> None:
