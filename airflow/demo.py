@@ -98,13 +98,17 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def build_dir_default() -> Path:
-    """Where the packages' build outputs are: the runfiles tree under Bazel, else bazel-bin."""
+def find_build_dir() -> Path | None:
+    """Where the packages' build outputs are (the runfiles tree under Bazel, else bazel-bin), or None."""
     here = Path(os.path.abspath(__file__)).parent.parent  # not resolve(): stay in the runfiles tree
     for candidate in (here, here / "bazel-bin"):
         if (candidate / "packages" / PACKAGES[0] / "metadata.json").is_file():
             return candidate
-    return here
+    return None
+
+
+def build_dir_default() -> Path:
+    return find_build_dir() or Path(os.path.abspath(__file__)).parent.parent
 
 
 def state_dir_default() -> Path | None:

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
+import demo
 from tools.testing.registry import registry_binary
 
-DEMO = Path(__file__).parent.parent / "demo.py"
-PACKAGES = ("file_processing", "data_pipeline", "observability")
+DEMO = Path(demo.__file__)
+PACKAGES = demo.PACKAGES
 
 
 def _build_dir() -> Path:
-    root = Path(__file__).parent.parent.parent
-    for candidate in (root, root / "bazel-bin"):
-        if (candidate / "packages" / PACKAGES[0] / "metadata.json").is_file():
-            return candidate
-    pytest.skip("no build outputs of the packages (run ./bazelw build //airflow:demo)")
+    found = demo.find_build_dir()
+    if found is None:
+        pytest.skip("no build outputs of the packages (run ./bazelw build //airflow:demo)")
+    return found
 
 
 @pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed")

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from etl_core import metrics
-from tools.testing.servers import free_port, wait_for_http
+from tools.testing.servers import free_port, stop_process, wait_for_http
 
 
 def scrape(url: str, *, accept: str | None = None) -> tuple[int, str, str]:
@@ -314,12 +314,7 @@ def real_pushgateway(binary: str) -> Iterator[str]:
             wait_for_http(url + "/-/ready", timeout=30, proc=proc)  # type: ignore[arg-type]
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)  # type: ignore[arg-type]
             log.close()
 
 
