@@ -3,8 +3,9 @@
 The data-quality job asks for a few columns at a time, so its memory follows the widest group of
 columns an expectation reads, not the whole table. Parquet files are read column-wise straight
 from disk; a CSV is parsed once into Arrow and columns are converted to pandas as asked. Columns
-are given the dtypes pandas-based checks handle fastest: 64-bit ints and floats, and timestamps
-and dates as ``datetime64[ns]``.
+are given the dtypes pandas-based checks handle fastest: 64-bit ints and floats, timestamps
+and dates as ``datetime64[ns]``, and Parquet text columns with few distinct values (stored
+dictionary-encoded) as categoricals read straight from their dictionary pages.
 """
 
 from __future__ import annotations
@@ -103,17 +104,40 @@ class Table:
                         total += chunk.total_uncompressed_size
         return total
 
-    def arrow(self, columns: Sequence[str]) -> pa.Table:
-        """The given columns (those that exist) as one Arrow table."""
+    def few_values(self, name: str) -> bool:
+        """A Parquet text column stored dictionary-encoded with few distinct values.
+
+        Its column chunks take at most two bytes a row before compression (bit-packed dictionary
+        codes: up to some 65,000 distinct values); a column of mostly distinct strings is larger.
+        """
+        import pyarrow as pa
+
+        if self._csv is not None or name not in self.schema.names:
+            return False
+        kind = self.schema.field(name).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            return False
+        return self.column_bytes(name) <= 2 * max(self.rows, 1)
+
+    def arrow(self, columns: Sequence[str], *, dictionary: Sequence[str] = ()) -> pa.Table:
+        """The given columns (those that exist) as one Arrow table.
+
+        Parquet columns named in ``dictionary`` are read as dictionary arrays, straight from the
+        file's dictionary pages (no string is materialised per row).
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         wanted = [c for c in self.columns if c in set(columns)]
         if self._csv is not None:
             return self._csv.select(wanted)
+        encoded = [c for c in wanted if c in set(dictionary)] or None
         # One column group at a time, single-threaded, without pre-buffering whole column chunks:
         # slower by a few milliseconds, but the read adds little on top of the data itself.
-        parts = [pq.read_table(path, columns=wanted, use_threads=False, pre_buffer=False) for path in self.paths]
+        parts = [
+            pq.read_table(path, columns=wanted, use_threads=False, pre_buffer=False, read_dictionary=encoded)
+            for path in self.paths
+        ]
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
     def frame(self, columns: Sequence[str], *, placeholders: bool = True) -> pd.DataFrame:
@@ -127,7 +151,11 @@ class Table:
         wanted = set(columns)
         data: dict[str, Any] = {}
         if wanted:
-            table = _normalise(self.arrow(sorted(wanted)))
+            # Text columns with few distinct values become pandas categoricals: membership tests,
+            # regexes (per category) and the row filters great-expectations applies are far
+            # cheaper on their integer codes, and the values seen by the checks are the same.
+            categorical = [name for name in sorted(wanted) if self.few_values(name)]
+            table = _normalise(self.arrow(sorted(wanted), dictionary=categorical), keep=categorical)
             for name in table.column_names:
                 data[name] = table.column(name).to_pandas(coerce_temporal_nanoseconds=True, date_as_object=False)
             del table
@@ -137,8 +165,9 @@ class Table:
         return pd.DataFrame(ordered, copy=False)
 
 
-def _normalise(table: pa.Table) -> pa.Table:
-    """Arrow types that become pandas' fast dtypes: int64, float64, plain strings, timestamps."""
+def _normalise(table: pa.Table, keep: Sequence[str] = ()) -> pa.Table:
+    """Arrow types that become pandas' fast dtypes: int64, float64, plain strings, timestamps
+    (and, for the columns in ``keep``, dictionaries of strings: pandas categoricals)."""
     import pyarrow as pa
 
     fields = []
@@ -146,7 +175,9 @@ def _normalise(table: pa.Table) -> pa.Table:
     for field in table.schema:
         kind = field.type
         target = kind
-        if pa.types.is_dictionary(kind):
+        if pa.types.is_dictionary(kind) and field.name in keep and pa.types.is_string(kind.value_type):
+            pass
+        elif pa.types.is_dictionary(kind):
             target = kind.value_type
         if pa.types.is_integer(target) and target != pa.int64() and not pa.types.is_uint64(target):
             target = pa.int64()

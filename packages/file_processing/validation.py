@@ -9,9 +9,12 @@ What keeps it close to hand-written pandas checks (see tools/bench/packages_benc
   through the context's stores (each store write serialises the project config);
 - the batch's md5 fingerprint of the whole frame (a pandas hash of every value, ~40% of a naive
   run) is skipped: nothing here reads it;
-- columns get the dtypes great-expectations vectorises (int64, float64, datetime64[ns]); other
-  dtypes fall back to a Python call per value;
-- ``result_format`` SUMMARY by default (counts plus a few sample values; BOOLEAN_ONLY is cheaper).
+- columns get the dtypes great-expectations vectorises (int64, float64, datetime64[ns], and
+  categoricals for text with few distinct values); other dtypes fall back to a Python call per value;
+- the next column group is read in a background thread while the current one is checked;
+- ``result_format`` SUMMARY by default (counts plus a few sample values; BOOLEAN_ONLY is cheaper),
+  computed as BASIC first and completed to SUMMARY only for expectations that found unexpected
+  values (the sample's counts and row indexes are what SUMMARY costs extra).
 
 Memory: with ``grouping="columns"`` (the default) each group's columns are loaded, checked and
 dropped before the next; expectations about the table's shape (row count, column names) run on
@@ -304,33 +307,41 @@ def run_suite(
     outcomes: dict[int, Outcome] = {}
     plan = _groups(suite, table, grouping)
     # Widest group first: the process only grows (freed memory is not all given back), so the
-    # biggest frame should meet the smallest heap. Results keep the suite's order regardless.
+    # biggest frame should meet the smallest heap. The next group is loaded while one is checked
+    # (below), so wide and narrow groups alternate: a wide group is never read next to another.
+    # Results keep the suite's order regardless.
     sizes = {c: table.column_bytes(c) for c in table.columns} if len(plan) > 1 else {}
     plan.sort(key=lambda group: -sum(sizes.get(c, 0) for c in group[0]))
-    for number, (columns, indexes) in enumerate(plan):
+    plan = [plan[i // 2] if i % 2 == 0 else plan[-1 - i // 2] for i in range(len(plan))]
+
+    def load(columns: tuple[str, ...]) -> Any:
         # Expectations about the table's shape need every column name: the shape group (and the
         # single "table" group) get stand-ins for the columns not loaded. Value groups see only
         # their columns (pandas would materialise stand-ins when great-expectations filters rows).
-        frame = table.frame(columns, placeholders=grouping == "table" or not columns)
-        built = []
-        for index in indexes:
-            spec = suite.expectations[index]
-            kwargs = _adapt_kwargs(spec, frame)
-            built.append((index, kwargs, _expectation(gx, spec, ids[index], kwargs)))
-        group_suite = gx.ExpectationSuite(name=f"{suite.dataset}.{number}", expectations=[e for _, _, e in built])
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        run = batch.validate(group_suite, result_format=result_format)
-        by_id = {r.expectation_config.meta.get("id"): r for r in run.results}
-        for index, kwargs, _ in built:
-            res = by_id.get(ids[index])
-            if res is None:  # pragma: no cover - every expectation yields a result
-                raise SuiteError(f"expectation {ids[index]!r} produced no result")
-            outcomes[index] = _outcome(suite.expectations[index], ids[index], kwargs, res)
-        # The engine caches the last batch's frame; drop it so two groups never overlap in memory.
-        engine.batch_manager.reset_batch_cache()
-        engine.batch_manager.batch_data_cache.clear()
-        del frame, batch, run, by_id, built, group_suite
-        release()
+        return table.frame(columns, placeholders=grouping == "table" or not columns)
+
+    # The next group's columns are read (Parquet decoding releases the GIL) while
+    # great-expectations, which is Python-bound, checks the current one: memory holds at most
+    # two groups, and the read time mostly disappears behind the checks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dq-read")
+    pending = reader.submit(load, plan[0][0]) if plan else None
+    try:
+        for number, (columns, indexes) in enumerate(plan):
+            assert pending is not None
+            frame = pending.result()
+            pending = reader.submit(load, plan[number + 1][0]) if number + 1 < len(plan) else None
+            _validate_group(gx, suite, ids, number, indexes, frame, batch_definition, result_format, outcomes)
+            # The engine caches the last batch's frame; drop it so two groups never overlap in memory.
+            engine.batch_manager.reset_batch_cache()
+            engine.batch_manager.batch_data_cache.clear()
+            del frame
+            release()
+    finally:
+        if pending is not None:
+            pending.cancel()
+        reader.shutdown(wait=True)
     ordered = [outcomes[i] for i in range(len(suite.expectations))]
     return SuiteResult(
         dataset=suite.dataset,
@@ -340,6 +351,55 @@ def run_suite(
         groups=len(plan),
         gx_version=str(getattr(gx, "__version__", "unknown")),
     )
+
+
+def _validate_group(
+    gx: Any,
+    suite: Suite,
+    ids: list[str],
+    number: int,
+    indexes: list[int],
+    frame: Any,
+    batch_definition: Any,
+    result_format: str,
+    outcomes: dict[int, Outcome],
+) -> None:
+    """Validate the expectations ``indexes`` of ``suite`` on ``frame`` as one suite; fills ``outcomes``."""
+    built = []
+    for index in indexes:
+        spec = suite.expectations[index]
+        kwargs = _adapt_kwargs(spec, frame)
+        built.append((index, kwargs, _expectation(gx, spec, ids[index], kwargs)))
+    group_suite = gx.ExpectationSuite(name=f"{suite.dataset}.{number}", expectations=[e for _, _, e in built])
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    # SUMMARY differs from BASIC only by the counts and row indexes of the sample of unexpected
+    # values, which cost a sizeable share of a run to compute. Run BASIC, and SUMMARY again only
+    # for the expectations that found unexpected values (none, on good data): an expectation
+    # without any gets SUMMARY's empty sample counts, so the results are the same.
+    first = "BASIC" if result_format == "SUMMARY" else result_format
+    run = batch.validate(group_suite, result_format=first)
+    by_id = {r.expectation_config.meta.get("id"): r for r in run.results}
+    if first != result_format:
+        again = []
+        for index, _, expectation in built:
+            res = by_id.get(ids[index])
+            detail = res.result if res is not None and isinstance(res.result, dict) else None
+            if detail is not None and "partial_unexpected_list" in detail and not detail["partial_unexpected_list"] \
+                    and not detail.get("unexpected_count") and _error_message(res.exception_info) is None:
+                detail["partial_unexpected_counts"] = []
+            elif detail is not None and "partial_unexpected_list" in detail:
+                again.append(expectation)
+        if again:
+            rerun = batch.validate(
+                gx.ExpectationSuite(name=f"{suite.dataset}.{number}.summary", expectations=again),
+                result_format=result_format,
+            )
+            by_id.update({r.expectation_config.meta.get("id"): r for r in rerun.results})
+    for index, kwargs, _ in built:
+        res = by_id.get(ids[index])
+        if res is None:  # pragma: no cover - every expectation yields a result
+            raise SuiteError(f"expectation {ids[index]!r} produced no result")
+        outcomes[index] = _outcome(suite.expectations[index], ids[index], kwargs, res)
 
 
 def failure_message(result: SuiteResult, where: str, limit: int = 5) -> str:

@@ -24,8 +24,12 @@ reported (wall and CPU seconds: CPU is the steadier one on a shared host).
 Children get a bytecode cache in the benchmark's temp dir (PYTHONPYCACHEPREFIX), filled by a
 warm-up run, as an image ships compiled bytecode; nothing is written into the venv.
 
-Run from the repo root (dev venv):
+Run from the repo root, as the product runs (Python 3.13, locked wheels):
+  ./bazelw run //tools/bench:packages_bench -- [--rows 1000000] [--repeats 7] [--only ingest|dq|imports]
+or in the dev venv (older Python and libraries: its numbers differ, use it for quick checks only):
   PYTHONPATH=packages:. python tools/bench/packages_bench.py [--rows 1000000] [--repeats 3]
+``--profile`` (with ``--only ingest`` or ``--only dq``) runs the job once under cProfile instead and
+prints its hottest calls (main thread only: time spent in worker threads shows as waits).
 """
 
 from __future__ import annotations
@@ -332,6 +336,32 @@ print(json.dumps({"seconds": time.perf_counter() - t, "cpu": time.process_time()
 """
 
 
+PROFILE_WRAP = r"""
+import cProfile, io, pstats, sys
+code, report = sys.argv[1], sys.argv[2]
+sys.argv = ["-c", *sys.argv[3:]]
+profile = cProfile.Profile()
+profile.enable()
+exec(compile(code, "<child>", "exec"), {"__name__": "__main__"})
+profile.disable()
+text = io.StringIO()
+stats = pstats.Stats(profile, stream=text)
+stats.sort_stats("cumulative").print_stats(45)
+stats.sort_stats("tottime").print_stats(30)
+with open(report, "w") as handle:
+    handle.write(text.getvalue())
+"""
+
+
+def profile_child(work: Path, child: str, *args: str) -> None:
+    """Run one child under cProfile (main thread only) and print its hottest calls."""
+    report = work / f"profile-{child}.txt"
+    run_child(CHILDREN[child], *args)  # fills the bytecode cache
+    doc = run_child(PROFILE_WRAP, CHILDREN[child], str(report), *args)
+    print(f"\n--- profile of {child} (work {doc['seconds']:.3f}s under cProfile) ---")
+    print(report.read_text())
+
+
 def bench_imports(repeats: int) -> None:
     print(f"\n4. import time of each job module (fresh interpreter, bytecode cached, median of {repeats})")
     cases = [(m, False) for m in JOB_MODULES] + [("file_processing.jobs.validate", True)]
@@ -352,6 +382,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant (medians are reported)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive great-expectations reference run")
     parser.add_argument("--only", choices=["ingest", "dq", "imports"], help="run one part only")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --only ingest or dq: run the job once under cProfile and print where time goes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="packages-bench-") as tmp:
         work = Path(tmp)
@@ -360,6 +392,16 @@ def main() -> int:
         if args.only != "imports":
             print(f"generating {args.rows} orders ...", flush=True)
             run_child(GEN + "\nimport json; print(json.dumps({'seconds': 0, 'cpu': 0}))", str(args.rows), str(csv_path))
+        if args.profile:
+            if args.only == "ingest":
+                profile_child(work, "ingest_job", str(csv_path), str(work / "profiled"))
+            elif args.only == "dq":
+                profile_child(work, "ingest_job", str(csv_path), str(work / "curated-0"))
+                part = work / "curated-0" / "dt=2026-11-26" / "part-0.parquet"
+                profile_child(work, "dq_job", str(part), str(work / "dq-profile.json"))
+            else:
+                raise SystemExit("--profile needs --only ingest or --only dq")
+            return 0
         if args.only in (None, "ingest"):
             bench_ingest(work, csv_path, args.repeats)
         if args.only in (None, "dq"):

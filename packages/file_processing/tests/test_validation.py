@@ -50,9 +50,30 @@ def test_dirty_orders_fail_critical_checks_and_warn_on_the_rest(tmp_path: Path) 
     assert unique.result["unexpected_count"] == 2  # both copies of the duplicated id
     currency = by_id["expect_column_values_to_be_in_set:currency"]
     assert currency.result["partial_unexpected_list"] == ["XXX"]
+    # SUMMARY detail: sample counts for the failures, an empty sample for the clean checks.
+    assert currency.result["partial_unexpected_counts"] == [{"value": "XXX", "count": 1}]
+    assert by_id["expect_column_values_to_match_regex:email"].result["partial_unexpected_counts"] == [
+        {"value": "not-an-email", "count": 1}
+    ]
+    assert by_id["expect_column_values_to_not_be_null:customer_id"].result["partial_unexpected_counts"] == []
     # One bad email in 500 is within mostly=0.99: the warning-level check passes.
     assert by_id["expect_column_values_to_match_regex:email"].success
     assert not result.success
+
+
+def test_few_valued_text_is_checked_as_categories_with_the_same_results(tmp_path: Path) -> None:
+    path = write_parquet(dirty_orders(500), tmp_path / "part-0.parquet")
+    with open_table(str(path)) as table:
+        assert table.few_values("currency") and table.few_values("status")
+        assert not table.few_values("email") and not table.few_values("order_id")
+        frame = table.frame(["currency", "email"], placeholders=False)
+        assert str(frame["currency"].dtype) == "category"
+        assert str(frame["email"].dtype) != "category"
+        cats = run_suite(load_suite(ORDERS_SUITE), table)
+        table.few_values = lambda name: False  # type: ignore[method-assign]  # plain strings throughout
+        plain = run_suite(load_suite(ORDERS_SUITE), table)
+    assert [o.to_json() for o in cats.outcomes] == [o.to_json() for o in plain.outcomes]
+    assert "expect_column_values_to_be_in_set:currency" in {o.id for o in cats.critical_failures}
 
 
 def test_columns_and_table_grouping_agree(tmp_path: Path) -> None:
