@@ -12,8 +12,9 @@ Side by side in one run, on one real moto server over HTTP:
   - "build only": syncs the build output (``dags/*.py`` + ``metadata.json``), as before;
   - "same files": syncs exactly the objects a publish writes for a release: the build output
     plus ``releases/<id>.tar`` (the bundle, built with the publisher's own code) and
-    ``releases/<id>.json``. A sync keeps no lock and checks nothing, but it stores the same
-    release content: this is the fairer comparison for requests, and the one the verdicts use.
+    ``releases/<id>.json``. A sync checks nothing (no sha256s, no conditional commit, no
+    collision guard), but it stores the same release content: this is the fairer comparison for
+    requests, and the one the verdicts use.
 
 The image step is stubbed (a registry object that says the digest is there): this measures the
 DAG store side only. Scenarios: no-op (nothing changed), one DAG changed (plus metadata.json),
@@ -184,11 +185,9 @@ class Row:
 # Why each request of a one-change publish is there (the guardrail it serves), by key.
 def why(key: str) -> str:
     if key.endswith("?list-type=2") or "list-type=2" in key:
-        return "plan: live dags/ objects (drift repair, strays, REMOVED marker); aws s3 sync lists too"
-    if key.endswith("/publish.lock"):
-        return "publish.lock: two publishes of one package cannot interleave their dags/ writes"
+        return "a listing (aws s3 sync: to compare; the publisher lists only with --repair)"
     if key.endswith("/metadata.json"):
-        return "metadata.json: plan by sha256 (GET), re-check under the lock (HEAD), commit If-Match (PUT)"
+        return "metadata.json: plan by sha256 and ETag (GET), commit with If-Match (PUT)"
     if key.endswith(".tar"):
         return "release bundle: the release's content, restorable by --rollback"
     if key.endswith(".json"):

@@ -24,10 +24,10 @@ from publisher.image import (
     validate_tag,
 )
 from publisher.keys import PackageKeys, validate_dag_id, validate_release_id
-from publisher.lock import LOCK_TTL_SECONDS
 from publisher.publish import (
     PublishOptions,
     PublishResult,
+    decommission_package,
     publish_build,
     rollback_release,
 )
@@ -88,12 +88,19 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                      help="do not push the image; fail unless its digest is already in the registry")
     how.add_argument("--allow-mass-delete", action="store_true",
                      help="allow a release that removes more than half of the package's DAGs")
+    how.add_argument("--repair", action="store_true",
+                     help="also list the live dags/ objects and rewrite or delete those that differ from "
+                     "metadata.json (after an interrupted publish or a hand edit); a plain publish trusts "
+                     "metadata.json and reads only it")
     how.add_argument("--jobs", type=int, default=int(_env(environ, "PUBLISH_JOBS") or 8),
                      help="parallel store requests [env PUBLISH_JOBS, default 8]")
 
     modes = p.add_argument_group("other actions").add_mutually_exclusive_group()
     modes.add_argument("--list-releases", action="store_true", help="list the stored releases and exit")
     modes.add_argument("--rollback", metavar="RELEASE_ID", help="republish a stored release")
+    modes.add_argument("--decommission", action="store_true",
+                       help="remove the package from Airflow (marks metadata.json, writes the REMOVED marker; "
+                       "releases are kept, a later publish brings it back); needs --allow-mass-delete")
 
     smoke = p.add_argument_group("smoke run (Airflow REST API)")
     smoke.add_argument("--smoke", metavar="DAG_ID",
@@ -136,8 +143,10 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespac
         raise UsageError(f"invalid flag: --jobs {args.jobs!r}: must be 1..64")
     if args.timeout <= 0:
         raise UsageError(f"invalid flag: --timeout {args.timeout!r}: must be > 0")
-    if args.smoke and (args.dry_run or args.list_releases):
-        raise UsageError("invalid flag: --smoke cannot be combined with --dry-run or --list-releases")
+    if args.smoke and (args.dry_run or args.list_releases or args.decommission):
+        raise UsageError("invalid flag: --smoke cannot be combined with --dry-run, --list-releases or --decommission")
+    if args.decommission and args.dry_run:
+        raise UsageError("invalid flag: --decommission cannot be combined with --dry-run")
     args.smoke_conf_obj = None
     if args.smoke_conf is not None:
         try:
@@ -146,7 +155,7 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespac
             raise UsageError(f"invalid flag: --smoke-conf {args.smoke_conf!r}: not JSON ({exc})") from exc
         if not isinstance(args.smoke_conf_obj, dict):
             raise UsageError(f"invalid flag: --smoke-conf {args.smoke_conf!r}: must be a JSON object")
-    if not args.list_releases and args.rollback is None and args.dags_dir is None:
+    if not (args.list_releases or args.decommission) and args.rollback is None and args.dags_dir is None:
         raise UsageError("required flag: --dags-dir (set by the Bazel rule)")
     return args
 
@@ -172,6 +181,15 @@ def _run(
         return {"ok": True, "action": "list-releases", "location": location,
                 "releases": [r.to_json() for r in releases]}
 
+    if args.decommission:
+        payload = decommission_package(store=store, env=args.env, package=args.package,
+                                       allow_mass_delete=args.allow_mass_delete, on_event=progress)
+        if args.output == "text":
+            stdout.write(f"decommissioned {args.package} in env {args.env} ({payload['location']}): "
+                         f"{len(payload['dags'])} DAGs leave Airflow when the sidecar sees the REMOVED marker; "
+                         f"release {payload['release']['id']} is kept (publish or --rollback to bring it back)\n")
+        return payload
+
     options = PublishOptions(
         dry_run=args.dry_run,
         push=not args.no_push,
@@ -179,7 +197,7 @@ def _run(
         image_tag=args.tag,
         repository=args.repository,
         jobs=args.jobs,
-        lock_ttl=LOCK_TTL_SECONDS,
+        repair=args.repair,
     )
     result: PublishResult
     if args.rollback is not None:

@@ -29,6 +29,8 @@ def read_owners(store: Store, *, env: str, exclude: str, jobs: int = 8) -> dict[
         if obj is None:
             return name, {}
         meta = parse_published(obj.data, where=store.address(key), package=name)
+        if meta.decommissioned:  # --decommission freed its dag ids
+            return name, {}
         return name, {dag_id: store.address(key) for dag_id in meta.dags}
 
     if not names:

@@ -10,7 +10,7 @@ __all__ = ["Event", "EventSink", "ignore_events"]
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """One step: ``kind`` is plan|image|lock|put|copy|delete|commit|restore|unlock|warning|smoke."""
+    """One step: ``kind`` is plan|image|put|copy|delete|commit|restore|warning|smoke."""
 
     kind: str
     message: str

@@ -7,7 +7,6 @@ Layout (docs/store-layout.md)::
     <ENV>/<pkg>/releases/<release_id>.tar      (the release's DAG files, one tar)
     <ENV>/<pkg>/releases/<release_id>.json     (the release's metadata.json)
     <ENV>/<pkg>/REMOVED
-    <ENV>/<pkg>/publish.lock          (the publisher's lock; see README)
 
 Names are screened before the pattern check so that the error says *why* a name is unsafe
 (traversal, percent-encoding, look-alike characters...), then matched in full against an
@@ -122,10 +121,6 @@ class PackageKeys:
     @property
     def metadata(self) -> str:
         return self.prefix + "metadata.json"
-
-    @property
-    def lock(self) -> str:
-        return self.prefix + "publish.lock"
 
     @property
     def removed_marker(self) -> str:

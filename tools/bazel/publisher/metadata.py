@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-PUBLISH_KEYS = ("env", "release")  # added by the publisher; everything else comes from the build
+PUBLISH_KEYS = ("env", "release", "decommissioned")  # added by the publisher; the rest comes from the build
 _SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
 _ID_TIME = "%Y%m%dT%H%M%SZ"
@@ -73,6 +73,11 @@ class PublishedMetadata:
     @property
     def build(self) -> dict[str, Any]:
         return build_part(self.document)
+
+    @property
+    def decommissioned(self) -> bool:
+        """Written by ``--decommission``: the package is removed and owns no dag_id."""
+        return isinstance(self.document.get("decommissioned"), dict)
 
 
 def parse_published(data: bytes, *, where: str, package: str | None = None) -> PublishedMetadata:

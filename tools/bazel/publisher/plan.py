@@ -20,45 +20,60 @@ _MD5_RE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 @dataclasses.dataclass(frozen=True)
 class CurrentState:
-    """What is stored under ``<ENV>/<pkg>/`` now (one listing and one GET)."""
+    """What is stored under ``<ENV>/<pkg>/`` now: metadata.json, and the live objects if listed."""
 
     metadata: PublishedMetadata | None
     metadata_etag: str | None
-    live: dict[str, ObjectInfo]  # dag_id -> live object under dags/
-    removed_marker: bool
+    live: dict[str, ObjectInfo] | None  # dag_id -> live object under dags/; None: not listed
+    removed_marker: bool  # a REMOVED marker was listed (only known when listed)
     ignored_keys: tuple[str, ...]  # objects under dags/ that are not <dag_id>.py
 
     @property
     def release_id(self) -> str | None:
         return self.metadata.release_id if self.metadata else None
 
+    @property
+    def decommissioned(self) -> bool:
+        """metadata.json says ``--decommission`` removed the package (it owns no dag_id then)."""
+        return self.metadata is not None and self.metadata.decommissioned
 
-def read_state(store: Store, keys: PackageKeys) -> CurrentState:
-    """List the package prefix up to ``releases/`` and read the current metadata.json.
+    @property
+    def owns_nothing(self) -> bool:
+        return self.decommissioned or self.removed_marker
 
-    The GET of metadata.json runs alongside the listing (one round trip instead of two; on a
-    first publish it is a 404). Its ETag, not the listing's, is what the commit's If-Match and
-    the re-check under the lock compare against, so the two reads need not be atomic.
+
+def read_state(store: Store, keys: PackageKeys, *, list_live: bool = False) -> CurrentState:
+    """Read the current metadata.json (one GET); with ``list_live`` also list the package prefix
+    up to ``releases/`` (live DAG files, strays, a REMOVED marker written by hand).
+
+    A plain publish trusts metadata.json for what is live: it is the commit point, and a publish
+    that fails before committing puts back the live keys it wrote. ``--repair`` lists and checks.
+    The GET runs alongside the listing; its ETag, not the listing's, is what the commit's If-Match
+    compares against, so the two reads need not be atomic.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    live: dict[str, ObjectInfo] = {}
+    live: dict[str, ObjectInfo] | None = None
     ignored: list[str] = []
     removed = False
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        metadata_future = pool.submit(store.get, keys.metadata)
-        for info in store.iter_objects(keys.prefix):
-            if info.key >= keys.releases_prefix:
-                break  # keys are listed in order: releases/ (possibly long) comes after all we need
-            if info.key == keys.removed_marker:
-                removed = True
-            elif info.key.startswith(keys.dags_prefix):
-                dag_id = keys.dag_id_of_live_key(info.key)
-                if dag_id is None:
-                    ignored.append(info.key)
-                else:
-                    live[dag_id] = info
-        obj = metadata_future.result()
+    if not list_live:
+        obj = store.get(keys.metadata)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        live = {}
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            metadata_future = pool.submit(store.get, keys.metadata)
+            for info in store.iter_objects(keys.prefix):
+                if info.key >= keys.releases_prefix:
+                    break  # keys are listed in order: releases/ (possibly long) comes after all we need
+                if info.key == keys.removed_marker:
+                    removed = True
+                elif info.key.startswith(keys.dags_prefix):
+                    dag_id = keys.dag_id_of_live_key(info.key)
+                    if dag_id is None:
+                        ignored.append(info.key)
+                    else:
+                        live[dag_id] = info
+            obj = metadata_future.result()
     metadata = None
     etag = None
     if obj is not None:
@@ -78,8 +93,8 @@ class Plan:
     """Differences between what is published and what this publish ships.
 
     ``added``/``changed``/``removed``/``unchanged`` compare DAG sha256s with the current
-    metadata.json (never size or mtime). ``repair`` lists DAGs whose metadata entry is unchanged
-    but whose live object is missing or has other bytes. ``live_ok`` maps each DAG whose live
+    metadata.json (never size or mtime). ``repair`` (only with a listing, ``--repair``) lists DAGs
+    whose metadata entry is unchanged but whose live object is missing or has other bytes. ``live_ok`` maps each DAG whose live
     object already holds the new bytes to that object's ETag.
     """
 
@@ -133,18 +148,20 @@ def make_plan(
     added = tuple(d for d in dags if d not in current)
     changed = tuple(d for d in dags if d in current and current[d] != dags[d].sha256)
     unchanged = tuple(d for d in dags if d in current and current[d] == dags[d].sha256)
-    removed = tuple(sorted((set(current) | set(state.live)) - set(dags)))
+    live = state.live or {}
+    removed = tuple(sorted((set(current) | set(live)) - set(dags)))
     live_ok: dict[str, str] = {}
     for dag_id, dag in dags.items():
-        info = state.live.get(dag_id)
+        info = live.get(dag_id)
         if info is not None and _live_matches(store, info, dag):
             live_ok[dag_id] = info.etag or ""
-    repair = tuple(d for d in unchanged if d not in live_ok)
+    # Without a listing (a plain publish) the live objects are taken to be what metadata.json says.
+    repair = tuple(d for d in unchanged if d not in live_ok) if state.live is not None else ()
     metadata_current = (
         state.metadata is not None
         and state.metadata.build == build
         and state.metadata.document.get("env") == env
-        and not state.removed_marker
+        and not state.owns_nothing
     )
     return Plan(
         added=added,
@@ -161,7 +178,7 @@ def make_plan(
 
 def check_mass_delete(plan: Plan, state: CurrentState, *, keys: PackageKeys, allow: bool) -> None:
     """Refuse a release that removes more than half of the package's DAGs (unless ``allow``)."""
-    current = set(state.metadata.dags if state.metadata else {}) | set(state.live)
+    current = set(state.metadata.dags if state.metadata else {}) | set(state.live or {})
     if allow or not plan.removed or len(plan.removed) * 2 <= len(current):
         return
     raise MassDeleteError(

@@ -1,26 +1,30 @@
 """Publish one package: image first, then its DAGs, metadata.json last, then prune.
 
-Order of one publish (every step before "lock" only reads the store):
+Order of one publish (every step before 5 only reads the store):
 
-1. read ``<ENV>/<pkg>/`` (one listing up to ``releases/``, one GET of metadata.json) and plan
+1. GET ``<ENV>/<pkg>/metadata.json`` (its sha256s and ETag) and plan; with ``--repair`` also
+   list ``dags/`` and compare every live object with the bytes it should hold
 2. refuse a mass delete; if this release introduces dag_ids that the package's current
    metadata.json does not list, read the other packages' metadata.json and refuse collisions
 3. ``--dry-run`` stops here
-4. image: push the OCI layout (or, with --no-push, verify the digest is in the registry)
-5. nothing changed: stop (zero writes)
-6. take ``publish.lock`` (If-None-Match: *) and HEAD metadata.json: still what step 1 read?
-7. PUT the new and changed DAG files to their live ``dags/<dag_id>.py`` keys
-8. PUT ``releases/<id>.tar`` (the bundle: every DAG file of the release), then
-   ``releases/<id>.json`` (the release's metadata.json)
-9. PUT ``metadata.json`` (If-Match on the ETag read in step 1, If-None-Match: * for a first
-   publish): the commit point
-10. prune live DAG files the release no longer has; drop a REMOVED marker; release the lock
+4. image: push the OCI layout (or, with --no-push, verify the digest is in the registry);
+   nothing changed: stop (zero writes)
+5. PUT the new and changed DAG files to their live ``dags/<dag_id>.py`` keys
+6. PUT ``releases/<id>.tar`` (the bundle: every DAG file of the release), then
+   ``releases/<id>.json`` (the release's metadata.json), both If-None-Match: *
+7. PUT ``metadata.json`` with If-Match on the ETag read in step 1 (If-None-Match: * for a
+   first publish): the commit point. Another publish of the package that committed since
+   step 1 makes it fail: ConcurrentPublishError, "retry"
+8. prune live DAG files the release no longer has (and a REMOVED marker, when reviving a
+   decommissioned package)
 
-A failure before step 9 restores the live keys written in step 7 from the previous release's
-bundle and deletes the new bundle and release metadata (left behind as orphans if that fails
-too), so metadata.json and the files it names stay as they were. Readers that compare live
-files with metadata.json sha256s (the sidecar) can see new bytes under the old metadata only
-between steps 7 and 9 (see README, "Consistency").
+No lock: the conditional commit decides between two concurrent publishes of one package. A
+publish that fails before its commit (including the loser of such a race) re-reads
+metadata.json and puts every live key it wrote back to what the committed release holds (from
+that release's bundle; new keys are deleted), so metadata.json and its files agree again. Until
+then a reader can see live bytes that differ from metadata.json; the sidecar verifies every
+file's sha256 and takes such a file from the release's immutable bundle instead (README,
+"Consistency").
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +46,7 @@ from publisher.bundle import make_bundle, read_bundle
 from publisher.collisions import check_collisions
 from publisher.errors import (
     ConcurrentPublishError,
+    MassDeleteError,
     PreconditionFailedError,
     PublishError,
     ReleaseNotFoundError,
@@ -50,7 +56,6 @@ from publisher.errors import (
 from publisher.events import Event, EventSink, ignore_events
 from publisher.image import ImageOutcome, ImageRegistry, ensure_image
 from publisher.keys import PackageKeys, validate_release_id
-from publisher.lock import LOCK_TTL_SECONDS, Lock, acquire_lock
 from publisher.metadata import (
     build_part,
     canonical_json,
@@ -62,7 +67,7 @@ from publisher.metadata import (
 from publisher.plan import CurrentState, Plan, check_mass_delete, make_plan, read_state
 from publisher.store import Store
 
-__all__ = ["PublishOptions", "PublishResult", "publish_build", "rollback_release"]
+__all__ = ["PublishOptions", "PublishResult", "decommission_package", "publish_build", "rollback_release"]
 
 Clock = Callable[[], dt.datetime]
 
@@ -77,7 +82,7 @@ class PublishOptions:
     image_tag: str | None = None
     repository: str | None = None  # must equal the repository the DAGs were rendered with
     jobs: int = 8
-    lock_ttl: float = LOCK_TTL_SECONDS
+    repair: bool = False  # also list dags/ and fix live objects that differ from metadata.json
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -256,7 +261,7 @@ class _Run:
     def execute(self) -> PublishResult:
         started = time.monotonic()
         build, dags = self.desired.build, self.desired.dags
-        state = read_state(self.store, self.keys)
+        state = read_state(self.store, self.keys, list_live=self.options.repair)
         for key in state.ignored_keys:
             self._warn(f"ignoring {self.store.address(key)}: not a <dag_id>.py DAG file")
         plan = make_plan(self.store, state, build=build, dags=dags, env=self.keys.env)
@@ -285,47 +290,12 @@ class _Run:
             self._warn(f"tag {self.options.image_tag!r} not applied: the image was verified, not pushed")
         if plan.noop:
             return self._result("noop", plan, state, release_id=None, image=image, started=started)
-
-        lock = acquire_lock(self.store, self.keys, operation=self.action, ttl=self.options.lock_ttl)
-        self.emit(Event("lock", f"lock   {self.store.address(lock.key)}", key=lock.key))
-        if lock.took_over:
-            self._warn(f"took over a {lock.took_over}")
-        try:
-            self._check_unchanged(state)
-            if plan.maintenance_only:
-                self._maintain(plan)
-                return self._result("repaired", plan, state, release_id=state.release_id,
-                                    image=image, started=started)
-            release_id = self._release(plan, state)
-            return self._result("published", plan, state, release_id=release_id, image=image,
+        if plan.maintenance_only:
+            self._maintain(plan)
+            return self._result("repaired", plan, state, release_id=state.release_id, image=image,
                                 started=started)
-        finally:
-            self._unlock(lock)
-
-    def _unlock(self, lock: Lock) -> None:
-        try:
-            lock.release()
-            self.emit(Event("unlock", f"unlock {self.store.address(lock.key)}", key=lock.key))
-        except PreconditionFailedError:
-            self._warn(f"{self.store.address(lock.key)} was taken over by another publish before we released it")
-        except StoreError as exc:
-            self._warn(f"could not remove the lock ({exc}); it expires by itself after {self.options.lock_ttl:.0f}s")
-
-    def _check_unchanged(self, state: CurrentState) -> None:
-        """HEAD metadata.json under the lock: another publish may have committed after step 1.
-
-        Not made redundant by the conditional commit: the live ``dags/`` keys are written
-        before it, and without this check a stale plan would overwrite the other publish's
-        live files first and only then fail its If-Match.
-        """
-        info = self.store.head(self.keys.metadata)
-        now = info.etag if info is not None else None
-        if now != state.metadata_etag:
-            raise ConcurrentPublishError(
-                f"{self.store.address(self.keys.metadata)} changed since this publish read it "
-                f"(another publish of package {self.keys.package!r} finished in between); "
-                "nothing was written: retry the publish"
-            )
+        release_id = self._release(plan, state)
+        return self._result("published", plan, state, release_id=release_id, image=image, started=started)
 
     def _maintain(self, plan: Plan) -> None:
         """metadata.json is already right: rewrite bad live files and prune strays only."""
@@ -366,10 +336,16 @@ class _Run:
                 self._put(key, data, if_none_match=True)  # the .json only once its .tar is stored
                 written.append(key)
             self._commit(document, release_id, state)
+        except PreconditionFailedError as exc:  # a release id or bundle another publish created first
+            note = self._undo(touched_live, written)
+            raise ConcurrentPublishError(
+                f"another publish of package {self.keys.package!r} wrote the same release meanwhile ({exc}); "
+                f"{note}; retry the publish"
+            ) from exc
         except PublishError as exc:
-            note = self._undo(state, touched_live, written)
+            note = self._undo(touched_live, written)
             raise type(exc)(f"{exc}; {note}") from exc
-        self._prune(plan, drop_marker=state.removed_marker)
+        self._prune(plan, drop_marker=state.decommissioned or state.removed_marker)
         return release_id
 
     def _commit(self, document: bytes, release_id: str, state: CurrentState) -> None:
@@ -413,38 +389,47 @@ class _Run:
             raise ReleaseNotFoundError(f"{self.store.address(key)} is missing")
         return read_bundle(obj.data, where=self.store.address(key), expected=state.metadata.dags)
 
-    def _undo(self, state: CurrentState, touched_live: list[str], written: list[str]) -> str:
-        """Put back live keys written before a failed commit; drop the unfinished release."""
-        previous = state.metadata.dags if state.metadata else {}
+    def _undo(self, touched_live: list[str], written: list[str]) -> str:
+        """Put back the live keys written before a failed commit; drop the unfinished release.
+
+        The live keys are put back to what the *committed* release holds, read again now: when the
+        commit lost to another publish of the package, that is the other publish's release, not
+        the one this publish started from.
+        """
         unrestored: list[str] = []
-        files: dict[str, bytes] | None = None
-        loaded = False
-        for dag_id in touched_live:
-            try:
-                if dag_id in previous and state.release_id is not None:
-                    if not loaded:
-                        loaded, files = True, self._previous_files(state)
-                    if files is not None:
-                        self.store.put(self.keys.dag(dag_id), files[dag_id])
-                    else:  # a release stored before bundles keeps per-file copies
-                        self.store.copy(self.keys.legacy_release_dag(state.release_id, dag_id), self.keys.dag(dag_id))
-                elif dag_id not in previous and dag_id not in state.live:
-                    self.store.delete(self.keys.dag(dag_id))
-                else:
+        where = "?"
+        try:
+            current = read_state(self.store, self.keys)
+            committed = current.metadata.dags if current.metadata else {}
+            where = f"release {current.release_id}" if current.release_id else "no release (first publish)"
+            files: dict[str, bytes] | None = None
+            loaded = False
+            for dag_id in touched_live:
+                try:
+                    if dag_id in committed and current.release_id is not None:
+                        if not loaded:
+                            loaded, files = True, self._previous_files(current)
+                        if files is not None:
+                            self.store.put(self.keys.dag(dag_id), files[dag_id])
+                        else:  # a release stored before bundles keeps per-file copies
+                            self.store.copy(self.keys.legacy_release_dag(current.release_id, dag_id),
+                                            self.keys.dag(dag_id))
+                    else:
+                        self.store.delete(self.keys.dag(dag_id))
+                    self.emit(Event("restore", f"restore {self.store.address(self.keys.dag(dag_id))}"))
+                except PublishError:
                     unrestored.append(dag_id)
-                    continue
-                self.emit(Event("restore", f"restore {self.store.address(self.keys.dag(dag_id))}"))
-            except PublishError:
-                unrestored.append(dag_id)
+        except PublishError:
+            unrestored = list(touched_live)
         for key in reversed(written):
             try:
                 self.store.delete(key)
             except PublishError:
                 self._warn(f"could not remove {self.store.address(key)} of the unfinished release (an orphan: harmless)")
-        where = f"release {state.release_id}" if state.release_id else "no release (first publish)"
-        note = f"nothing was committed: metadata.json still points to {where}"
+        note = f"nothing was committed by this publish: metadata.json points to {where}"
         if unrestored:
-            note += f"; live files NOT restored (re-run the publish to fix them): {', '.join(unrestored)}"
+            note += (f"; live files NOT restored (readers verify sha256s and use the release bundle; "
+                     f"re-run with --repair to fix them): {', '.join(unrestored)}")
         elif touched_live:
             note += f"; live files restored: {', '.join(touched_live)}"
         return note
@@ -464,10 +449,10 @@ class _Run:
 def _introduced_ids(state: CurrentState, dags: Mapping[str, DagFile]) -> list[str]:
     """dag_ids of this release that the package's current metadata.json does not list.
 
-    A package with a REMOVED marker owns nothing (another package may have taken its ids since),
-    so then every id counts as introduced; so does every id of a first publish.
+    A decommissioned package owns nothing (another package may have taken its ids since), so
+    then every id counts as introduced; so does every id of a first publish.
     """
-    owned = set(state.metadata.dags) if state.metadata is not None and not state.removed_marker else set()
+    owned = set(state.metadata.dags) if state.metadata is not None and not state.owns_nothing else set()
     return sorted(set(dags) - owned)
 
 
@@ -611,3 +596,60 @@ def rollback_release(
     desired = _Desired(build=build, dags=dags, layout=None, push=False, rollback_of=release_id)
     return _Run(action="rollback", store=store, keys=keys, desired=desired, registry=registry,
                 options=options, on_event=on_event, clock=clock).execute()
+
+
+def decommission_package(
+    *,
+    store: Store,
+    env: str,
+    package: str,
+    allow_mass_delete: bool,
+    on_event: EventSink = ignore_events,
+    clock: Clock = _utcnow,
+) -> dict[str, Any]:
+    """``--decommission``: take the package out of Airflow, keeping its releases.
+
+    metadata.json gets a ``decommissioned`` block (If-Match, so a concurrent publish is not
+    overwritten), then the ``REMOVED`` marker is written: the sidecar removes the package's DAGs
+    when it sees the marker, and the package owns no dag_id any more. Live files and releases
+    stay (``--rollback`` or a new publish brings the package back and deletes the marker).
+    Removing every DAG of a package is a mass delete: it needs ``allow_mass_delete``.
+    """
+    keys = PackageKeys(env=env, package=package)
+    state = read_state(store, keys)
+    where = store.address(keys.metadata)
+    if state.metadata is None:
+        raise UsageError(f"invalid flag: --decommission: package {package!r} is not published in env {env!r} "
+                         f"({where} does not exist)")
+    count = len(state.metadata.dags)
+    if not allow_mass_delete:
+        raise MassDeleteError(
+            f"refusing to decommission package {package!r} in env {env!r}: it removes all {count} of its DAGs "
+            "from Airflow; pass --allow-mass-delete if this is intended"
+        )
+    now = _iso(clock())
+    document = dict(state.metadata.document)
+    if not state.decommissioned:
+        document["decommissioned"] = {"at": now, "release": state.release_id}
+        try:
+            store.put(keys.check_writable(keys.metadata), canonical_json(document), if_match=state.metadata_etag)
+        except PreconditionFailedError as exc:
+            raise ConcurrentPublishError(
+                f"{where} was changed by a publish of package {package!r} while decommissioning it "
+                "(conditional write rejected); nothing was decommissioned: retry"
+            ) from exc
+        on_event(Event("commit", f"commit {where} -> decommissioned", key=keys.metadata))
+    marker = json.dumps({"decommissioned_at": document["decommissioned"]["at"],
+                         "release": state.release_id}, sort_keys=True) + "\n"
+    store.put(keys.check_writable(keys.removed_marker), marker.encode("utf-8"))
+    on_event(Event("put", f"put    {store.address(keys.removed_marker)}", key=keys.removed_marker))
+    return {
+        "ok": True,
+        "action": "decommission",
+        "env": env,
+        "package": package,
+        "location": store.address(keys.prefix),
+        "release": {"id": state.release_id},
+        "dags": sorted(state.metadata.dags),
+        "decommissioned_at": document["decommissioned"]["at"],
+    }

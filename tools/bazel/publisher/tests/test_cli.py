@@ -171,3 +171,23 @@ def test_rollback_through_main(tmp_path: Path) -> None:
     assert code == 0, err
     assert f"(rollback to {first})" in out
     assert (store / "dev" / PKG / "dags" / "fp_a.py").read_bytes() == v1.files["fp_a"]
+
+
+def test_decommission_needs_allow_mass_delete_and_prints_what_happens(harness: Harness, tmp_path: Path) -> None:
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a"), "fp_b": dag_source("fp_b")})
+    environ = {**os.environ, "DAG_BUCKET": harness.url}
+    assert run_main(rule_args(build), environ)[0] == 0
+
+    code, out, err = run_main(["--package", PKG, "--decommission"], environ)
+    assert code == 1 and out == ""
+    assert err == (f"publish: error: refusing to decommission package '{PKG}' in env 'dev': it removes all 2 of "
+                   "its DAGs from Airflow; pass --allow-mass-delete if this is intended\n")
+    assert harness.read(f"dev/{PKG}/REMOVED") is None
+
+    code, out, err = run_main(["--package", PKG, "--decommission", "--allow-mass-delete"], environ)
+    assert code == 0, err
+    assert out.startswith(f"decommissioned {PKG} in env dev (") and "2 DAGs leave Airflow" in out
+    assert harness.read(f"dev/{PKG}/REMOVED") is not None
+
+    code, out, err = run_main(["--package", "observability", "--decommission", "--allow-mass-delete"], environ)
+    assert code == 2 and "package 'observability' is not published in env 'dev'" in err

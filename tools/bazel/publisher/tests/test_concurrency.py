@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -34,7 +33,7 @@ def build(tmp_path: Path, version: int, names: tuple[str, ...] = ("fp_a", "fp_b"
 
 
 def assert_consistent(harness: Harness) -> dict:
-    """metadata.json, the live files and the current release's files all agree; no lock left."""
+    """metadata.json, the live files and the current release's files all agree."""
     meta = harness.metadata("dev", PKG)
     assert meta is not None
     rid = meta["release"]["id"]
@@ -50,36 +49,35 @@ def assert_consistent(harness: Harness) -> dict:
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         assert members[entry["file"]] == data
     assert harness.read(f"dev/{PKG}/releases/{rid}.json") == harness.read(f"dev/{PKG}/metadata.json")
-    assert harness.read(f"dev/{PKG}/publish.lock") is None
     return meta
 
 
-def test_a_publish_holding_the_lock_makes_the_other_fail_with_a_retry_message(
+def test_a_publish_that_commits_while_another_writes_wins_and_the_loser_follows_it(
     harness: Harness, registry: FakeRegistry, tmp_path: Path
 ) -> None:
     do_publish(harness, build(tmp_path, 1), registry)
-    b_build = build(tmp_path, 3)
-    seen: list[Exception] = []
+    done = []
 
-    def run_b(_: Event) -> None:  # runs while A holds the lock
-        with pytest.raises(ConcurrentPublishError) as info:
-            do_publish(harness, b_build, registry)
-        seen.append(info.value)
+    def run_b(_: Event) -> None:  # A has written its first live file; B publishes completely
+        done.append(do_publish(harness, build(tmp_path, 3), registry))
 
-    a = do_publish(harness, build(tmp_path, 2), registry, on_event=on_kind("lock", run_b))
+    with pytest.raises(ConcurrentPublishError) as info:
+        do_publish(harness, build(tmp_path, 2), registry, on_event=on_kind("put", run_b, key_suffix=".py"),
+                   jobs=1)
 
-    assert len(seen) == 1
-    assert str(seen[0]).startswith(
-        "another publish of package 'file_processing' in env 'dev' is in progress ("
+    b = done[0]
+    assert str(info.value) == (
+        f"{harness.url}/dev/{PKG}/metadata.json was changed by another writer during this publish (conditional "
+        f"write rejected); retry the publish; nothing was committed by this publish: metadata.json points to "
+        f"release {b.release_id}; live files restored: fp_a, fp_b"
     )
-    assert "publish.lock held by" in str(seen[0]) and str(seen[0]).endswith("retry when it has finished")
-    assert a.outcome == "published"
-    meta = assert_consistent(harness)
-    assert meta["release"]["id"] == a.release_id
-    assert harness.read(f"dev/{PKG}/dags/fp_a.py") == dag_source("fp_a", 2).encode()
+    meta = assert_consistent(harness)  # B's release, and every live file is B's again
+    assert meta["release"]["id"] == b.release_id
+    for dag_id in ("fp_a", "fp_b"):
+        assert harness.read(f"dev/{PKG}/dags/{dag_id}.py") == dag_source(dag_id, 3).encode()
 
 
-def test_a_publish_that_planned_before_another_committed_writes_nothing(
+def test_a_publish_that_planned_before_another_committed_loses_the_commit(
     harness: Harness, registry: FakeRegistry, tmp_path: Path
 ) -> None:
     do_publish(harness, build(tmp_path, 1), registry)
@@ -89,8 +87,8 @@ def test_a_publish_that_planned_before_another_committed_writes_nothing(
         results.append(do_publish(harness, build(tmp_path, 3), registry))
 
     with pytest.raises(ConcurrentPublishError, match=(
-        r"metadata.json changed since this publish read it \(another publish of package 'file_processing' "
-        r"finished in between\); nothing was written: retry the publish"
+        r"metadata.json was changed by another writer during this publish \(conditional write rejected\); "
+        r"retry the publish; nothing was committed by this publish"
     )):
         do_publish(harness, build(tmp_path, 2), registry, on_event=on_kind("plan", run_b))
 
@@ -99,12 +97,12 @@ def test_a_publish_that_planned_before_another_committed_writes_nothing(
     assert harness.read(f"dev/{PKG}/dags/fp_a.py") == dag_source("fp_a", 3).encode()
 
 
-def test_a_writer_bypassing_the_lock_loses_the_commit_and_live_files_are_restored(
+def test_a_foreign_metadata_write_wins_and_live_files_are_restored(
     harness: Harness, registry: FakeRegistry, tmp_path: Path
 ) -> None:
     first = do_publish(harness, build(tmp_path, 1), registry)
     foreign = json.loads(harness.read(f"dev/{PKG}/metadata.json") or b"")
-    foreign["note"] = "written by a tool that ignores publish.lock"
+    foreign["note"] = "written by another tool"
     foreign_bytes = json.dumps(foreign, sort_keys=True, indent=2).encode() + b"\n"
 
     def foreign_write(_: Event) -> None:  # just before A's commit point
@@ -120,7 +118,7 @@ def test_a_writer_bypassing_the_lock_loses_the_commit_and_live_files_are_restore
 
     with pytest.raises(ConcurrentPublishError, match=(
         r"metadata.json was changed by another writer during this publish \(conditional write rejected\); "
-        r"retry the publish; nothing was committed: metadata.json still points to release "
+        r"retry the publish; nothing was committed by this publish: metadata.json points to release "
         + str(first.release_id) + r"; live files restored: fp_a, fp_b"
     )):
         do_publish(harness, build(tmp_path, 2), registry, on_event=sink)
@@ -129,7 +127,6 @@ def test_a_writer_bypassing_the_lock_loses_the_commit_and_live_files_are_restore
     for dag_id in ("fp_a", "fp_b"):  # A's live writes were put back to the committed release's bytes
         assert harness.read(f"dev/{PKG}/dags/{dag_id}.py") == dag_source(dag_id, 1).encode()
     assert not [k for k in harness.snapshot() if f"/releases/{new_id[0]}" in k]  # unfinished release removed
-    assert harness.read(f"dev/{PKG}/publish.lock") is None
 
 
 def race(harness: Harness, registry: FakeRegistry, builds: list[BuildPaths]) -> list[object]:
@@ -173,29 +170,8 @@ def test_two_racing_publishes_one_wins_and_the_store_stays_consistent(
         assert meta["dags"][0]["sha256"] in winner_versions
 
 
-def test_a_stale_lock_is_taken_over_and_a_fresh_one_is_respected(
-    harness: Harness, registry: FakeRegistry, tmp_path: Path
-) -> None:
-    do_publish(harness, build(tmp_path, 1), registry)
-    lock = f"dev/{PKG}/publish.lock"
-    fresh = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    harness.store().put(lock, json.dumps({"owner": "ci@runner-7 pid 42", "operation": "publish",
-                                          "created_at": "2026-01-01T00:00:00Z",
-                                          "expires_at": fresh.strftime("%Y-%m-%dT%H:%M:%SZ")}).encode())
-    with pytest.raises(ConcurrentPublishError, match=r"held by 'ci@runner-7 pid 42' \(publish\) since 2026-01-01"):
-        do_publish(harness, build(tmp_path, 2), registry)
-
-    harness.store().put(lock, json.dumps({"owner": "ci@runner-7 pid 42", "operation": "publish",
-                                          "created_at": "2026-01-01T00:00:00Z",
-                                          "expires_at": "2026-01-01T00:10:00Z"}).encode())
-    result = do_publish(harness, build(tmp_path, 2), registry)
-    assert result.outcome == "published"
-    assert result.warnings == ["took over a stale lock held by 'ci@runner-7 pid 42' (publish) since 2026-01-01T00:00:00Z"]
-    assert_consistent(harness)
-
-
 def test_a_failed_live_write_restores_the_previous_release(registry: FakeRegistry, tmp_path: Path) -> None:
-    """A real failure half-way through step 8 (a directory where a live file must go)."""
+    """A real failure half-way through step 5 (a directory where a live file must go)."""
     root = tmp_path / "store"
     harness = Harness(kind="file", url=root.as_uri(), root=root)
     first = do_publish(harness, build(tmp_path, 1), registry)
@@ -204,8 +180,8 @@ def test_a_failed_live_write_restores_the_previous_release(registry: FakeRegistr
     before = harness.snapshot()
 
     with pytest.raises(StoreError, match=(
-        r"writing 'file://.*/dags/zz_new.py': .*Is a directory.*; nothing was committed: metadata.json still "
-        r"points to release " + str(first.release_id) + r"; live files restored: fp_a"
+        r"writing 'file://.*/dags/zz_new.py': .*Is a directory.*; nothing was committed by this publish: "
+        r"metadata.json points to release " + str(first.release_id) + r"; live files restored: fp_a"
     )):
         do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2), "fp_b": dag_source("fp_b", 1),
                                                         "zz_new": dag_source("zz_new")}), registry)

@@ -90,15 +90,15 @@ def test_push_happens_before_any_dag_write_and_no_push_verifies(
     harness = Harness(kind="file", url=root.as_uri(), root=root)
     registry = OcitoolRegistry()
     build = real_build(tmp_path, oci_registry, "one")
-    seen_at_lock: list[bool] = []
+    seen_at_first_write: list[bool] = []
 
-    def check(_: Event) -> None:  # the first store write is the lock: the image must be there by then
-        seen_at_lock.append(registry.exists(build.repository, build.digest))
+    def check(_: Event) -> None:  # the first store write: the image must be in the registry by then
+        seen_at_first_write.append(registry.exists(build.repository, build.digest))
 
-    result = do_publish(harness, build, registry, image_tag="v1", on_event=on_kind("lock", check))
+    result = do_publish(harness, build, registry, image_tag="v1", on_event=on_kind("put", check))
 
     assert result.image is not None and result.image.pushed and result.image.tags == ("v1",)
-    assert seen_at_lock == [True]
+    assert seen_at_first_write == [True]
     methods = [(m, p) for m, p, s in oci_registry.requests() if m == "PUT" and "/manifests/" in p]  # type: ignore[attr-defined]
     assert methods[0][1].endswith(f"/manifests/{build.digest}") and methods[-1][1].endswith("/manifests/v1")
 

@@ -17,6 +17,7 @@ from publisher import (
     UsageError,
 )
 from publisher.build import load_build_output
+from publisher.publish import decommission_package
 from publisher.tests.helpers import (
     FakeRegistry,
     Harness,
@@ -63,7 +64,6 @@ def test_first_publish_writes_release_then_commits(harness: Harness, registry: F
         json.dumps({k: v for k, v in meta.items() if k not in ("env", "release")}, sort_keys=True, indent=2).encode()
         + b"\n"
     ).hexdigest()[:8]
-    assert harness.read(f"dev/{PKG}/publish.lock") is None
     assert set(harness.snapshot()) >= {f"dev/{PKG}/metadata.json"}
 
     if harness.kind == "s3":
@@ -74,8 +74,7 @@ def test_first_publish_writes_release_then_commits(harness: Harness, registry: F
         # which writes happened, not their order; the order is checked through on_event (file://
         # tests and the failure-injection tests).
         assert sorted(writes) == sorted(
-            [("PUT", f"dev/{PKG}/publish.lock"), *rel, *live, ("PUT", f"dev/{PKG}/releases/{rid}.json"),
-             ("PUT", f"dev/{PKG}/metadata.json"), ("DELETE", f"dev/{PKG}/publish.lock")]
+            [*rel, *live, ("PUT", f"dev/{PKG}/releases/{rid}.json"), ("PUT", f"dev/{PKG}/metadata.json")]
         )
         head = harness.store().head(f"dev/{PKG}/dags/{DAGS[0]}.py")
         assert head is not None and head.sha256 == hashlib.sha256(build.files[DAGS[0]]).hexdigest()
@@ -94,7 +93,7 @@ def test_republish_unchanged_makes_zero_writes(harness: Harness, registry: FakeR
     if harness.kind == "s3":
         requests = harness.requests_since(mark)
         assert [m for m, _ in requests if m != "GET"] == []  # zero PUTs, zero DELETEs
-        assert len(requests) == 2  # one listing of dev/<pkg>/, one GET of metadata.json
+        assert len(requests) == 1, requests  # one GET of metadata.json
     assert harness.snapshot() == before
 
 
@@ -128,17 +127,15 @@ def test_one_changed_dag_is_one_upload_plus_metadata(harness: Harness, registry:
     meta = harness.metadata("dev", PKG)
     assert meta is not None and meta["release"]["previous"] == first.release_id
     if harness.kind == "s3":
-        # 4 object writes + the lock's PUT and DELETE; nothing else.
+        # The 4 object writes; nothing else.
         prefix = f"/{harness.bucket}/"
         writes = [(m, p[len(prefix):]) for m, p in requests if m in ("PUT", "DELETE")]
-        assert sorted(writes) == sorted(
-            [("PUT", k) for k in uploads] + [("PUT", f"dev/{PKG}/publish.lock"), ("DELETE", f"dev/{PKG}/publish.lock")]
-        )
-        # Reads: one listing and one GET (plan), one HEAD of metadata.json under the lock. No
-        # other package is read: this release introduces no dag_id.
-        reads = sorted(m for m, _ in requests if m not in ("PUT", "DELETE"))
-        assert reads == ["GET", "GET", "HEAD"], requests
-        assert len(requests) == 9
+        assert sorted(writes) == sorted([("PUT", k) for k in uploads])
+        # Reads: one GET of metadata.json (the plan, and the ETag the commit's If-Match uses). No
+        # listing, and no other package is read: this release introduces no dag_id.
+        reads = [(m, p[len(prefix):]) for m, p in requests if m not in ("PUT", "DELETE")]
+        assert reads == [("GET", f"dev/{PKG}/metadata.json")], requests
+        assert len(requests) == 5
 
 
 def test_removed_dag_is_pruned_after_the_commit(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
@@ -360,7 +357,11 @@ def test_drifted_live_file_is_repaired_without_a_new_release(
     harness.store().put(key, b"tampered = True\n")  # same metadata, other bytes in the live key
     harness.store().put(f"dev/{PKG}/dags/leftover_dag.py", b"x = 1\n")
 
-    result = do_publish(harness, v1(tmp_path), registry)
+    # A plain publish trusts metadata.json (it reads nothing else): nothing to do.
+    assert do_publish(harness, v1(tmp_path), registry).outcome == "noop"
+    assert harness.read(key) == b"tampered = True\n"
+
+    result = do_publish(harness, v1(tmp_path), registry, repair=True)
 
     assert result.outcome == "repaired"
     assert result.plan.repair == ("fp_hourly_ingest",)
@@ -369,12 +370,38 @@ def test_drifted_live_file_is_repaired_without_a_new_release(
     assert harness.read(f"dev/{PKG}/dags/leftover_dag.py") is None
     meta = harness.metadata("dev", PKG)
     assert meta is not None and meta["release"]["id"] == first.release_id
-    assert do_publish(harness, v1(tmp_path), registry).outcome == "noop"
+    assert do_publish(harness, v1(tmp_path), registry, repair=True).outcome == "noop"
 
 
-def test_reactivating_a_removed_package_drops_the_marker(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
-    do_publish(harness, v1(tmp_path), registry)
-    harness.store().put(f"dev/{PKG}/REMOVED", b"gone\n")
-    result = do_publish(harness, v1(tmp_path), registry)
-    assert result.outcome == "published"
+def test_decommission_then_republish_brings_the_package_back(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    first = do_publish(harness, v1(tmp_path), registry)
+    store = harness.store()
+    with pytest.raises(MassDeleteError, match=(
+        r"refusing to decommission package 'file_processing' in env 'dev': it removes all 3 of its DAGs "
+        r"from Airflow; pass --allow-mass-delete if this is intended"
+    )):
+        decommission_package(store=store, env="dev", package=PKG, allow_mass_delete=False)
     assert harness.read(f"dev/{PKG}/REMOVED") is None
+
+    summary = decommission_package(store=store, env="dev", package=PKG, allow_mass_delete=True)
+    assert summary["dags"] == DAGS and summary["release"] == {"id": first.release_id}
+    assert harness.read(f"dev/{PKG}/REMOVED") is not None  # the sidecar removes the package's DAGs
+    meta = harness.metadata("dev", PKG)
+    assert meta is not None and meta["decommissioned"]["release"] == first.release_id
+    assert [d["dag_id"] for d in meta["dags"]] == DAGS  # the release itself is kept
+
+    # Its dag ids are free now: another package may take one.
+    other = write_build(tmp_path / "other", "data_pipeline", {"fp_daily_profile": dag_source("fp_daily_profile")})
+    do_publish(harness, other, registry)
+
+    # The same build again is a new release (not a no-op); it must win its ids back first.
+    with pytest.raises(DagIdCollisionError, match=r"dag_id 'fp_daily_profile' is owned by package 'data_pipeline'"):
+        do_publish(harness, v1(tmp_path), registry)
+    decommission_package(store=store, env="dev", package="data_pipeline", allow_mass_delete=True)
+    result = do_publish(harness, v1(tmp_path), registry)
+    assert result.outcome == "published" and result.previous_release_id == first.release_id
+    assert harness.read(f"dev/{PKG}/REMOVED") is None
+    meta = harness.metadata("dev", PKG)
+    assert meta is not None and "decommissioned" not in meta
