@@ -1,0 +1,425 @@
+"""The publisher's own S3 client (publisher._s3store) against real moto servers: SigV4 checked by
+moto's IAM auth and by AWS's published examples, awkward keys, conditional writes, paging, the
+botocore credential fallback, and error statuses injected by a small proxy in front of moto."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from publisher import _s3store
+from publisher._s3store import Credentials, S3Store, canonical_query, sign
+from publisher.errors import PreconditionFailedError, StoreError
+from publisher.tests.helpers import Harness
+from tools.testing.servers import MotoServer, moto_server
+
+AWKWARD_KEYS = [
+    "dev/pkg/a b.py",
+    "dev/pkg/ünïcødé/дата.json",
+    "dev/pkg/plus+equals=tilde~.py",
+    "dev/pkg/odd !$&'()*,;:@[]%25.txt",
+    "dev/pkg/trailing space ",
+]
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+ADMIN = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}]}
+TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+            "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CA_BUNDLE")
+
+
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> None:
+    for name in AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+# -- signing ------------------------------------------------------------------------------------
+
+EXAMPLE = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "headers", "payload", "signature"),
+    [
+        # "Example: GET Object" in the S3 SigV4 header-auth documentation
+        ("GET", "/test.txt", {}, {"Range": "bytes=0-9"}, b"",
+         "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
+        # "Example: PUT Object" (a `$` in the key, a Date header, a storage class)
+        ("PUT", "/test%24file.text", {},
+         {"Date": "Fri, 24 May 2013 00:00:00 GMT", "x-amz-storage-class": "REDUCED_REDUNDANCY"},
+         b"Welcome to Amazon S3.", "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"),
+        # "Example: GET Bucket Lifecycle" (a query parameter without a value)
+        ("GET", "/", {"lifecycle": ""}, {}, b"",
+         "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"),
+        # "Example: Get Bucket (List Objects)"
+        ("GET", "/", {"max-keys": "2", "prefix": "J"}, {}, b"",
+         "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"),
+    ],
+)
+def test_sign_matches_the_aws_documentation_examples(
+    method: str, path: str, query: dict[str, str], headers: dict[str, str], payload: bytes, signature: str
+) -> None:
+    signed = sign(method=method, path=path, query=canonical_query(query),
+                  headers={"Host": "examplebucket.s3.amazonaws.com", **headers},
+                  payload_sha256=hashlib.sha256(payload).hexdigest(), credentials=EXAMPLE, region="us-east-1",
+                  amz_date="20130524T000000Z")
+    assert signed["Authorization"].endswith(f", Signature={signature}")
+    assert signed["Authorization"].startswith(
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=")
+
+
+def test_sign_agrees_with_botocore_on_awkward_keys_and_session_tokens() -> None:
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    creds = Credentials("AKIDEXAMPLE", "secret/with+chars", "token/+=")
+    for key in AWKWARD_KEYS:
+        path = "/bucket/" + _s3store._quote(key, safe="/-_.~")
+        query = {"prefix": key, "list-type": "2", "continuation-token": "a+b/c=="}
+        url = f"http://127.0.0.1:9000{path}?{canonical_query(query)}"
+        request = AWSRequest(method="PUT", url=url, headers={"If-None-Match": "*", "Content-Type": "text/x-python"})
+        request.context["payload_signing_enabled"] = True
+        request.data = b"body"
+        S3SigV4Auth(BotoCredentials(*creds), "s3", "eu-west-1").add_auth(request)
+        ours = sign(method="PUT", path=path, query=canonical_query(query),
+                    headers={"Host": "127.0.0.1:9000", "If-None-Match": "*", "Content-Type": "text/x-python"},
+                    payload_sha256=hashlib.sha256(b"body").hexdigest(), credentials=creds, region="eu-west-1",
+                    amz_date=request.headers["X-Amz-Date"])
+        assert ours["x-amz-security-token"] == "token/+="
+        assert ours["Authorization"] == request.headers["Authorization"], key
+
+
+def test_endpoint_and_region_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch, tmp_path, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
+    store = S3Store(bucket="my-dags")
+    assert (store.endpoint, store.region) == ("https://my-dags.s3.us-east-1.amazonaws.com/", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert S3Store(bucket="dotted.bucket").endpoint == "https://s3.eu-west-1.amazonaws.com/dotted.bucket/"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:9000/base/")
+    store = S3Store(bucket="my-dags")
+    assert (store.endpoint, store.region) == ("http://s3-only:9000/base/my-dags/", "eu-central-1")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert S3Store(bucket="my-dags").endpoint == "https://my-dags.s3.eu-central-1.amazonaws.com/"
+    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "s3-only:9000")
+    with pytest.raises(StoreError, match=r"invalid AWS_ENDPOINT_URL 's3-only:9000': must be an http"):
+        S3Store(bucket="my-dags")
+
+
+# -- moto with IAM auth: every request's signature is checked -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoServer, dict[str, Any]]]:
+    """A moto server that checks SigV4 and IAM policies after the setup below, and its keys."""
+    setup_requests = 7  # the IAM calls below, made before any key exists
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(setup_requests))
+        server_cm = moto_server(log_dir=tmp_path_factory.mktemp("iam-moto"))
+        server = server_cm.__enter__()
+    try:
+        iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        keys: dict[str, Any] = {}
+        for user, policy in (("admin", ADMIN), ("nobody", None)):
+            iam.create_user(UserName=user)
+            created = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = (created["AccessKeyId"], created["SecretAccessKey"])
+            if policy is not None:
+                iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+        role = iam.create_role(RoleName="publisher", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
+        iam.put_role_policy(RoleName="publisher", PolicyName="p", PolicyDocument=json.dumps(ALLOW_ALL))
+        # from here on every request is checked
+        admin = {"aws_access_key_id": keys["admin"][0], "aws_secret_access_key": keys["admin"][1]}
+        sts = boto3.client("sts", endpoint_url=server.endpoint_url, region_name="us-east-1", **admin)
+        temp = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="publish")["Credentials"]
+        keys["role"] = (temp["AccessKeyId"], temp["SecretAccessKey"], temp["SessionToken"])
+        boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1", **admin).create_bucket(
+            Bucket="dags-auth")
+        yield server, keys
+    finally:
+        server_cm.__exit__(None, None, None)
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: MotoServer, key: tuple[str, ...]) -> S3Store:
+    _clean_env(monkeypatch, tmp_path, AWS_ENDPOINT_URL=server.endpoint_url, AWS_DEFAULT_REGION="us-east-1",
+               AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1])
+    if len(key) > 2:
+        monkeypatch.setenv("AWS_SESSION_TOKEN", key[2])
+    return S3Store(bucket="dags-auth")
+
+
+@pytest.mark.parametrize("who", ["admin", "role"])
+def test_signed_requests_with_awkward_keys_round_trip(
+    who: str, iam_moto: tuple[MotoServer, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, keys = iam_moto
+    store = _use(monkeypatch, tmp_path, server, keys[who])
+    base = f"{who}/"
+    written = {}
+    for n, key in enumerate(AWKWARD_KEYS):
+        data = f"payload {n} {key}".encode()
+        written[base + key] = (store.put(base + key, data, if_none_match=True), data)
+    for key, (etag, data) in written.items():
+        got = store.get(key)
+        assert got is not None and (got.data, got.etag) == (data, etag)
+        info = store.head(key)
+        assert info is not None
+        assert (info.size, info.etag, info.sha256) == (len(data), etag, hashlib.sha256(data).hexdigest())
+    assert sorted(i.key for i in store.iter_objects(base)) == sorted(written)
+    assert store.list_dirs(base + "dev/pkg/") == ["ünïcødé"]
+    src = base + AWKWARD_KEYS[2]
+    etag = store.copy(src, base + "copies/" + AWKWARD_KEYS[3], src_etag=written[src][0])
+    copied = store.head(base + "copies/" + AWKWARD_KEYS[3])
+    assert copied is not None and copied.etag == etag and copied.sha256 == hashlib.sha256(written[src][1]).hexdigest()
+    for key in [*written, base + "copies/" + AWKWARD_KEYS[3]]:
+        store.delete(key)
+    assert list(store.iter_objects(base)) == []
+
+
+def test_wrong_secret_and_missing_policy_fail_with_one_clear_line(
+    iam_moto: tuple[MotoServer, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, keys = iam_moto
+    store = _use(monkeypatch, tmp_path, server, (keys["admin"][0], "wrong-secret"))
+    with pytest.raises(StoreError, match=r"^writing 's3://dags-auth/dev/x.py': SignatureDoesNotMatch: .*"
+                                         r"\(check the AWS credentials in use\)$"):
+        store.put("dev/x.py", b"x")
+    with pytest.raises(StoreError, match=r"^listing 's3://dags-auth/dev/': SignatureDoesNotMatch"):
+        list(store.iter_objects("dev/"))
+    store = _use(monkeypatch, tmp_path, server, keys["nobody"])
+    with pytest.raises(StoreError, match=r"^reading 's3://dags-auth/dev/x.py': access denied \(check the IAM"):
+        store.get("dev/x.py")
+    with pytest.raises(StoreError, match=r"^checking 's3://dags-auth/dev/x.py': access denied"):
+        store.head("dev/x.py")
+
+
+def test_botocore_fallback_reads_a_shared_credentials_file(
+    iam_moto: tuple[MotoServer, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, keys = iam_moto
+    _clean_env(monkeypatch, tmp_path, AWS_ENDPOINT_URL=server.endpoint_url, AWS_PROFILE="publisher")
+    (tmp_path / "credentials").write_text(
+        f"[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n"
+        f"[publisher]\naws_access_key_id = {keys['admin'][0]}\naws_secret_access_key = {keys['admin'][1]}\n")
+    (tmp_path / "config").write_text("[profile publisher]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    store = S3Store(bucket="dags-auth")
+    assert store.region == "eu-west-1"
+    etag = store.put("fallback/x.json", b"{}")
+    got = store.get("fallback/x.json")
+    assert got is not None and (got.data, got.etag) == (b"{}", etag)
+    store.delete("fallback/x.json")
+
+
+def test_no_credentials_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch, tmp_path, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_REGION="us-east-1")
+    store = S3Store(bucket="dags")
+    with pytest.raises(StoreError, match=r"^reading 's3://dags/dev/x.py': no AWS credentials found \(set "
+                                         r"AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"):
+        store.get("dev/x.py")
+
+
+# -- the shared moto server of the other publisher tests (no IAM) --------------------------------
+
+
+def test_conditional_writes_and_missing_objects(s3: Harness) -> None:
+    store = s3.store()
+    assert store.get("dev/p/none.py") is None and store.head("dev/p/none.py") is None
+    store.delete("dev/p/none.py")  # already gone: fine
+    first = store.put("dev/p/a.json", b"1", if_none_match=True)
+    with pytest.raises(PreconditionFailedError, match=r"^writing 's3://dags-[0-9a-f]+/dev/p/a.json': precondition"):
+        store.put("dev/p/a.json", b"2", if_none_match=True)
+    with pytest.raises(PreconditionFailedError):
+        store.put("dev/p/a.json", b"2", if_match="0" * 32)
+    with pytest.raises(PreconditionFailedError, match=r"^writing .*none.json': precondition failed \(the object is gone\)$"):
+        store.put("dev/p/none.json", b"2", if_match=first)
+    second = store.put("dev/p/a.json", b"2", if_match=first)
+    assert second != first
+    # (a stale src_etag on copy is tested with an injected 412: moto 5.2 ignores x-amz-copy-source-if-match)
+    assert store.copy("dev/p/a.json", "dev/p/b.json", src_etag=second) == second
+    with pytest.raises(StoreError, match=r"^copying .*none.py' to .*c.py': NoSuchKey: "):
+        store.copy("dev/p/none.py", "dev/p/c.py")
+    with pytest.raises(PreconditionFailedError, match=r"^deleting .*/dev/p/a.json': precondition failed"):
+        store.delete("dev/p/a.json", if_match=first)
+    store.delete("dev/p/a.json", if_match=second)
+    assert store.head("dev/p/a.json") is None
+    with pytest.raises(PreconditionFailedError, match=r"^deleting .*/dev/p/a.json': precondition failed"):
+        store.delete("dev/p/a.json", if_match=second)
+
+
+def test_missing_bucket(s3: Harness) -> None:
+    store = S3Store(bucket="no-such-bucket-here")
+    with pytest.raises(StoreError, match=r"^writing 's3://no-such-bucket-here/k': bucket 'no-such-bucket-here' does"):
+        store.put("k", b"x")
+    with pytest.raises(StoreError, match=r"^listing 's3://no-such-bucket-here/dev/': bucket .* does not exist"):
+        store.list_dirs("dev/")
+
+
+def test_listing_pages_are_followed_lazily(s3: Harness) -> None:
+    store = s3.store()
+    assert isinstance(store, S3Store)
+    keys = [f"dev/p{n}/k {n:02d}+.py" for n in range(7)]
+    for key in keys:
+        store.put(key, b"x")
+    store.max_keys = 3
+    mark = s3.mark()
+    assert [i.key for i in store.iter_objects("dev/")] == keys
+    assert store.list_dirs("dev/") == [f"p{n}" for n in range(7)]
+    first = next(iter(store.iter_objects("dev/")))
+    assert first.key == keys[0] and first.size == 1
+    lists = [p for _, p in s3.requests_since(mark)]
+    assert len(lists) == 3 + 3 + 1, lists
+    assert sum("continuation-token=" in p for p in lists) == 4
+
+
+def test_a_publish_with_env_credentials_does_not_import_botocore(s3: Harness) -> None:
+    child = textwrap.dedent(f"""
+        import sys
+        from publisher.store import open_store
+        store = open_store({s3.url!r})
+        store.put("dev/p/x y.py", b"data")
+        assert store.get("dev/p/x y.py").data == b"data"
+        assert [i.key for i in store.iter_objects("dev/")] == ["dev/p/x y.py"]
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("botocore", "boto3", "urllib3")))
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", child], check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+# -- injected faults: retries, redirects ---------------------------------------------------------
+
+
+class _Faults:
+    """Answers requests whose path contains a substring with an error, a number of times."""
+
+    def __init__(self) -> None:
+        self.rules: list[dict[str, Any]] = []
+        self.seen: list[str] = []
+        self.lock = threading.Lock()
+
+    def add(self, part: str, status: int, code: str, times: int, headers: dict[str, str] | None = None) -> None:
+        with self.lock:
+            self.rules.append({"part": part, "status": status, "code": code, "left": times, "headers": headers or {}})
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        with self.lock:
+            self.seen.append(path)
+            for rule in self.rules:
+                if rule["part"] in path and rule["left"] > 0:
+                    rule["left"] -= 1
+                    return rule
+        return None
+
+
+@contextlib.contextmanager
+def fault_proxy(upstream: MotoServer) -> Iterator[tuple[str, _Faults]]:
+    faults = _Faults()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _any(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            rule = faults.match(self.path)
+            if rule is not None:
+                data = (f"<?xml version='1.0'?><Error><Code>{rule['code']}</Code><Message>injected</Message>"
+                        "</Error>").encode()
+                self.send_response(rule["status"])
+                for name, value in rule["headers"].items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            conn = http.client.HTTPConnection("127.0.0.1", upstream.port, timeout=10)
+            try:
+                conn.request(self.command, self.path, body=body or None, headers=dict(self.headers.items()))
+                resp = conn.getresponse()
+                data = resp.read()
+            finally:
+                conn.close()
+            self.send_response(resp.status)
+            for name, value in resp.getheaders():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_PUT = do_HEAD = do_DELETE = _any
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", faults
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_retries_redirects_and_connection_errors(s3: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_s3store, "BACKOFF", 0.01)
+    s3.store().put("dev/p/a.py", b"a")
+    with fault_proxy(s3.moto) as (endpoint, faults):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        store = S3Store(bucket=str(s3.bucket))
+        faults.add("/dev/p/a.py", 503, "SlowDown", 2)  # two throttles, then it answers
+        got = store.get("dev/p/a.py")
+        assert got is not None and got.data == b"a"
+        assert sum("/dev/p/a.py" in p for p in faults.seen) == 3
+        faults.add("/dev/p/b.py", 500, "InternalError", 3)
+        with pytest.raises(StoreError, match=r"^writing 's3://.*/dev/p/b.py': InternalError: injected$"):
+            store.put("dev/p/b.py", b"b")
+        faults.add("/dev/p/c.py", 400, "InvalidArgument", 1)  # a client error: not retried
+        with pytest.raises(StoreError, match=r"^reading .*/dev/p/c.py': InvalidArgument: injected$"):
+            store.get("dev/p/c.py")
+        assert sum("/dev/p/c.py" in p for p in faults.seen) == 1
+        faults.add("/dev/p/e.py", 412, "PreconditionFailed", 1)
+        with pytest.raises(PreconditionFailedError, match=r"^copying 's3://.*/dev/p/a.py' to .*/dev/p/e.py': "
+                                                          r"precondition failed \(injected\)$"):
+            store.copy("dev/p/a.py", "dev/p/e.py", src_etag=got.etag)
+        faults.add("/dev/p/f.py", 200, "InternalError", 1)  # S3 can fail a copy after its 200 status line
+        assert store.copy("dev/p/a.py", "dev/p/f.py", src_etag=got.etag) == got.etag
+        assert sum("/dev/p/f.py" in p for p in faults.seen) == 2
+        faults.add("/dev/p/d.py", 301, "PermanentRedirect", 1, {"x-amz-bucket-region": "eu-west-2"})
+        with pytest.raises(StoreError, match=r"^reading .*/dev/p/d.py': bucket 'dags-[0-9a-f]+' is in region "
+                                             r"'eu-west-2', not 'us-east-1'; set AWS_REGION=eu-west-2$"):
+            store.get("dev/p/d.py")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # the proxy is gone: connection refused
+    with pytest.raises(StoreError, match=r"^reading .*/dev/p/a.py': ConnectionRefusedError: .*after 3 attempts"):
+        S3Store(bucket=str(s3.bucket)).get("dev/p/a.py")
