@@ -210,6 +210,8 @@ def run(
         sources=[f.url for f in inputs],
         manifest=manifest,
         compression=compression,
+        # After de-duplication on one key column, its values are unique (null keys aside).
+        unique_columns=spec.dedup.keys if spec.dedup and len(spec.dedup.keys) == 1 else (),
     )
     report.paths = paths
     report.written = data.num_rows
