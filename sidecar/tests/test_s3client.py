@@ -3,13 +3,8 @@ paging, and error statuses injected by a small HTTP proxy in front of moto."""
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import http.server
 import io
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +14,7 @@ from sidecar.retry import RetryPolicy
 from sidecar.s3client import S3Client, endpoint_settings
 from sidecar.store import S3Store, parse_store_url
 from sidecar.tests.storekit import S3Kit, dag_source, local_files, moto, running_syncer
+from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
 __all__ = ["moto"]
@@ -118,72 +114,6 @@ def test_endpoint_and_region_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F")
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
     assert endpoint_settings()[0] is None
-
-
-class _Faults:
-    """Answers matching GETs with an error status a number of times; forwards everything else."""
-
-    def __init__(self) -> None:
-        self.rules: list[list[object]] = []  # [path substring, status, code, times left]
-        self.lock = threading.Lock()
-
-    def add(self, path_part: str, status: int, code: str, times: int) -> None:
-        with self.lock:
-            self.rules.append([path_part, status, code, times])
-
-    def match(self, path: str) -> tuple[int, str] | None:
-        with self.lock:
-            for rule in self.rules:
-                if str(rule[0]) in path and int(rule[3]) > 0:  # type: ignore[call-overload]
-                    rule[3] = int(rule[3]) - 1  # type: ignore[call-overload]
-                    return int(rule[1]), str(rule[2])  # type: ignore[call-overload]
-        return None
-
-
-@contextlib.contextmanager
-def fault_proxy(upstream: MotoServer) -> Iterator[tuple[str, _Faults]]:
-    faults = _Faults()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            fault = faults.match(self.path)
-            if fault is not None:
-                body = (f"<?xml version='1.0'?><Error><Code>{fault[1]}</Code><Message>injected</Message>"
-                        "</Error>").encode()
-                self.send_response(fault[0])
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            conn = http.client.HTTPConnection("127.0.0.1", upstream.port, timeout=10)
-            try:
-                conn.request("GET", self.path, headers={k: v for k, v in self.headers.items()})
-                resp = conn.getresponse()
-                data = resp.read()
-            finally:
-                conn.close()
-            self.send_response(resp.status)
-            for name, value in resp.getheaders():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", faults
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_error_statuses_map_to_retries_and_clear_errors(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:

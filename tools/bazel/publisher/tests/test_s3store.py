@@ -4,16 +4,12 @@ botocore credential fallback, and error statuses injected by a small proxy in fr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import http.client
-import http.server
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +21,7 @@ from publisher import _s3store
 from publisher._s3store import Credentials, S3Store, canonical_query, sign
 from publisher.errors import PreconditionFailedError, StoreError
 from publisher.tests.helpers import Harness
+from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
 AWKWARD_KEYS = [
@@ -317,79 +314,6 @@ def test_a_publish_with_env_credentials_does_not_import_botocore(s3: Harness) ->
 
 
 # -- injected faults: retries, redirects ---------------------------------------------------------
-
-
-class _Faults:
-    """Answers requests whose path contains a substring with an error, a number of times."""
-
-    def __init__(self) -> None:
-        self.rules: list[dict[str, Any]] = []
-        self.seen: list[str] = []
-        self.lock = threading.Lock()
-
-    def add(self, part: str, status: int, code: str, times: int, headers: dict[str, str] | None = None) -> None:
-        with self.lock:
-            self.rules.append({"part": part, "status": status, "code": code, "left": times, "headers": headers or {}})
-
-    def match(self, path: str) -> dict[str, Any] | None:
-        with self.lock:
-            self.seen.append(path)
-            for rule in self.rules:
-                if rule["part"] in path and rule["left"] > 0:
-                    rule["left"] -= 1
-                    return rule
-        return None
-
-
-@contextlib.contextmanager
-def fault_proxy(upstream: MotoServer) -> Iterator[tuple[str, _Faults]]:
-    faults = _Faults()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def _any(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            rule = faults.match(self.path)
-            if rule is not None:
-                data = (f"<?xml version='1.0'?><Error><Code>{rule['code']}</Code><Message>injected</Message>"
-                        "</Error>").encode()
-                self.send_response(rule["status"])
-                for name, value in rule["headers"].items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return
-            conn = http.client.HTTPConnection("127.0.0.1", upstream.port, timeout=10)
-            try:
-                conn.request(self.command, self.path, body=body or None, headers=dict(self.headers.items()))
-                resp = conn.getresponse()
-                data = resp.read()
-            finally:
-                conn.close()
-            self.send_response(resp.status)
-            for name, value in resp.getheaders():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-
-        do_GET = do_PUT = do_HEAD = do_DELETE = _any
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", faults
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_retries_redirects_and_connection_errors(s3: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
