@@ -397,7 +397,6 @@ class _Run:
         the one this publish started from.
         """
         unrestored: list[str] = []
-        where = "?"
         try:
             current = read_state(self.store, self.keys)
             committed = current.metadata.dags if current.metadata else {}
@@ -419,7 +418,8 @@ class _Run:
                     self.emit(Event("restore", f"restore {self.store.address(self.keys.dag(dag_id))}"))
                 except PublishError:
                     unrestored.append(dag_id)
-        except PublishError:
+        except PublishError as exc:
+            where = f"a release this publish could not read back ({exc})"
             unrestored = list(touched_live)
         for key in reversed(written):
             try:
