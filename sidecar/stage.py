@@ -62,6 +62,8 @@ class StageResult:
     """``unused`` (few files to fetch, or no bundle in metadata.json), ``used``, or ``fallback``."""
     bundle_problem: str | None = None
     """Why the bundle was not (fully) used; those files were fetched one by one."""
+    live_mismatches: tuple[str, ...] = ()
+    """Live ``dags/`` files whose bytes differed from metadata.json; taken from the release's own copy."""
 
 
 def wants_bundle(to_fetch: int, total: int) -> bool:
@@ -175,7 +177,9 @@ class Stager:
                 bundle_state = "fallback" if problem else "used"
             elif meta.bundle_problem:  # present but malformed; absent is the publisher's choice
                 problem, bundle_state = meta.bundle_problem, "fallback"
-        more_bytes, more_objects = self._fetch_all(meta, to_fetch, staging, bundle_ok=bundle_state != "fallback")
+        mismatches: list[str] = []
+        more_bytes, more_objects = self._fetch_all(meta, to_fetch, staging, bundle_ok=bundle_state != "fallback",
+                                                   mismatches=mismatches)
         fetched_bytes += more_bytes
         fetched_objects += more_objects
         manifest = {
@@ -192,7 +196,7 @@ class Stager:
         release_dir = self._dags_dir.commit(package, staging, meta.tree)
         return StageResult(
             release_dir=release_dir, fetched_objects=fetched_objects, fetched_bytes=fetched_bytes, reused=reused,
-            bundle=bundle_state, bundle_problem=problem,
+            bundle=bundle_state, bundle_problem=problem, live_mismatches=tuple(sorted(mismatches)),
         )
 
     def _fetch_bundle(
@@ -270,12 +274,13 @@ class Stager:
                 f"{address!r}: {problem}" if problem else None)
 
     def _fetch_all(
-        self, meta: PackageMetadata, dags: list[DagFile], staging: Path, *, bundle_ok: bool
+        self, meta: PackageMetadata, dags: list[DagFile], staging: Path, *, bundle_ok: bool, mismatches: list[str]
     ) -> tuple[int, int]:
         """Fetch ``dags`` in parallel into ``staging``; (bytes, objects) downloaded.
 
         ``bundle_ok``: a file whose live key does not match may be taken from the bundle (false
-        once the bundle was found bad in this staging).
+        once the bundle was found bad in this staging). Files taken from the release's own copy
+        that way are appended to ``mismatches``.
         """
         if not dags:
             return 0, 0
@@ -284,7 +289,7 @@ class Stager:
         def job(dag: DagFile) -> tuple[int, int]:
             if abort.is_set():
                 return 0, 0
-            return self._fetch_one(meta, dag, staging, bundle_ok)
+            return self._fetch_one(meta, dag, staging, bundle_ok, mismatches)
 
         total = objects = 0
         with concurrent.futures.ThreadPoolExecutor(
@@ -303,7 +308,9 @@ class Stager:
                 raise
         return total, objects
 
-    def _fetch_one(self, meta: PackageMetadata, dag: DagFile, staging: Path, bundle_ok: bool) -> tuple[int, int]:
+    def _fetch_one(
+        self, meta: PackageMetadata, dag: DagFile, staging: Path, bundle_ok: bool, mismatches: list[str]
+    ) -> tuple[int, int]:
         package = meta.package
         dest = staging / dag.name
         objects = 1
@@ -321,6 +328,7 @@ class Stager:
                 done, read, opened, _problem = self._fetch_bundle(meta, [dag], staging)
                 if dag.name not in done:
                     raise exc from None
+                mismatches.append(dag.file)
                 return read, 1 + opened
             if not meta.release_id or not _RELEASE_ID_RE.match(meta.release_id):
                 raise
@@ -330,6 +338,7 @@ class Stager:
             except (ReleaseRejectedError, StoreError):
                 raise exc from None
             objects = 2
+            mismatches.append(dag.file)
         self._compile(meta, dag, dest)
         return size, objects
 

@@ -287,6 +287,12 @@ class Syncer:
         if result.bundle_problem:
             self.log.warning("bundle_fallback", package=pkg, release=meta.release_id, problem=result.bundle_problem,
                              hint="the files were fetched one by one instead; check the publisher's bundle")
+        if result.live_mismatches:
+            self.log.warning("live_file_mismatch", package=pkg, release=meta.release_id,
+                             files=list(result.live_mismatches),
+                             hint="these live dags/ files differ from metadata.json (a publish in progress, or one "
+                                  "that was interrupted); the release's own copy was used. If it persists, run "
+                                  f"`bazel run //packages/{pkg}:publish -- --repair`")
         previous = self.dags_dir.current_release(pkg)
         self.dags_dir.switch(pkg, result.release_dir)
         st.applied_etag = etag

@@ -276,8 +276,12 @@ def test_publisher_window_is_bridged_by_the_bundle(kit: StoreKit, tmp_path: Path
     kit.publish("alpha", v1, release_id="r1")
     kit.put("dev/alpha/dags/d01.py", dag_source("d01", "r2"))  # a publish of r2 before its commit
     dags = tmp_path / "dags"
-    with running_syncer(kit, dags) as syncer:
+    log = io.StringIO()
+    with running_syncer(kit, dags, log=log) as syncer:
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v1
         # metadata + 3 live files (one wrong) + the bundle for that one
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == 5
+        (warning,) = events(log, "live_file_mismatch")  # operators see it (and the --repair hint)
+        assert warning["files"] == ["dags/d01.py"] and warning["release"] == "r1"
+        assert "publish -- --repair" in str(warning["hint"])
