@@ -191,3 +191,20 @@ def test_decommission_needs_allow_mass_delete_and_prints_what_happens(harness: H
 
     code, out, err = run_main(["--package", "observability", "--decommission", "--allow-mass-delete"], environ)
     assert code == 2 and "package 'observability' is not published in env 'dev'" in err
+
+
+def test_repair_flag_rewrites_a_drifted_live_file(harness: Harness, tmp_path: Path) -> None:
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a"), "fp_b": dag_source("fp_b")})
+    environ = {**os.environ, "DAG_BUCKET": harness.url}
+    assert run_main(rule_args(build), environ)[0] == 0
+    harness.store().put(f"dev/{PKG}/dags/fp_a.py", b"tampered = True\n")
+
+    code, out, err = run_main([*rule_args(build), "--output", "json"], environ)
+    assert code == 0, err
+    assert json.loads(out)["outcome"] == "noop"  # a plain publish reads metadata.json only
+
+    code, out, err = run_main([*rule_args(build), "--repair", "--output", "json"], environ)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["outcome"] == "repaired" and doc["dags"]["repaired"] == ["fp_a"]
+    assert harness.read(f"dev/{PKG}/dags/fp_a.py") == dag_source("fp_a").encode()
