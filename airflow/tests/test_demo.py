@@ -18,16 +18,9 @@ DEMO = Path(demo.__file__)
 PACKAGES = demo.PACKAGES
 
 
-def _build_dir() -> Path:
-    found = demo.find_build_dir()
-    if found is None:
-        pytest.skip("no build outputs of the packages (run ./bazelw build //airflow:demo)")
-    return found
-
-
 @pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed")
-def test_demo_once_lists_every_dag_and_triggers_a_run(tmp_path: Path) -> None:
-    build = _build_dir()
+def test_demo_once_lists_every_dag_and_triggers_a_run(tmp_path: Path, build_dir: Path) -> None:
+    build = build_dir
     expected = sorted(
         d["dag_id"]
         for pkg in PACKAGES

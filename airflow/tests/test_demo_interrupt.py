@@ -24,13 +24,6 @@ DEMO = Path(demo.__file__)
 PACKAGES = demo.PACKAGES
 
 
-def _build_dir() -> Path:
-    found = demo.find_build_dir()
-    if found is None:
-        pytest.skip("no build outputs of the packages (run ./bazelw build //airflow:demo)")
-    return found
-
-
 def processes_with(marker: str) -> dict[int, str]:
     """{pid: command line} of every live process whose environment holds ``marker``."""
     found: dict[int, str] = {}
@@ -69,7 +62,7 @@ def _wait_for_line(proc: subprocess.Popen[str], log: Path, needle: str, timeout:
     ],
 )
 def test_signal_during_start_up_leaves_nothing_running(tmp_path: Path, moment: str, sig: signal.Signals,
-                                                       extra_wait: float) -> None:
+                                                       extra_wait: float, build_dir: Path) -> None:
     marker = f"ETL_DEMO_TEST_MARKER={uuid.uuid4().hex}"
     name, _, value = marker.partition("=")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), name: value}
@@ -77,7 +70,7 @@ def test_signal_during_start_up_leaves_nothing_running(tmp_path: Path, moment: s
     log = tmp_path / "demo.out"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(DEMO), "--state-dir", str(tmp_path / "state"), "--build-dir", str(_build_dir())],
+            [sys.executable, str(DEMO), "--state-dir", str(tmp_path / "state"), "--build-dir", str(build_dir)],
             env=env, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
     try:

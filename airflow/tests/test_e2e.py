@@ -29,13 +29,6 @@ CHANGED = "file_processing"  # the package rebuilt with a new image digest
 SYNC_INTERVAL = 3.0
 
 
-def _build_dir() -> Path:
-    for candidate in (ROOT, ROOT / "bazel-bin"):
-        if (candidate / "packages" / CHANGED / "metadata.json").is_file():
-            return candidate
-    pytest.skip("no build outputs of the packages (run ./bazelw build //airflow:demo)")
-
-
 def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 
@@ -133,11 +126,11 @@ def assert_only_package_changed(before: dict, after: dict, package: str, what: s
 
 
 @pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed")
-def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path) -> None:
+def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build_dir: Path) -> None:
     from publisher import PackageKeys, list_releases, rollback_release
     from publisher.smoke import SmokeConfig, run_smoke
 
-    build = _build_dir()
+    build = build_dir
     args = demo.parse_args(["--state-dir", str(tmp_path / "state"), "--build-dir", str(build),
                             "--sync-interval", str(SYNC_INTERVAL), "--timeout", "600"])
     with contextlib.ExitStack() as stack:
