@@ -377,7 +377,7 @@ class _Run:
             raise
         self.emit(Event("commit", f"commit {self.store.address(key)} -> {release_id}", key=key))
 
-    def _previous_files(self, state: CurrentState) -> dict[str, bytes] | None:
+    def _committed_files(self, state: CurrentState) -> dict[str, bytes] | None:
         """The DAG files of the committed release from its bundle (None: stored before bundles)."""
         assert state.metadata is not None and state.release_id is not None
         release = state.metadata.document.get("release")
@@ -407,7 +407,7 @@ class _Run:
                 try:
                     if dag_id in committed and current.release_id is not None:
                         if not loaded:
-                            loaded, files = True, self._previous_files(current)
+                            loaded, files = True, self._committed_files(current)
                         if files is not None:
                             self.store.put(self.keys.dag(dag_id), files[dag_id])
                         else:  # a release stored before bundles keeps per-file copies
