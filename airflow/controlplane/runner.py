@@ -79,14 +79,15 @@ class ControlPlane:
         if code != 0:
             raise AirflowStartError(f"`airflow db migrate` exited {code}; see {log}")
 
-    def _spawn(self, name: str, args: list[str], log: Path, *, mode: str = "ab") -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str], log: Path, *, mode: str = "ab",
+               env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``args`` in a new session and record it, unless ``stop()`` already ran."""
         with self._lock:
             if self._stopped:
                 raise AirflowStartError(f"the control plane was stopped; not starting airflow {name}")
             with open(log, mode) as out:
                 proc = subprocess.Popen(
-                    args, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    args, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
             self.procs[name] = proc
@@ -96,11 +97,12 @@ class ControlPlane:
         """Start the three components (call ``migrate()`` first)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.settings.dags_folder.mkdir(parents=True, exist_ok=True)
+        write_local_settings(self.settings)
         for name in COMPONENTS:
             args = [self.python, "-m", "airflow", name]
             if name == "api-server":
                 args += ["--host", self.settings.host, "--port", str(self.settings.api_port)]
-            self._spawn(name, args, self.log_dir / f"airflow-{name}.log")
+            self._spawn(name, args, self.log_dir / f"airflow-{name}.log", env=self.settings.component_environ(name))
 
     def check_running(self) -> None:
         for name, proc in list(self.procs.items()):
@@ -153,6 +155,22 @@ class ControlPlane:
         with self._lock:
             for name in [n for n, p in self.procs.items() if p in procs]:
                 del self.procs[name]
+
+
+def write_local_settings(settings: ControlPlaneSettings) -> None:
+    """``$AIRFLOW_HOME/config/airflow_local_settings.py``: the local pod runtime's cluster policy, or
+    nothing (a deployment sets its own through the Helm chart's ``airflowLocalSettings``)."""
+    path = settings.local_settings_file
+    if settings.local_pods_config is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by controlplane.runner: KubernetesPodOperator pods run in podman where ETL_LOCAL_PODS is set.\n"
+        "from controlplane.localpods.operator import preload, task_policy\n\n"
+        "preload()  # in the scheduler: its forked task processes find the provider imported\n"
+        "__all__ = [\"task_policy\"]\n"
+    )
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

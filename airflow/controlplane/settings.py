@@ -28,6 +28,12 @@ class ControlPlaneSettings:
     api_port: int
     sync_interval: float = 5.0
     host: str = "127.0.0.1"
+    # The local pod runtime's config (controlplane.localpods): KubernetesPodOperator pods run in
+    # podman; None leaves KPO as it is (it then needs a Kubernetes cluster).
+    local_pods_config: Path | None = None
+    # False: the scheduler creates no scheduled runs, only triggered ones run (the local platform
+    # holds one seeded day of data); a deployment keeps Airflow's default (True).
+    scheduled_runs: bool = True
 
     @property
     def api_url(self) -> str:
@@ -40,6 +46,20 @@ class ControlPlaneSettings:
     @property
     def secrets_file(self) -> Path:
         return self.home / "secrets.json"
+
+    @property
+    def local_settings_file(self) -> Path:
+        """``airflow_local_settings.py``: Airflow imports it from ``$AIRFLOW_HOME/config``."""
+        return self.home / "config" / "airflow_local_settings.py"
+
+    def component_environ(self, component: str) -> dict[str, str]:
+        """Settings only one component gets: the scheduler (whose executor runs the tasks) gets the
+        local pod runtime; the dag-processor never applies it, so serialized DAGs stay as published."""
+        if component == "scheduler" and self.local_pods_config is not None:
+            from controlplane.localpods.runtime import CONFIG_ENV
+
+            return {CONFIG_ENV: str(self.local_pods_config)}
+        return {}
 
     def environ(self) -> dict[str, str]:
         """The Airflow settings of every process (api-server, scheduler, dag-processor)."""
@@ -67,6 +87,7 @@ class ControlPlaneSettings:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": interval,
             "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": str(max(50, 10 * int(interval))),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(self.scheduled_runs),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
         }
 

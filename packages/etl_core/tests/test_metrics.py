@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import os
-import shutil
 import socket
 import stat
-import subprocess
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -21,7 +17,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from etl_core import metrics
-from tools.testing.servers import free_port, stop_process, wait_for_http
+from tools.testing.pushgateway import pushgateway_server
+from tools.testing.servers import free_port
 
 
 def scrape(url: str, *, accept: str | None = None) -> tuple[int, str, str]:
@@ -294,38 +291,12 @@ def test_push_failures_name_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None
         metrics.push(dead, job="j", registry=metrics.new_registry(), timeout=2)
 
 
-def _pushgateway_binary() -> str | None:
-    return os.environ.get("PUSHGATEWAY_BIN") or shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
-
-
-@contextlib.contextmanager
-def real_pushgateway(binary: str) -> Iterator[str]:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="pushgateway-") as tmp:
-        log = open(Path(tmp) / "log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(url + "/-/ready", timeout=30, proc=proc)  # type: ignore[arg-type]
-            yield url
-        finally:
-            stop_process(proc)  # type: ignore[arg-type]
-            log.close()
-
-
-@pytest.mark.skipif(_pushgateway_binary() is None, reason="prometheus-pushgateway binary not installed")
 def test_push_to_a_real_pushgateway_and_delete() -> None:
-    binary = _pushgateway_binary()
-    assert binary is not None
     registry = metrics.new_registry()
     with metrics.track_job("nightly_load", registry=registry):
         pass
-    with real_pushgateway(binary) as url:
+    with pushgateway_server() as gateway:
+        url = gateway.url
         metrics.push(url, job="nightly_load", registry=registry, grouping_key={"env": "dev"})
         got = samples(scrape(url + "/metrics")[2])
         key = ("etl_job_runs_total", (("env", "dev"), ("instance", ""), ("job", "nightly_load"), ("status", "success")))
