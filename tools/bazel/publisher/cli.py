@@ -104,13 +104,15 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
     smoke = p.add_argument_group("smoke run (Airflow REST API)")
     smoke.add_argument("--smoke", metavar="DAG_ID",
-                       help="after publishing, wait until Airflow parsed this DAG's new file, unpause it "
-                       "and trigger a run (AIRFLOW_API_URL; AIRFLOW_API_TOKEN or AIRFLOW_USERNAME/"
-                       "AIRFLOW_PASSWORD)")
+                       help="after publishing, wait until Airflow parsed this DAG's new file, unpause it, "
+                       "trigger a run with a logical date (now) and wait for it: exit 1 unless every task "
+                       "succeeds (AIRFLOW_API_URL; AIRFLOW_API_TOKEN or AIRFLOW_USERNAME/AIRFLOW_PASSWORD)")
     smoke.add_argument("--smoke-conf", metavar="JSON", default=None,
                        help='conf of the smoke run, a JSON object [default {"smoke": true, "release_id": ...}]')
     smoke.add_argument("--timeout", type=float, default=float(_env(environ, "PUBLISH_TIMEOUT") or 300),
                        help="seconds --smoke waits for Airflow to parse the file [env PUBLISH_TIMEOUT, default 300]")
+    smoke.add_argument("--smoke-timeout", type=float, default=float(_env(environ, "SMOKE_TIMEOUT") or 1800),
+                       help="seconds --smoke waits for the triggered run to end [env SMOKE_TIMEOUT, default 1800]")
     return p
 
 
@@ -143,6 +145,8 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespac
         raise UsageError(f"invalid flag: --jobs {args.jobs!r}: must be 1..64")
     if args.timeout <= 0:
         raise UsageError(f"invalid flag: --timeout {args.timeout!r}: must be > 0")
+    if args.smoke_timeout <= 0:
+        raise UsageError(f"invalid flag: --smoke-timeout {args.smoke_timeout!r}: must be > 0")
     if args.smoke and (args.dry_run or args.list_releases or args.decommission):
         raise UsageError("invalid flag: --smoke cannot be combined with --dry-run, --list-releases or --decommission")
     if args.decommission and args.dry_run:
@@ -220,7 +224,8 @@ def _run(
 
         conf = args.smoke_conf_obj or {"smoke": True, "release_id": result.release_id or result.previous_release_id}
         try:
-            smoke = run_smoke(smoke_config_from_env(environ, timeout=args.timeout), dag_id=args.smoke,
+            config = smoke_config_from_env(environ, timeout=args.timeout, run_timeout=args.smoke_timeout)
+            smoke = run_smoke(config, dag_id=args.smoke,
                               source=stored.data, conf=conf, on_event=progress)
         except PublishError as exc:
             released = result.release_id or result.previous_release_id

@@ -97,7 +97,8 @@ def format_result(result: PublishResult, smoke: SmokeResult | None = None) -> st
     for warning in result.warnings:
         lines.append(f"warning   {warning}")
     if smoke is not None:
-        lines.append(f"smoke     triggered {smoke.dag_id!r}: run {smoke.run_id} (parsed after {smoke.waited_seconds:.1f}s)")
+        lines.append(f"smoke     {smoke.dag_id!r} run {smoke.run_id}: {smoke.run.describe()} "
+                     f"(parsed after {smoke.waited_seconds:.1f}s, ran {smoke.run.seconds:.1f}s)")
     return "\n".join(lines) + "\n"
 
 

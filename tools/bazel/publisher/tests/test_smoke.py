@@ -1,4 +1,4 @@
-"""--smoke against a real Airflow 3 (api-server + dag-processor, SQLite) on loopback.
+"""--smoke against a real Airflow 3 (api-server, scheduler, dag-processor; SQLite) on loopback.
 
 Airflow's dags folder is the live ``dags/`` prefix of a local store, standing in for the
 sidecar's mirror. Slow (Airflow takes up to a minute to start on a small machine).
@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import subprocess
 import sys
 import urllib.parse
 import urllib.request
@@ -21,101 +19,124 @@ import pytest
 
 from publisher.cli import main
 from publisher.tests.helpers import FakeRegistry, write_build
-from tools.testing.servers import free_port, wait_for_http
+from tools.testing.servers import free_port
 
-pytest.importorskip("airflow", reason="apache-airflow is not installed")
-pytest.importorskip("airflow.providers.standard.operators.empty", reason="the standard provider is not installed")
 
 PKG = "file_processing"
+# A task that templates {{ ds }}: it fails at render time unless the run has a logical date.
 DAG = (
     "import datetime\n"
     "from airflow.sdk import DAG\n"
-    "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+    "from airflow.providers.standard.operators.bash import BashOperator\n"
     "with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime.datetime(2024, 1, 1), catchup=False):\n"
-    "    EmptyOperator(task_id='noop')\n"
+    "    BashOperator(task_id='show_date', bash_command='echo run date {{{{ ds }}}}')\n"
+)
+FAILING = (
+    "import datetime\n"
+    "from airflow.sdk import DAG\n"
+    "from airflow.providers.standard.operators.bash import BashOperator\n"
+    "with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime.datetime(2024, 1, 1), catchup=False,\n"
+    "         default_args={{'retries': 0}}):\n"
+    "    BashOperator(task_id='load', bash_command='echo input s3://etl-landing/missing/ does not exist; exit 3')\n"
 )
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """Airflow 3 (api-server, scheduler with LocalExecutor, dag-processor) whose dags folder is the
+    live ``dags/`` prefix of a local store; yields (API URL, store root, admin password)."""
+    from controlplane.runner import ControlPlane
+    from controlplane.settings import ControlPlaneSettings
+
     home = tmp_path_factory.mktemp("airflow-home")
     store = home / "store"
     dags = store / "dev" / PKG / "dags"
     dags.mkdir(parents=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),  # Bazel's runfiles deps, for `python -m airflow`
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
-    }
-    airflow_cmd = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow_cmd, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    procs = []
+    settings = ControlPlaneSettings(home=home / "airflow", dags_folder=dags, api_port=free_port(), sync_interval=2)
+    # Bazel's runfiles deps, for `python -m airflow`
+    plane = ControlPlane(settings, log_dir=home / "logs", extra_env={"PYTHONPATH": os.pathsep.join(sys.path)})
     try:
-        for args, log in (([ "api-server", "--port", str(port)], "api.log"), (["dag-processor"], "dp.log")):
-            with open(home / log, "wb") as out:
-                procs.append(subprocess.Popen([*airflow_cmd, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
-        wait_for_http(f"http://127.0.0.1:{port}/api/v2/version", timeout=300, proc=procs[0])
-        yield f"http://127.0.0.1:{port}", store
+        plane.migrate()
+        plane.start()
+        plane.wait_healthy()
+        yield settings.api_url, store, plane.password
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        plane.stop()
 
 
-def api_get(url: str, path: str) -> dict:
-    with urllib.request.urlopen(url + "/auth/token", timeout=30) as response:
+def api_get(url: str, password: str, path: str) -> dict:
+    body = json.dumps({"username": "admin", "password": password}).encode()
+    login = urllib.request.Request(url + "/auth/token", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(login, timeout=30) as response:
         token = json.loads(response.read())["access_token"]
     request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
-def test_smoke_waits_for_the_parse_then_unpauses_and_triggers(airflow: tuple[str, Path], tmp_path: Path) -> None:
-    url, store = airflow
-    build = write_build(tmp_path, PKG, {"fp_smoke": DAG.format(dag_id="fp_smoke")})
+def _publish(store: Path, url: str, password: str, build_root: Path, dags: dict[str, str], smoke: str,
+             *extra: str) -> tuple[int, str, str]:
+    build = write_build(build_root, PKG, dags)
     out, err = io.StringIO(), io.StringIO()
     code = main(
         ["--package", PKG, "--dags-dir", str(build.dags_dir), "--image-layout", str(build.layout),
-         "--image-digest-file", str(build.digest_file), "--smoke", "fp_smoke", "--smoke-conf", '{"rows": 3}',
-         "--timeout", "240", "--output", "json"],
-        environ={"DAG_BUCKET": store.as_uri(), "AIRFLOW_API_URL": url},
+         "--image-digest-file", str(build.digest_file), "--smoke", smoke, *extra],
+        environ={"DAG_BUCKET": store.as_uri(), "AIRFLOW_API_URL": url, "AIRFLOW_USERNAME": "admin",
+                 "AIRFLOW_PASSWORD": password},
         registry=FakeRegistry(), stdout=out, stderr=err,
     )
-    assert code == 0, err.getvalue()
-    smoke = json.loads(out.getvalue())["smoke"]
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_smoke_runs_the_dag_with_a_logical_date_and_waits_for_success(
+    airflow: tuple[str, Path, str], tmp_path: Path
+) -> None:
+    url, store, password = airflow
+    code, out, err = _publish(store, url, password, tmp_path, {"fp_smoke": DAG.format(dag_id="fp_smoke")},
+                              "fp_smoke", "--smoke-conf", '{"rows": 3}', "--timeout", "240", "--output", "json")
+    assert code == 0, err
+    smoke = json.loads(out)["smoke"]
     assert smoke["dag_id"] == "fp_smoke" and smoke["run_id"].startswith("manual__")
-    run = api_get(url, f"/api/v2/dags/fp_smoke/dagRuns/{urllib.parse.quote(smoke['run_id'], safe='')}")
-    assert run["conf"] == {"rows": 3}
-    assert api_get(url, "/api/v2/dags/fp_smoke")["is_paused"] is False
+    assert smoke["state"] == "success"
+    assert [(t["task_id"], t["state"]) for t in smoke["tasks"]] == [("show_date", "success")]
+    run = api_get(url, password, f"/api/v2/dags/fp_smoke/dagRuns/{urllib.parse.quote(smoke['run_id'], safe='')}")
+    assert run["conf"] == {"rows": 3} and run["state"] == "success"
+    assert run["logical_date"] is not None  # so {{ ds }} rendered (the task echoes it)
+    assert api_get(url, password, "/api/v2/dags/fp_smoke")["is_paused"] is False
+    assert "smoke  task show_date: success (try 1)" in err
 
 
-def test_smoke_timeout_says_what_was_last_seen(airflow: tuple[str, Path], tmp_path: Path) -> None:
-    url, store = airflow
+def test_smoke_failed_task_exits_1_with_the_log_tail(airflow: tuple[str, Path, str], tmp_path: Path) -> None:
+    url, store, password = airflow
+    code, out, err = _publish(store, url, password, tmp_path, {"fp_smoke": DAG.format(dag_id="fp_smoke"), "fp_failing": FAILING.format(dag_id="fp_failing")},
+                              "fp_failing", "--timeout", "240")
+    assert code == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("publish: error: release ") and ", but the smoke run failed: run manual__" in last
+    assert "of 'fp_failing' ended failed: task 'load' failed (try 1); log tail: " in last
+    assert "input s3://etl-landing/missing/ does not exist" in last  # what the task printed before failing
+    assert "smoke    | " in err  # the tail is also printed line by line
+
+
+def test_smoke_timeout_says_what_was_last_seen(airflow: tuple[str, Path, str], tmp_path: Path) -> None:
+    url, store, password = airflow
     broken = "import does_not_exist_anywhere\n" + DAG.format(dag_id="fp_never_parsed")
-    build = write_build(tmp_path, PKG, {"fp_smoke": DAG.format(dag_id="fp_smoke"), "fp_never_parsed": broken})
-    out, err = io.StringIO(), io.StringIO()
-    code = main(
-        ["--package", PKG, "--dags-dir", str(build.dags_dir), "--image-layout", str(build.layout),
-         "--image-digest-file", str(build.digest_file), "--smoke", "fp_never_parsed", "--timeout", "6"],
-        environ={"DAG_BUCKET": store.as_uri(), "AIRFLOW_API_URL": url},
-        registry=FakeRegistry(), stdout=out, stderr=err,
-    )
+    code, _, err = _publish(store, url, password, tmp_path,
+                            {"fp_smoke": DAG.format(dag_id="fp_smoke"), "fp_never_parsed": broken},
+                            "fp_never_parsed", "--timeout", "6")
     assert code == 1
-    last = err.getvalue().strip().splitlines()[-1]
+    last = err.strip().splitlines()[-1]
     assert last.startswith("publish: error: release ") and ", but the smoke run failed: timed out after 6s waiting " \
         "for Airflow to parse the published 'fp_never_parsed'; last seen: Airflow does not know dag " \
         "'fp_never_parsed' yet (404)" in last
+
+
+def test_smoke_config_never_shows_secrets() -> None:
+    from publisher.errors import UsageError
+    from publisher.smoke import smoke_config_from_env
+
+    config = smoke_config_from_env({"AIRFLOW_API_URL": "http://af:8080", "AIRFLOW_API_TOKEN": "tok-123",
+                                    "AIRFLOW_PASSWORD": "pw-456", "AIRFLOW_USERNAME": "u"}, timeout=5)
+    assert "tok-123" not in repr(config) and "pw-456" not in repr(config)
+    with pytest.raises(UsageError, match=r"AIRFLOW_API_URL 'http://\*\*\*@af:8080': put no credentials in the URL"):
+        smoke_config_from_env({"AIRFLOW_API_URL": "http://user:hunter2@af:8080"}, timeout=5)
