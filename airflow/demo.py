@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +34,7 @@ from typing import Any
 PACKAGES = ("file_processing", "data_pipeline", "observability")
 RENDERED_REGISTRY = "localhost:5000"  # //tools/bazel:image_repository, what the DAGs pin
 BUCKET = "etl-dags"
+JOBS_NAMESPACE = "etl-jobs"  # where the DAG specs run their pods
 
 
 class DemoError(RuntimeError):
@@ -45,6 +48,7 @@ class Published:
     digest: str
     release_id: str | None
     outcome: str
+    image: str  # <repository>@<digest>, what the DAGs pin
 
 
 class LoopbackRegistry:
@@ -128,6 +132,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="sidecar interval; Airflow's refresh interval follows it (default 5)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds to wait for every DAG to be visible (default 600)")
+    parser.add_argument("--run-timeout", type=float, default=900.0,
+                        help="seconds to wait for the DAG runs to end (default 900)")
+    parser.add_argument("--no-runs", dest="runs", action="store_false",
+                        help="do not run the DAGs at start (they can be triggered from the UI)")
+    parser.add_argument("--schedules", action="store_true",
+                        help="let the scheduler create scheduled runs too (off: the seeded data is for one day, "
+                        "so every run is one the demo or you asked for)")
     args = parser.parse_args(argv)
     if args.state_dir is None:
         args.state_dir = state_dir_default()
@@ -151,6 +162,7 @@ def fresh_state(state: Path) -> dict[str, Path]:
     dirs = {name: state / name for name in ("s3", "registry", "dags", "logs", "airflow")}
     for name in ("s3", "registry", "dags", "logs"):
         shutil.rmtree(dirs[name], ignore_errors=True)
+    shutil.rmtree(dirs["airflow"] / "logs", ignore_errors=True)  # task logs of an earlier run
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
     db = dirs["airflow"] / "airflow.db"
@@ -176,9 +188,10 @@ def publish_package(root: Path, package: str, *, store, env: str, registry: Loop
 
     build = load_build_output(root, package=package, image_digest_file=root / "image.digest")
     result = publish_build(build, store=store, env=env, registry=registry, image_layout=root / "image")
-    digest = json.loads((root / "metadata.json").read_text())["image"]["digest"]
+    image = json.loads((root / "metadata.json").read_text())["image"]
     _log(f"  published {package}: {len(build.dags)} DAGs, release {result.release_id} ({result.outcome})")
-    return Published(package, sorted(build.dags), digest, result.release_id, result.outcome)
+    return Published(package, sorted(build.dags), image["digest"], result.release_id, result.outcome,
+                     image["reference"])
 
 
 def publish_all(build_dir: Path, *, env: str, registry: LoopbackRegistry) -> list[Published]:
@@ -286,6 +299,9 @@ class Platform:
     registry: LoopbackRegistry
     registry_host: str
     plane: Any  # controlplane.runner.ControlPlane
+    pods: Any  # controlplane.localpods.runtime.LocalPodRuntime
+    pushgateway: Any  # tools.testing.pushgateway.Pushgateway
+    seeded: Any  # demodata.Seeded
     sidecar: subprocess.Popen[bytes]
     metrics_port: int
     published: list[Published]
@@ -300,6 +316,12 @@ class Platform:
     def api(self):  # noqa: ANN201 - controlplane.api.AirflowApi
         return self.plane.api()
 
+    def client(self):  # noqa: ANN201 - publisher.smoke.AirflowClient
+        from publisher.smoke import AirflowClient, SmokeConfig
+
+        return AirflowClient(SmokeConfig(api_url=self.settings.api_url, username=self.plane.username,
+                                         password=self.plane.password))
+
     def store(self):  # noqa: ANN201 - publisher.Store
         from publisher import open_store
 
@@ -313,6 +335,59 @@ class Platform:
 
     def refresh_interval(self) -> str:
         return self.settings.environ()["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"]
+
+
+def run_date() -> dt.date:
+    """The day the demo seeds and runs: today (UTC), so a run triggered from the UI without a
+    logical date (its date is the time it was triggered) reads the same seeded data."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def platform_id(state_dir: Path) -> str:
+    """Labels this platform's containers and secrets (one state folder, one platform)."""
+    return hashlib.sha256(str(state_dir.absolute()).encode()).hexdigest()[:12]
+
+
+def local_cluster(pods: Any, *, aws: dict[str, str], pushgateway: str, airflow: str, sidecar: str,
+                  username: str, password: str) -> None:
+    """What a cluster gives the task pods, here: the platform ConfigMap, the packages' Secrets, and
+    AWS credentials for moto (the stand-in for what IRSA's webhook injects by ServiceAccount)."""
+    pods.add_config_map(JOBS_NAMESPACE, "etl-platform", {
+        "PUSHGATEWAY_URL": pushgateway,
+        "AIRFLOW_URL": airflow,
+        "SIDECAR_URL": sidecar,
+        "AWS_ENDPOINT_URL": aws["AWS_ENDPOINT_URL"],
+        "AWS_DEFAULT_REGION": aws["AWS_DEFAULT_REGION"],
+        "AWS_REGION": aws["AWS_DEFAULT_REGION"],
+    })
+    pods.add_secret(JOBS_NAMESPACE, "observability-airflow-api", {"username": username, "password": password})
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        pods.inject_env(name, aws[name])
+    pods.write_config()
+
+
+class ThreadResult:
+    """Run ``fn`` in a daemon thread; ``result()`` joins and returns its value or raises its error."""
+
+    def __init__(self, fn: Callable[[], Any], *, name: str) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._value = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        while self._thread.is_alive():
+            self._thread.join(timeout=1)  # short joins: signals still reach the main thread
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @contextlib.contextmanager
@@ -336,9 +411,12 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
     Every process is registered on ``stack`` right after it starts (signals are held in between),
     so closing the stack, on success, error or Ctrl-C at any moment, stops all of them.
     """
+    from controlplane.localpods.runtime import LocalPodRuntime
     from controlplane.runner import ControlPlane
     from controlplane.settings import ControlPlaneSettings
+    from demodata import seed
 
+    from tools.testing.pushgateway import pushgateway_server
     from tools.testing.registry import registry_server
     from tools.testing.servers import free_port, moto_server
 
@@ -352,17 +430,30 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
     log(f"demo: state folder {args.state_dir}")
     moto = stack.enter_context(moto_server(log_dir=dirs["s3"]))
     registry = stack.enter_context(registry_server(work_dir=dirs["registry"]))
+    pushgateway = stack.enter_context(pushgateway_server(work_dir=dirs["logs"]))
     aws = moto.env()
     os.environ.update(aws)  # the publisher library (boto3) talks to moto
     import boto3
 
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    log(f"[{since()}] S3 (moto) at {moto.endpoint_url}, registry at {registry.url}, bucket s3://{BUCKET}")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    log(f"[{since()}] S3 (moto) at {moto.endpoint_url}, registry at {registry.url}, "
+        f"Pushgateway at {pushgateway.url}, bucket s3://{BUCKET}")
+    seeded = seed(s3, run_date())
+    log(f"[{since()}] seeded {len(seeded.objects)} input objects for {seeded.run_date} (orders CSV, "
+        f"events JSON lines, customers)")
 
+    metrics_port = free_port()
+    pods = LocalPodRuntime(args.state_dir / "podman", mirrors={RENDERED_REGISTRY: registry.host},
+                           platform_id=platform_id(args.state_dir))
     settings = ControlPlaneSettings(home=dirs["airflow"], dags_folder=dirs["dags"], api_port=free_port(),
-                                    sync_interval=args.sync_interval)
+                                    sync_interval=args.sync_interval, local_pods_config=pods.state_dir / "runtime.json",
+                                    scheduled_runs=args.schedules)
     plane = ControlPlane(settings, log_dir=dirs["logs"], extra_env=child_env({}))
     stack.callback(plane.stop)  # before the boot thread starts anything; stop() refuses later starts
+    stack.callback(pods.cleanup)  # runs first: containers of running tasks go before their workers
+    local_cluster(pods, aws=aws, pushgateway=pushgateway.url, airflow=settings.api_url,
+                  sidecar=f"http://127.0.0.1:{metrics_port}/metrics", username=plane.username, password=plane.password)
     boot_error: list[BaseException] = []
 
     def boot() -> None:  # migrate and start Airflow while the packages are published
@@ -382,8 +473,7 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
         f"DAGs to s3://{BUCKET}/{args.env}/)")
     loopback = LoopbackRegistry(registry.host)
     published = publish_all(args.build_dir, env=args.env, registry=loopback)
-
-    metrics_port = free_port()
+    pulls = ThreadResult(lambda: pods.pull([item.image for item in published]), name="image-pull")
     with signals_deferred():
         sidecar = start_sidecar(dirs, env=args.env, interval=args.sync_interval, port=metrics_port, aws=aws)
         stack.callback(stop_process, sidecar)
@@ -400,34 +490,82 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
 
     visible_at = wait_for_dags(plane.api(), expected, timeout=args.timeout, sidecar=sidecar, control_plane=plane)
     log(f"[{since()}] all {len(expected)} DAGs visible, 0 import errors")
+    pulled = pulls.result()
+    log(f"[{since()}] package images in the local pod runtime: "
+        + ", ".join(f"{ref.split('/')[-1].split('@')[0]} ({seconds:.1f}s)" for ref, seconds in sorted(pulled.items())))
     return Platform(args=args, dirs=dirs, aws=aws, moto=moto, registry=loopback, registry_host=registry.host,
-                    plane=plane, sidecar=sidecar, metrics_port=metrics_port, published=published,
-                    expected=expected, started=t0, visible_at=visible_at)
+                    plane=plane, pods=pods, pushgateway=pushgateway, seeded=seeded, sidecar=sidecar,
+                    metrics_port=metrics_port, published=published, expected=expected, started=t0,
+                    visible_at=visible_at)
+
+
+def run_dags(platform: Platform, *, timeout: float) -> dict[str, Any]:
+    """Run every DAG once on the seeded day (in data order) and print the outcome per DAG."""
+    from demoruns import describe_outputs, run_in_order
+
+    _log(f"[{time.monotonic() - platform.started:5.1f}s] running every DAG once for {platform.seeded.run_date} "
+         "(tasks run their pods in podman)")
+    reports = run_in_order(platform.client(), sorted(platform.expected), run_date=platform.seeded.run_date,
+                           timeout=timeout, log=_log)
+    import boto3
+
+    described = describe_outputs(boto3.client("s3"), platform.pushgateway.groups(), platform.seeded.run_date)
+    _log("")
+    for dag_id, report in reports.items():
+        _log(f"  {dag_id}: {report.state if report.outcome is None else report.outcome.describe()}")
+        for line in described.get(dag_id, []):
+            _log(f"      {line}")
+        if report.outcome is not None and not report.outcome.ok:
+            for task in report.outcome.tasks:
+                for line in task.log_tail:
+                    _log(f"      | {task.task_id}: {line}")
+    return reports
+
+
+def print_links(platform: Platform) -> None:
+    day = platform.seeded.run_date.isoformat()
+    s3 = platform.moto.endpoint_url
+    _log("  Outputs (open in a browser; the local S3 serves them over HTTP):")
+    _log(f"    data-quality results  {s3}/etl-curated/orders/dt={day}/_dq_orders.json")
+    _log(f"    profile report        {s3}/etl-curated/orders/dt={day}/_profile/profile.html")
+    _log(f"    curated partitions    {s3}/etl-curated?list-type=2&prefix=orders/dt={day}/")
+    _log(f"    metrics (Pushgateway) {platform.pushgateway.url}/")
+    _log(f"    logs and state        {platform.args.state_dir}")
 
 
 def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         try:
             platform = start_platform(args, stack)
-            settings, api = platform.settings, platform.api()
+            settings = platform.settings
             visible = platform.visible_at - platform.started
             _log("")
             _log(f"  Airflow UI: {settings.api_url}/   login: {platform.plane.username} / {platform.plane.password}")
             _log("")
             print_summary(platform.published, platform.dirs["dags"], sidecar_health(platform.metrics_port))
             _log("")
+            failed: list[str] = []
+            green = None
+            if args.runs:
+                reports = run_dags(platform, timeout=args.run_timeout)
+                failed = [d for d, r in reports.items() if r.outcome is None or not r.outcome.ok]
+                green = time.monotonic() - platform.started
+                _log("")
+                print_links(platform)
+                _log("")
+            timing = (f"time from start to all DAGs visible: {visible:.1f}s"
+                      + (f", to all {len(platform.expected)} DAG runs successful: {green:.1f}s"
+                         if green is not None and not failed else ""))
             if args.once:
-                dag_id = min(platform.expected)
-                run_ = api.trigger(dag_id, {"demo": True})
-                if run_.get("dag_id") != dag_id or not run_.get("dag_run_id"):
-                    raise DemoError(f"triggering {dag_id!r} returned {run_!r}")
-                _log(f"[{time.monotonic() - platform.started:5.1f}s] triggered {dag_id}: run "
-                     f"{run_['dag_run_id']} ({run_.get('state')})")
-                _log(f"demo: ok: time from start to all DAGs visible: {visible:.1f}s "
-                     f"(sidecar interval {args.sync_interval:g}s, Airflow refresh interval "
+                if failed:
+                    raise DemoError(f"{len(failed)} of {len(platform.expected)} DAG runs did not succeed: "
+                                    f"{', '.join(failed)} (task logs: Airflow UI, or {platform.dirs['airflow'] / 'logs'})")
+                _log(f"demo: ok: {timing} (sidecar interval {args.sync_interval:g}s, Airflow refresh interval "
                      f"{platform.refresh_interval()}s)")
                 return 0
-            _log(f"demo: running (all DAGs visible after {visible:.1f}s). Ctrl-C stops everything.")
+            if failed:
+                _log(f"demo: {len(failed)} DAG runs did not succeed: {', '.join(failed)}; see their task logs in the UI")
+            _log(f"demo: running ({timing}). Trigger DAGs and read task logs in the UI. Ctrl-C stops everything.")
             while True:
                 platform.check_running()
                 time.sleep(2)
@@ -435,7 +573,6 @@ def run(args: argparse.Namespace) -> int:
             _STOPPING.set()  # from here on a signal is only noted: the clean-up must finish
             _log("demo: stopping everything it started ...")
     return 0
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
