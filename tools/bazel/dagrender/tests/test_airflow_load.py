@@ -4,7 +4,7 @@ The DAGs are loaded in a child interpreter whose sys.path holds only third-party
 the cncf-kubernetes provider and their dependencies); each task's pod is then built with
 ``build_pod_request_obj(dry_run=True)`` and compared with the spec, and built again after Airflow
 rendered the templates for a run with a logical date and for one triggered without (see
-airflow_probe.py).
+airflow_probe.py). Besides the test corpus, the packages' own specs (packages/*/dags) are loaded.
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagrender import load_spec, resolve
+from dagrender import ImageRef, load_spec, render_dag, resolve
 from dagrender.render import PLATFORM_CONFIG_MAP
 from dagrender.spec import ConfigMapEnvFrom, ConfigMapKeyRef, EnvFrom, EnvValue, SecretEnvFrom, SecretKeyRef
-from helpers import GOOD_SPECS, PACKAGE, TARGET, display_path, image, render_all
+from helpers import GOOD_SPECS, PACKAGE, REPOSITORY, TARGET, display_path, image, render_all
 
 PROBE = Path(__file__).parent / "airflow_probe.py"
 FIRST_PARTY = ["dagrender", "etl_core", "file_processing", "data_pipeline", "observability", "sidecar", "tools.testing"]
 _MARKERS = ("dagrender", "etl_core", "file_processing", "sidecar", "packages", "tools/testing", "tools/bazel")
+# The packages' own specs, in the runfiles (//packages/<pkg>:dag_specs) or the source tree.
+PACKAGE_SPECS = sorted((Path(__file__).parents[4] / "packages").glob("*/dags/*.yaml"))
 PLATFORM_ENV_FROM = {"configMapRef": {"name": PLATFORM_CONFIG_MAP}}
 
 
@@ -43,7 +45,15 @@ def _third_party_paths() -> list[str]:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("dags")
-    render_all(folder)
+    render_all(folder / "testdata")
+    for spec_file in PACKAGE_SPECS:
+        package = spec_file.parents[1].name
+        shown = f"packages/{package}/dags/{spec_file.name}"
+        resolved = resolve(load_spec(spec_file, shown), spec_path=shown, package=package, entrypoints=None)
+        ref = ImageRef(repository_prefix=REPOSITORY, package=package, digest=image().digest)
+        out = folder / package / f"{spec_file.stem}.py"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(render_dag(resolved, image=ref, spec_path=shown, target=f"//packages/{package}:dags"))
     home = tmp_path_factory.mktemp("airflow_home")
     request = {"paths": _third_party_paths(), "folder": str(folder), "first_party": FIRST_PARTY}
     env = {
@@ -73,7 +83,8 @@ def test_no_package_code_is_importable(loaded: dict[str, Any]) -> None:
 
 def test_zero_import_errors_and_every_dag_loaded(loaded: dict[str, Any]) -> None:
     assert loaded["import_errors"] == {}
-    assert sorted(loaded["dags"]) == sorted(spec.stem for spec in GOOD_SPECS)
+    assert sorted(loaded["dags"]) == sorted(spec.stem for spec in GOOD_SPECS + PACKAGE_SPECS)
+    assert len(PACKAGE_SPECS) >= 6, "the packages' specs are missing from the test's data"
     for dag_id, dag in loaded["dags"].items():
         assert Path(dag["fileloc"]).name == f"{dag_id}.py"
 
@@ -205,6 +216,33 @@ def test_templates_render_in_airflow_for_runs_with_and_without_logical_date(load
             f"--since={since}",
             f"--key=file_processing_daily_profile__validate__{key}",
         ]
+
+
+@pytest.mark.parametrize("spec_file", PACKAGE_SPECS, ids=lambda p: p.stem)
+def test_package_dag_pods_take_secrets_and_endpoints_from_the_cluster(
+    loaded: dict[str, Any], spec_file: Path
+) -> None:
+    spec = load_spec(spec_file)
+    package = spec_file.parents[1].name
+    resolved = resolve(spec, spec_path=str(spec_file), package=package, entrypoints=None)
+    text = (Path(loaded["folder"]) / package / f"{spec.dag_id}.py").read_text()
+    for task in resolved.tasks:
+        pod = loaded["dags"][spec.dag_id]["tasks"][task.task_id]
+        assert pod["env_from"][0] == PLATFORM_ENV_FROM
+        env = _env(pod["env"])
+        # The platform ConfigMap carries the cluster's endpoints; no spec sets them.
+        assert not {"PUSHGATEWAY_URL", "AIRFLOW_URL", "SIDECAR_URL", "AWS_ENDPOINT_URL"} & set(env)
+        for name, value in task.env:
+            if isinstance(value, SecretKeyRef):
+                assert env[name] == {"secretKeyRef": {"name": value.secret, "key": value.key}}
+                assert f'name="{name}", value=' not in text
+
+
+def test_observability_credentials_come_from_its_secret(loaded: dict[str, Any]) -> None:
+    pod = loaded["dags"]["observability_platform_checks"]["tasks"]["airflow_health"]
+    env = _env(pod["env"])
+    assert env["AIRFLOW_USERNAME"] == {"secretKeyRef": {"name": "observability-airflow-api", "key": "username"}}
+    assert env["AIRFLOW_PASSWORD"] == {"secretKeyRef": {"name": "observability-airflow-api", "key": "password"}}
 
 
 def test_sla_becomes_deadline_alerts(loaded: dict[str, Any]) -> None:
