@@ -140,7 +140,10 @@ Duration = Annotated[
 Template = Annotated[
     str,
     AfterValidator(_template),
-    Field(description="A string that may use Airflow Jinja templating, e.g. \"{{ dag_run.conf.get('date', ds) }}\"."),
+    Field(
+        description="A string that may use Airflow Jinja templating with the context names dag_run, params, "
+        "run_id, macros, task_instance_key_str, e.g. \"{{ dag_run.conf.get('date') or params.date }}\"."
+    ),
 ]
 DagId = Annotated[
     str,

@@ -92,6 +92,16 @@ def _render_runs(task: Any, plain: Any) -> dict[str, Any]:
     return out
 
 
+def _control(plain: Any) -> dict[str, Any]:
+    """A hand-written task templating {{ ds }}: what the build-time check refuses, and why."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk import DAG
+
+    with DAG("control_ds", schedule=None, start_date=LOGICAL_DATE):
+        task = KubernetesPodOperator(task_id="control", image="control", arguments=["{{ ds }}"])
+    return _render_runs(task, plain)
+
+
 def main() -> None:
     request = json.loads(sys.argv[1])
     sys.path[:0] = request["paths"]
@@ -161,6 +171,7 @@ def main() -> None:
         json.dumps(
             {
                 "leaked": leaked,
+                "control": _control(plain),
                 "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
                 "dags": dags,
             }

@@ -218,6 +218,24 @@ def test_templates_render_in_airflow_for_runs_with_and_without_logical_date(load
         ]
 
 
+def test_ds_is_undefined_in_a_run_without_logical_date(loaded: dict[str, Any]) -> None:
+    """The control: why templates may not read ds (the rendering above uses the same context)."""
+    assert loaded["control"]["with_logical_date"]["args"] == ["2026-03-04"]
+    assert loaded["control"]["without_logical_date"] == {"error": "UndefinedError: 'ds' is undefined"}
+
+
+def test_every_template_renders_without_a_logical_date(loaded: dict[str, Any]) -> None:
+    """What a run triggered from the UI or the API gets: no task may need ds and friends."""
+    failures = {
+        f"{dag_id}.{task_id}": task["rendered"][run]["error"]
+        for dag_id, dag in loaded["dags"].items()
+        for task_id, task in dag["tasks"].items()
+        for run in ("with_logical_date", "without_logical_date")
+        if "error" in task["rendered"][run]
+    }
+    assert failures == {}
+
+
 @pytest.mark.parametrize("spec_file", PACKAGE_SPECS, ids=lambda p: p.stem)
 def test_package_dag_pods_take_secrets_and_endpoints_from_the_cluster(
     loaded: dict[str, Any], spec_file: Path
@@ -236,6 +254,10 @@ def test_package_dag_pods_take_secrets_and_endpoints_from_the_cluster(
             if isinstance(value, SecretKeyRef):
                 assert env[name] == {"secretKeyRef": {"name": value.secret, "key": value.key}}
                 assert f'name="{name}", value=' not in text
+        for run in ("with_logical_date", "without_logical_date"):
+            rendered = _env(pod["rendered"][run]["env"])
+            if "RUN_DATE" in rendered:
+                assert rendered["RUN_DATE"] == ("2026-03-04" if run == "with_logical_date" else "2026-03-05")
 
 
 def test_observability_credentials_come_from_its_secret(loaded: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ def _exact(message: str) -> str:
     return "^" + re.escape(message) + "$"
 
 
+_ALLOWLIST = "(dag_run, macros, params, run_id, task_instance_key_str)"
 _SECRET_REF = "{secret: <name>, key: <key>}"
 _TENANT = (
     "a package may use only Secrets whose names start with its name in DNS form and '-', here "
@@ -105,6 +106,60 @@ EXPECTED: dict[str, tuple[str, str]] = {
             + _TENANT
             + "'file-processing-warehouse-credentials'"
         ),
+    ),
+    # The run-time template context.
+    "template_ds.yaml": (
+        "defaults.env.RUN_DATE",
+        _exact(
+            "template uses 'ds', which a run triggered without a logical date does not have (Airflow 3); "
+            'use "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"'
+        ),
+    ),
+    "template_execution_date.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'execution_date', which Airflow 3 removed from the template context; "
+            'use "{{ dag_run.logical_date or dag_run.run_after }}"'
+        ),
+    ),
+    "template_conf.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'conf', which Airflow 3 removed from the template context; "
+            "for the run's conf use \"{{ dag_run.conf }}\""
+        ),
+    ),
+    "template_var.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'var', which reads any Airflow Variable of any team; pass values as params, "
+            f"or take secrets from a Kubernetes Secret with {_SECRET_REF}"
+        ),
+    ),
+    "template_conn.yaml": (
+        "tasks[0].env.DB_PASSWORD",
+        _exact(
+            "template uses 'conn', which reads any Airflow Connection of any team, password included; "
+            f"take secrets from a Kubernetes Secret with {_SECRET_REF}"
+        ),
+    ),
+    "template_xcom_pull.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'ti', which reads the XComs of any DAG of any team (xcom_pull); pass values as "
+            "params or in dag_run.conf, and data between tasks through storage (e.g. S3)"
+        ),
+    ),
+    "template_not_allowlisted.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            f"template uses 'param', which is not in the template context allowlist {_ALLOWLIST}; "
+            "did you mean 'params'? see 'Templates' in tools/bazel/dagrender/README.md"
+        ),
+    ),
+    "template_unknown_filter.yaml": (
+        "tasks[0].arguments[1]",
+        _exact("'{{ dag_run.run_after | date }}' is not a valid Jinja template: No filter named 'date'."),
     ),
     # Env values and env_from sources that are neither a string nor a well-formed reference.
     "env_secret_without_key.yaml": ("tasks[0].env.DB_PASSWORD.key", _exact("required field is missing")),
