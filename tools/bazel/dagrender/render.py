@@ -31,7 +31,7 @@ LABEL_PREFIX = "etl.platform"
 RUN_AS_USER = 65532
 # The platform ConfigMap, first in every task pod's envFrom and required: the cluster's endpoints
 # (PUSHGATEWAY_URL, AIRFLOW_URL, SIDECAR_URL, and where needed AWS_ENDPOINT_URL, AWS_REGION), so
-# that no spec hard-codes them. The platform team keeps it in each task namespace.
+# that no spec hard-codes them. The cluster provides it in each task namespace.
 PLATFORM_CONFIG_MAP = "etl-platform"
 _TEMPLATE = Path(__file__).parent / "templates" / "dag.py.jinja"
 # Names the rendered module binds itself; a task variable must not shadow them.
