@@ -38,7 +38,13 @@ import yaml
 from dagrender import ImageRef, load_spec, read_entrypoints, render_dag, resolve
 from dagrender.checks import ResolvedDag
 from dagrender.render import LABEL_PREFIX, PLATFORM_CONFIG_MAP, RUN_AS_USER
-from dagrender.spec import ConfigMapEnvFrom, ConfigMapKeyRef, EnvFrom, EnvValue, SecretKeyRef
+from dagrender.spec import (
+    ConfigMapEnvFrom,
+    ConfigMapKeyRef,
+    EnvFrom,
+    EnvValue,
+    SecretKeyRef,
+)
 
 HERE = Path(__file__).resolve().parent
 TESTDATA = HERE.parent / "bazel" / "dagrender" / "tests" / "testdata" / "good" / "file_processing"

@@ -21,8 +21,8 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = [
-    "ALLOWED_CONTEXT",
     "AIRFLOW_FILTERS",
+    "ALLOWED_CONTEXT",
     "DENIED_CONTEXT",
     "NEEDS_LOGICAL_DATE",
     "REMOVED_IN_AIRFLOW_3",

@@ -18,8 +18,23 @@ from typing import Any
 import pytest
 from dagrender import ImageRef, load_spec, render_dag, resolve
 from dagrender.render import PLATFORM_CONFIG_MAP
-from dagrender.spec import ConfigMapEnvFrom, ConfigMapKeyRef, EnvFrom, EnvValue, SecretEnvFrom, SecretKeyRef
-from helpers import GOOD_SPECS, PACKAGE, REPOSITORY, TARGET, display_path, image, render_all
+from dagrender.spec import (
+    ConfigMapEnvFrom,
+    ConfigMapKeyRef,
+    EnvFrom,
+    EnvValue,
+    SecretEnvFrom,
+    SecretKeyRef,
+)
+from helpers import (
+    GOOD_SPECS,
+    PACKAGE,
+    REPOSITORY,
+    TARGET,
+    display_path,
+    image,
+    render_all,
+)
 
 PROBE = Path(__file__).parent / "airflow_probe.py"
 FIRST_PARTY = ["dagrender", "etl_core", "file_processing", "data_pipeline", "observability", "sidecar", "tools.testing"]

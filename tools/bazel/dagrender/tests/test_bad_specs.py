@@ -11,7 +11,6 @@ from dagrender.cli import main
 from helpers import BAD, DIGEST_FILE, ENTRYPOINTS, PACKAGE, REPOSITORY, TARGET
 
 
-
 def _exact(message: str) -> str:
     """A regex matching exactly ``message``: the whole pinned error text."""
     return "^" + re.escape(message) + "$"

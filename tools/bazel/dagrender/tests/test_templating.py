@@ -40,19 +40,19 @@ def test_context_names_are_the_top_level_lookups() -> None:
 @pytest.mark.parametrize("name", sorted(NEEDS_LOGICAL_DATE))
 def test_names_a_run_without_logical_date_lacks(name: str) -> None:
     with pytest.raises(ValueError, match=rf"^template uses '{name}', which a run triggered without a logical date"):
-        check_template("{{ %s }}" % name)
+        check_template("{{ " + name + " }}")
 
 
 @pytest.mark.parametrize("name", sorted(REMOVED_IN_AIRFLOW_3))
 def test_names_removed_in_airflow_3(name: str) -> None:
     with pytest.raises(ValueError, match=rf"^template uses '{name}', which Airflow 3 removed from the template context; "):
-        check_template("{{ %s }}" % name)
+        check_template("{{ " + name + " }}")
 
 
 @pytest.mark.parametrize("name", sorted(DENIED_CONTEXT))
 def test_names_the_platform_refuses(name: str) -> None:
     with pytest.raises(ValueError) as caught:
-        check_template("{{ %s.anything }}" % name)
+        check_template("{{ " + name + ".anything }}")
     assert str(caught.value) == f"template uses {name!r}, which {DENIED_CONTEXT[name]}"
 
 
