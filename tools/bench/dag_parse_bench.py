@@ -37,7 +37,14 @@ from typing import Any
 import yaml
 from dagrender import ImageRef, load_spec, read_entrypoints, render_dag, resolve
 from dagrender.checks import ResolvedDag
-from dagrender.render import LABEL_PREFIX, RUN_AS_USER
+from dagrender.render import LABEL_PREFIX, PLATFORM_CONFIG_MAP, RUN_AS_USER
+from dagrender.spec import (
+    ConfigMapEnvFrom,
+    ConfigMapKeyRef,
+    EnvFrom,
+    EnvValue,
+    SecretKeyRef,
+)
 
 HERE = Path(__file__).resolve().parent
 TESTDATA = HERE.parent / "bazel" / "dagrender" / "tests" / "testdata" / "good" / "file_processing"
@@ -77,11 +84,31 @@ def _env(home: Path) -> dict[str, str]:
 def _resolved(dag_id: str) -> ResolvedDag:
     spec = load_spec(REFERENCE)
     spec = spec.model_copy(update={"dag_id": dag_id})
-    return resolve(spec, spec_path=f"packages/file_processing/dags/{dag_id}.yaml", entrypoints=None)
+    return resolve(
+        spec, spec_path=f"packages/file_processing/dags/{dag_id}.yaml", package="file_processing", entrypoints=None
+    )
 
 
 def _typed(kind: str, **kwargs: Any) -> dict[str, Any]:
     return {"__type__": f"kubernetes.client.models.{kind}", **kwargs}
+
+
+def _env_var(name: str, value: EnvValue) -> dict[str, Any]:
+    if isinstance(value, SecretKeyRef):
+        selector = _typed("V1SecretKeySelector", name=value.secret, key=value.key, optional=value.optional)
+        return _typed("V1EnvVar", name=name, value_from=_typed("V1EnvVarSource", secret_key_ref=selector))
+    if isinstance(value, ConfigMapKeyRef):
+        selector = _typed("V1ConfigMapKeySelector", name=value.config_map, key=value.key, optional=value.optional)
+        return _typed("V1EnvVar", name=name, value_from=_typed("V1EnvVarSource", config_map_key_ref=selector))
+    return _typed("V1EnvVar", name=name, value=value)
+
+
+def _env_from(source: EnvFrom) -> dict[str, Any]:
+    if isinstance(source, ConfigMapEnvFrom):
+        ref = {"config_map_ref": _typed("V1ConfigMapEnvSource", name=source.config_map, optional=source.optional)}
+    else:
+        ref = {"secret_ref": _typed("V1SecretEnvSource", name=source.secret, optional=source.optional)}
+    return _typed("V1EnvFromSource", prefix=source.prefix, **ref)
 
 
 def _dagfactory_config(resolved: ResolvedDag, image: ImageRef) -> dict[str, Any]:
@@ -102,7 +129,9 @@ def _dagfactory_config(resolved: ResolvedDag, image: ImageRef) -> dict[str, Any]
             "image": image.reference,
             "cmds": ["python3.13", "-m", task.job],
             "arguments": list(task.arguments),
-            "env_vars": dict(task.env),
+            "env_vars": [_env_var(name, value) for name, value in task.env],
+            "env_from": [_env_from(ConfigMapEnvFrom(config_map=PLATFORM_CONFIG_MAP))]
+            + [_env_from(source) for source in task.env_from],
             "namespace": task.namespace,
             "image_pull_policy": task.image_pull_policy,
             "container_resources": _typed("V1ResourceRequirements", **task.resources),

@@ -27,7 +27,7 @@ def test_there_are_specs() -> None:
 @pytest.mark.parametrize("spec_path", SPECS, ids=lambda p: p.stem)
 def test_spec_is_valid_and_runs_real_jobs(spec_path: Path) -> None:
     spec = dagrender.load_spec(spec_path)
-    resolved = dagrender.resolve(spec, spec_path=str(spec_path), entrypoints=JOBS)
+    resolved = dagrender.resolve(spec, spec_path=str(spec_path), package=PACKAGE, entrypoints=JOBS)
     assert spec.dag_id.startswith(PACKAGE + "_")
     for task in resolved.tasks:
         module = importlib.import_module(task.job)

@@ -12,8 +12,19 @@ from pathlib import PurePath
 
 from dagrender.durations import parse_duration
 from dagrender.errors import SpecError
+from dagrender.names import secret_prefix
 from dagrender.quantities import parse_quantity
-from dagrender.spec import DagSpec, ResourceList, Resources, TaskSpec
+from dagrender.spec import (
+    DagSpec,
+    EnvFrom,
+    EnvValue,
+    ResourceList,
+    Resources,
+    SecretEnvFrom,
+    SecretKeyRef,
+    TaskDefaults,
+    TaskSpec,
+)
 
 __all__ = ["ResolvedDag", "ResolvedTask", "resolve"]
 
@@ -29,7 +40,8 @@ class ResolvedTask:
     task_id: str
     job: str
     arguments: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
+    env: tuple[tuple[str, EnvValue], ...]
+    env_from: tuple[EnvFrom, ...]
     upstream: tuple[str, ...]
     namespace: str
     image_pull_policy: str
@@ -83,6 +95,39 @@ def _check_resources(display: str, where: str, resources: dict[str, dict[str, st
             )
 
 
+def _secret_names(where: str, block: TaskDefaults | TaskSpec) -> list[tuple[str, str]]:
+    """(field path, Secret name) of every Secret that ``block`` (defaults or a task) names."""
+    found = [
+        (f"{where}.env.{name}.secret", value.secret)
+        for name, value in block.env.items()
+        if isinstance(value, SecretKeyRef)
+    ]
+    found += [
+        (f"{where}.env_from[{index}].secret", source.secret)
+        for index, source in enumerate(block.env_from)
+        if isinstance(source, SecretEnvFrom)
+    ]
+    return found
+
+
+def _check_secret_names(spec: DagSpec, display: str, package: str) -> None:
+    """Refuse a Secret that is not the package's own (named '<package in DNS form>-...')."""
+    prefix = secret_prefix(package)
+    named = _secret_names("defaults", spec.defaults)
+    for index, task in enumerate(spec.tasks):
+        named += _secret_names(f"tasks[{index}]", task)
+    for field, name in named:
+        if not name.startswith(prefix):
+            raise SpecError(
+                display,
+                field,
+                f"Secret {name!r} does not belong to package {package!r}: a package may use only Secrets "
+                f"whose names start with its name in DNS form and '-', here {prefix!r} (any pod in the "
+                "namespace may read any Secret there, so names tie Secrets to packages); use a Secret named "
+                f"with that prefix, e.g. {prefix + name!r}",
+            )
+
+
 def _find_cycle(tasks: list[TaskSpec]) -> list[str] | None:
     """Return one dependency cycle as task ids (first repeated at the end), or None."""
     upstream = {task.task_id: list(task.upstream) for task in tasks}
@@ -131,11 +176,14 @@ def _resolve_task(spec: DagSpec, index: int, task: TaskSpec, display: str) -> Re
     retry_delay = task.retry_delay or defaults.retry_delay or DEFAULT_RETRY_DELAY
     timeout = task.execution_timeout or defaults.execution_timeout
     env = {**defaults.env, **task.env}
+    # Kubernetes reads envFrom in order (a later source wins a shared key); a repeat adds nothing.
+    env_from = tuple(dict.fromkeys([*defaults.env_from, *task.env_from]))
     return ResolvedTask(
         task_id=task.task_id,
         job=task.job,
         arguments=tuple(task.arguments),
         env=tuple(env.items()),
+        env_from=env_from,
         upstream=tuple(task.upstream),
         namespace=namespace,
         image_pull_policy=task.image_pull_policy or defaults.image_pull_policy or DEFAULT_PULL_POLICY,
@@ -152,11 +200,14 @@ def resolve(
     spec: DagSpec,
     *,
     spec_path: str,
+    package: str,
     entrypoints: Collection[str] | None,
 ) -> ResolvedDag:
     """Check the cross-field rules and apply defaults; ``entrypoints=None`` skips the job check.
 
     ``spec_path`` is the path shown in errors; its file name must be ``<dag_id>.yaml``.
+    ``package`` is the package that owns the spec (e.g. ``file_processing``): the spec may use
+    only its Secrets.
     """
     display = spec_path
     stem = PurePath(spec_path).name.removesuffix(".yaml").removesuffix(".yml")
@@ -176,6 +227,7 @@ def resolve(
                 f"duplicate task_id {task.task_id!r} (also tasks[{seen[task.task_id]}]); task ids must be unique",
             )
         seen[task.task_id] = index
+    _check_secret_names(spec, display, package)
     for index, task in enumerate(spec.tasks):
         for position, parent in enumerate(task.upstream):
             if parent not in seen:

@@ -56,7 +56,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     image = _image(args)
     entrypoints = read_entrypoints(Path(args.entrypoints)) if args.entrypoints else None
     spec = load_spec(Path(args.spec), args.spec)
-    resolved = resolve(spec, spec_path=args.spec, entrypoints=entrypoints)
+    resolved = resolve(spec, spec_path=args.spec, package=args.package, entrypoints=entrypoints)
     text = render_dag(resolved, image=image, spec_path=args.spec, target=args.target)
     _write(Path(args.out), text.encode("utf-8"))
     return 0
@@ -66,7 +66,8 @@ def _cmd_metadata(args: argparse.Namespace) -> int:
     image = _image(args)
     artifacts = []
     for spec_path, rendered_path in args.dag:
-        resolved = resolve(load_spec(Path(spec_path), spec_path), spec_path=spec_path, entrypoints=None)
+        spec = load_spec(Path(spec_path), spec_path)
+        resolved = resolve(spec, spec_path=spec_path, package=args.package, entrypoints=None)
         try:
             rendered = Path(rendered_path).read_bytes()
         except OSError as exc:

@@ -12,7 +12,7 @@ import pydantic
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from dagrender.errors import SpecError
-from dagrender.spec import DagSpec
+from dagrender.spec import ENV_FROM_SHAPE, ENV_VALUE_SHAPE, UNION_TAGS, DagSpec
 
 __all__ = ["field_path", "load_spec", "read_spec_data"]
 
@@ -68,33 +68,58 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out or "<root>"
 
 
-def _unwrap(annotation: Any) -> list[Any]:
-    """The classes an annotation may hold, looking through Optional, Annotated, list and dict."""
+def _members(annotation: Any, tag: str | None = None) -> tuple[list[tuple[str | None, Any]], bool]:
+    """The (union tag, class) pairs an annotation may hold, and whether they are a mapping's values.
+
+    Looks through Optional, Annotated (reading pydantic ``Tag``s), unions, list and dict.
+    """
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType, list, dict):
-        args = typing.get_args(annotation)
-        if origin is dict:
-            args = args[1:]
-        return [cls for arg in args for cls in _unwrap(arg)]
-    return [annotation]
+        base, *metadata = typing.get_args(annotation)
+        tags = [item.tag for item in metadata if isinstance(item, pydantic.Tag)]
+        return _members(base, tags[0] if tags else tag)
+    if origin in (typing.Union, types.UnionType):
+        pairs: list[tuple[str | None, Any]] = []
+        mapping = False
+        for arg in typing.get_args(annotation):
+            found, is_mapping = _members(arg, tag)
+            pairs += found
+            mapping = mapping or is_mapping
+        return pairs, mapping
+    if origin is list:
+        return _members(typing.get_args(annotation)[0], tag)
+    if origin is dict:
+        return _members(typing.get_args(annotation)[1], tag)[0], True
+    return [(tag, annotation)], False
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[pydantic.BaseModel] | None:
-    """The model class whose field set applies at ``loc`` (used to list allowed fields)."""
-    model: type[pydantic.BaseModel] | None = DagSpec
+    """The model class whose field set applies at ``loc`` (used to list allowed fields).
+
+    ``loc`` is pydantic's raw location: list indexes, mapping keys and union tags included.
+    """
+    members: list[tuple[str | None, Any]] = [(None, DagSpec)]
+    expect_key = False
     for part in loc:
-        if model is None:
-            return None
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part)
+        if part in UNION_TAGS:
+            members = [member for member in members if member[0] == part]
+            continue
+        if expect_key:  # the key of a mapping such as env: not a field
+            expect_key = False
+            continue
+        model = _single_model(members)
+        field = model.model_fields.get(part) if model is not None else None
         if field is None:
             return None
-        candidates = [c for c in _unwrap(field.annotation) if isinstance(c, type) and issubclass(c, pydantic.BaseModel)]
-        model = candidates[0] if candidates else None
-    return model
+        members, expect_key = _members(field.annotation)
+    return _single_model(members)
+
+
+def _single_model(members: list[tuple[str | None, Any]]) -> type[pydantic.BaseModel] | None:
+    models = {cls for _, cls in members if isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)}
+    return models.pop() if len(models) == 1 else None
 
 
 def _short(value: Any) -> str:
@@ -115,6 +140,10 @@ def _message(error: Any) -> str:
         return f"unknown field {loc[-1]!r}{hint} (allowed: {', '.join(allowed)})"
     if kind == "missing":
         return "required field is missing"
+    if kind in (ENV_VALUE_SHAPE, ENV_FROM_SHAPE):
+        if isinstance(value, dict) and "secret" in value and "config_map" in value:
+            return f"names both secret {value['secret']!r} and config_map {value['config_map']!r}; keep one"
+        return f"{error['msg']}, got {_short(value)}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind in ("greater_than_equal", "less_than_equal"):
@@ -160,8 +189,9 @@ def load_spec(path: Path, display: str | None = None) -> DagSpec:
 
 
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    # Pydantic names the member of a failed union in the location ('function-after[...]').
-    return tuple(part for part in loc if isinstance(part, int) or "[" not in part)
+    # Pydantic names the member of a failed union in the location: 'function-after[...]' for a
+    # plain union, the member's tag (spec.UNION_TAGS) for a tagged one.
+    return tuple(part for part in loc if isinstance(part, int) or ("[" not in part and part not in UNION_TAGS))
 
 
 def _dedupe(errors: list[Any]) -> list[Any]:

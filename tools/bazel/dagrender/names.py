@@ -6,6 +6,7 @@ import hashlib
 import re
 
 __all__ = [
+    "CONFIG_KEY_RE",
     "DAG_ID_RE",
     "DNS1123_LABEL_RE",
     "DNS1123_SUBDOMAIN_RE",
@@ -17,6 +18,7 @@ __all__ = [
     "TASK_ID_RE",
     "is_label_value",
     "label_value",
+    "secret_prefix",
 ]
 
 # Airflow's own dag_id rule minus characters that are unsafe in S3 keys (docs/store-layout.md).
@@ -27,6 +29,8 @@ PACKAGE_RE = r"^[a-z][a-z0-9_-]{0,62}$"
 DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS1123_SUBDOMAIN_RE = r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A key of a Secret's or ConfigMap's data (Kubernetes IsConfigMapKey).
+CONFIG_KEY_RE = r"^[-._a-zA-Z0-9]{1,253}$"
 PARAM_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MODULE_RE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 # An OCI repository prefix: registry host[:port] followed by zero or more lowercase path components.
@@ -54,3 +58,13 @@ def label_value(value: str) -> str:
     digest = hashlib.sha256(value.encode()).hexdigest()[:8]
     cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", value).strip("_.-")[:54].strip("_.-")
     return f"{cleaned}-{digest}" if cleaned else digest
+
+
+def secret_prefix(package: str) -> str:
+    """The prefix every Secret name of ``package`` starts with: its name in DNS form plus '-'.
+
+    Kubernetes lets any pod of a namespace read any Secret there, so the platform ties Secrets to
+    packages by name (``data_pipeline`` -> ``data-pipeline-...``); an admission policy in the
+    cluster enforces the same rule.
+    """
+    return package.replace("_", "-") + "-"

@@ -16,11 +16,23 @@ from dagrender.errors import InputFileError
 from dagrender.image import ImageRef
 from dagrender.names import label_value
 from dagrender.pyliteral import py_literal
+from dagrender.spec import (
+    ConfigMapEnvFrom,
+    ConfigMapKeyRef,
+    EnvFrom,
+    EnvValue,
+    SecretEnvFrom,
+    SecretKeyRef,
+)
 
-__all__ = ["LABEL_PREFIX", "RUN_AS_USER", "render_dag"]
+__all__ = ["LABEL_PREFIX", "PLATFORM_CONFIG_MAP", "RUN_AS_USER", "render_dag"]
 
 LABEL_PREFIX = "etl.platform"
 RUN_AS_USER = 65532
+# The platform ConfigMap, first in every task pod's envFrom and required: the cluster's endpoints
+# (PUSHGATEWAY_URL, AIRFLOW_URL, SIDECAR_URL, and where needed AWS_ENDPOINT_URL, AWS_REGION), so
+# that no spec hard-codes them. The cluster provides it in each task namespace.
+PLATFORM_CONFIG_MAP = "etl-platform"
 _TEMPLATE = Path(__file__).parent / "templates" / "dag.py.jinja"
 # Names the rendered module binds itself; a task variable must not shadow them.
 _RESERVED = frozenset(
@@ -76,6 +88,45 @@ def _variable_names(task_ids: list[str]) -> dict[str, str]:
     return names
 
 
+def _env_var(name: str, value: EnvValue) -> str:
+    """Python source of one ``k8s.V1EnvVar``: a plain (templatable) value or a Secret/ConfigMap key."""
+    if isinstance(value, str):
+        return f"k8s.V1EnvVar(name={py_literal(name)}, value={py_literal(value)})"
+    optional = ", optional=True" if value.optional else ""
+    if isinstance(value, SecretKeyRef):
+        ref = (
+            f"secret_key_ref=k8s.V1SecretKeySelector(name={py_literal(value.secret)}, "
+            f"key={py_literal(value.key)}{optional})"
+        )
+    elif isinstance(value, ConfigMapKeyRef):
+        ref = (
+            f"config_map_key_ref=k8s.V1ConfigMapKeySelector(name={py_literal(value.config_map)}, "
+            f"key={py_literal(value.key)}{optional})"
+        )
+    else:  # pragma: no cover - the spec model admits no other kind
+        raise TypeError(f"unknown env value {value!r}")
+    return f"k8s.V1EnvVar(name={py_literal(name)}, value_from=k8s.V1EnvVarSource({ref}))"
+
+
+def _env_from(source: EnvFrom) -> str:
+    """Python source of one ``k8s.V1EnvFromSource``."""
+    optional = ", optional=True" if source.optional else ""
+    prefix = f", prefix={py_literal(source.prefix)}" if source.prefix is not None else ""
+    if isinstance(source, SecretEnvFrom):
+        ref = f"secret_ref=k8s.V1SecretEnvSource(name={py_literal(source.secret)}{optional})"
+    elif isinstance(source, ConfigMapEnvFrom):
+        ref = f"config_map_ref=k8s.V1ConfigMapEnvSource(name={py_literal(source.config_map)}{optional})"
+    else:  # pragma: no cover - the spec model admits no other kind
+        raise TypeError(f"unknown env_from source {source!r}")
+    return f"k8s.V1EnvFromSource({ref}{prefix})"
+
+
+def _task_env_from(sources: tuple[EnvFrom, ...]) -> list[str]:
+    """The platform ConfigMap first, then the spec's sources (a repeat of the platform one dropped)."""
+    platform = ConfigMapEnvFrom(config_map=PLATFORM_CONFIG_MAP)
+    return [_env_from(platform)] + [_env_from(source) for source in sources if source != platform]
+
+
 def _single_line(what: str, value: str) -> str:
     if any(ch in value for ch in "\r\n\x00"):
         raise InputFileError(f"{what} {value!r} must be a single line")
@@ -111,7 +162,8 @@ def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target
                 "task_id": task.task_id,
                 "job": task.job,
                 "arguments": list(task.arguments),
-                "env": dict(task.env),
+                "env": [_env_var(name, value) for name, value in task.env],
+                "env_from": _task_env_from(task.env_from),
                 "namespace": task.namespace,
                 "service_account": task.service_account,
                 "image_pull_policy": task.image_pull_policy,

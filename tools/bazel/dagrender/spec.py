@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     WithJsonSchema,
 )
 
 from dagrender.cron import PRESETS, validate_schedule
 from dagrender.durations import DURATION_RE, parse_duration
 from dagrender.names import (
+    CONFIG_KEY_RE,
     DAG_ID_RE,
     DNS1123_LABEL_RE,
     DNS1123_SUBDOMAIN_RE,
@@ -33,7 +36,20 @@ from dagrender.names import (
 from dagrender.quantities import QUANTITY_RE, parse_quantity
 from dagrender.templating import check_template
 
-__all__ = ["DagSpec", "ResourceList", "Resources", "TaskDefaults", "TaskSpec"]
+__all__ = [
+    "UNION_TAGS",
+    "ConfigMapEnvFrom",
+    "ConfigMapKeyRef",
+    "DagSpec",
+    "EnvFrom",
+    "EnvValue",
+    "ResourceList",
+    "Resources",
+    "SecretEnvFrom",
+    "SecretKeyRef",
+    "TaskDefaults",
+    "TaskSpec",
+]
 
 
 def _matches(pattern: str, what: str, advice: str) -> AfterValidator:
@@ -124,7 +140,10 @@ Duration = Annotated[
 Template = Annotated[
     str,
     AfterValidator(_template),
-    Field(description="A string that may use Airflow Jinja templating, e.g. \"{{ dag_run.conf.get('date', ds) }}\"."),
+    Field(
+        description="A string that may use Airflow Jinja templating with the context names dag_run, params, "
+        "run_id, macros, task_instance_key_str, e.g. \"{{ dag_run.conf.get('date') or params.date }}\"."
+    ),
 ]
 DagId = Annotated[
     str,
@@ -203,8 +222,118 @@ class Resources(_Model):
     limits: ResourceList | None = None
 
 
+KubeObjectName = Annotated[
+    str,
+    _matches(
+        DNS1123_SUBDOMAIN_RE,
+        "Kubernetes object name",
+        "use a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', alphanumeric at both ends",
+    ),
+    Field(json_schema_extra={"pattern": DNS1123_SUBDOMAIN_RE}),
+]
+ConfigKey = Annotated[
+    str,
+    _matches(CONFIG_KEY_RE, "Secret or ConfigMap key", "use letters, digits, '-', '_' and '.'"),
+    Field(json_schema_extra={"pattern": CONFIG_KEY_RE}, description="A key of the object's data."),
+]
+EnvPrefix = Annotated[
+    str,
+    _matches(ENV_NAME_RE, "environment variable prefix", "use letters, digits and '_', not starting with a digit"),
+    Field(json_schema_extra={"pattern": ENV_NAME_RE}, description="Put before every key to make the variable name."),
+]
+
+
+class SecretKeyRef(_Model):
+    """One key of a Kubernetes Secret of the package (valueFrom.secretKeyRef); the value never enters the DAG."""
+
+    secret: KubeObjectName = Field(description="Secret name; must start with the package's name in DNS form and '-'.")
+    key: ConfigKey
+    optional: bool = Field(default=False, description="Start the pod without the variable when the object or the key is missing.")
+
+
+class ConfigMapKeyRef(_Model):
+    """One key of a Kubernetes ConfigMap (valueFrom.configMapKeyRef)."""
+
+    config_map: KubeObjectName = Field(description="ConfigMap name.")
+    key: ConfigKey
+    optional: bool = Field(default=False, description="Start the pod without the variable when the object or the key is missing.")
+
+
+class SecretEnvFrom(_Model):
+    """Every key of a Kubernetes Secret of the package as a variable (envFrom.secretRef)."""
+
+    secret: KubeObjectName = Field(description="Secret name; must start with the package's name in DNS form and '-'.")
+    prefix: EnvPrefix | None = None
+    optional: bool = Field(default=False, description="Start the pod when the Secret does not exist.")
+
+
+class ConfigMapEnvFrom(_Model):
+    """Every key of a Kubernetes ConfigMap as a variable (envFrom.configMapRef)."""
+
+    config_map: KubeObjectName = Field(description="ConfigMap name.")
+    prefix: EnvPrefix | None = None
+    optional: bool = Field(default=False, description="Start the pod when the ConfigMap does not exist.")
+
+
+# Tags of the env value and env_from unions. Pydantic puts a union member's tag in an error's
+# location; loader.py drops these from the field path it shows. '<' cannot start a field, an env
+# var or a param name, so a tag never hides a real part of the path.
+_TEMPLATE_TAG: Final = "<template>"
+_SECRET_TAG: Final = "<secret>"
+_CONFIG_MAP_TAG: Final = "<config_map>"
+UNION_TAGS: Final = frozenset({_TEMPLATE_TAG, _SECRET_TAG, _CONFIG_MAP_TAG})
+ENV_VALUE_SHAPE: Final = "env_value_shape"
+ENV_FROM_SHAPE: Final = "env_from_shape"
+
+
+def _source_kind(value: Any) -> str | None:
+    """Which object a mapping describes: by its 'secret' or 'config_map' key (not both)."""
+    if isinstance(value, (SecretKeyRef, SecretEnvFrom)):
+        return _SECRET_TAG
+    if isinstance(value, (ConfigMapKeyRef, ConfigMapEnvFrom)):
+        return _CONFIG_MAP_TAG
+    if isinstance(value, dict) and ("secret" in value) != ("config_map" in value):
+        return _SECRET_TAG if "secret" in value else _CONFIG_MAP_TAG
+    return None
+
+
+def _env_value_kind(value: Any) -> str | None:
+    # A scalar goes to the template member, whose error asks to quote it in YAML.
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return _TEMPLATE_TAG
+    return _source_kind(value)
+
+
+EnvValue = Annotated[
+    Annotated[Template, Tag(_TEMPLATE_TAG)]
+    | Annotated[SecretKeyRef, Tag(_SECRET_TAG)]
+    | Annotated[ConfigMapKeyRef, Tag(_CONFIG_MAP_TAG)],
+    Discriminator(
+        _env_value_kind,
+        custom_error_type=ENV_VALUE_SHAPE,
+        custom_error_message="must be a template string, {secret: <name>, key: <key>} or {config_map: <name>, key: <key>}",
+    ),
+    Field(description="A string (Jinja templates allowed), or a key of a Secret or of a ConfigMap."),
+]
+EnvFrom = Annotated[
+    Annotated[SecretEnvFrom, Tag(_SECRET_TAG)] | Annotated[ConfigMapEnvFrom, Tag(_CONFIG_MAP_TAG)],
+    Discriminator(
+        _source_kind,
+        custom_error_type=ENV_FROM_SHAPE,
+        custom_error_message="must be {secret: <name>} or {config_map: <name>}, each with optional prefix and optional",
+    ),
+]
+_ENV_DOC: Final = (
+    "Environment variables: NAME: a string (templates allowed), {secret: <name>, key: <key>} or "
+    "{config_map: <name>, key: <key>}."
+)
+_ENV_FROM_DOC: Final = (
+    "Secrets and ConfigMaps whose every key becomes a variable, after the platform ConfigMap 'etl-platform'."
+)
+
+
 class TaskDefaults(_Model):
-    """Values every task inherits unless it sets its own (env is merged key by key, task wins)."""
+    """Values every task inherits unless it sets its own (env is merged key by key, task wins; env_from is joined)."""
 
     namespace: Namespace | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
@@ -213,7 +342,8 @@ class TaskDefaults(_Model):
     retry_delay: Duration | None = None
     execution_timeout: Duration | None = None
     resources: Resources | None = None
-    env: dict[EnvName, Template] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, description=_ENV_DOC)
+    env_from: list[EnvFrom] = Field(default_factory=list, description=_ENV_FROM_DOC)
 
 
 class TaskSpec(_Model):
@@ -226,7 +356,12 @@ class TaskSpec(_Model):
         Field(description="Module inside the package image run as `python3.13 -m <job>`."),
     ]
     arguments: list[Template] = Field(default_factory=list, description="Arguments after `-m <job>`.")
-    env: dict[EnvName, Template] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict, description=_ENV_DOC + " Merged with defaults.env; the task's value wins."
+    )
+    env_from: list[EnvFrom] = Field(
+        default_factory=list, description=_ENV_FROM_DOC + " Appended to defaults.env_from; duplicates dropped."
+    )
     upstream: Annotated[list[TaskId], AfterValidator(_unique_strings)] = Field(
         default_factory=list, description="task_ids that must finish before this task starts."
     )

@@ -38,7 +38,9 @@ def image() -> ImageRef:
 def render(spec: Path, *, display: str | None = None) -> str:
     """Render a spec of the test package the way the Bazel action does."""
     shown = display or display_path(spec)
-    resolved = resolve(load_spec(spec, shown), spec_path=shown, entrypoints=read_entrypoints(ENTRYPOINTS))
+    resolved = resolve(
+        load_spec(spec, shown), spec_path=shown, package=PACKAGE, entrypoints=read_entrypoints(ENTRYPOINTS)
+    )
     return render_dag(resolved, image=image(), spec_path=shown, target=TARGET)
 
 

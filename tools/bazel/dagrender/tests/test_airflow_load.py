@@ -2,7 +2,9 @@
 
 The DAGs are loaded in a child interpreter whose sys.path holds only third-party code (Airflow,
 the cncf-kubernetes provider and their dependencies); each task's pod is then built with
-``build_pod_request_obj(dry_run=True)`` and compared with the spec.
+``build_pod_request_obj(dry_run=True)`` and compared with the spec, and built again after Airflow
+rendered the templates for a run with a logical date and for one triggered without (see
+airflow_probe.py). Besides the test corpus, the packages' own specs (packages/*/dags) are loaded.
 """
 
 from __future__ import annotations
@@ -14,12 +16,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagrender import load_spec, resolve
-from helpers import GOOD_SPECS, PACKAGE, TARGET, display_path, image, render_all
+from dagrender import ImageRef, load_spec, render_dag, resolve
+from dagrender.render import PLATFORM_CONFIG_MAP
+from dagrender.spec import (
+    ConfigMapEnvFrom,
+    ConfigMapKeyRef,
+    EnvFrom,
+    EnvValue,
+    SecretEnvFrom,
+    SecretKeyRef,
+)
+from helpers import (
+    GOOD_SPECS,
+    PACKAGE,
+    REPOSITORY,
+    TARGET,
+    display_path,
+    image,
+    render_all,
+)
 
 PROBE = Path(__file__).parent / "airflow_probe.py"
 FIRST_PARTY = ["dagrender", "etl_core", "file_processing", "data_pipeline", "observability", "sidecar", "tools.testing"]
 _MARKERS = ("dagrender", "etl_core", "file_processing", "sidecar", "packages", "tools/testing", "tools/bazel")
+# The packages' own specs, in the runfiles (//packages/<pkg>:dag_specs) or the source tree.
+PACKAGE_SPECS = sorted((Path(__file__).parents[4] / "packages").glob("*/dags/*.yaml"))
+PLATFORM_ENV_FROM = {"configMapRef": {"name": PLATFORM_CONFIG_MAP}}
 
 
 def _third_party_paths() -> list[str]:
@@ -38,7 +60,15 @@ def _third_party_paths() -> list[str]:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("dags")
-    render_all(folder)
+    render_all(folder / "testdata")
+    for spec_file in PACKAGE_SPECS:
+        package = spec_file.parents[1].name
+        shown = f"packages/{package}/dags/{spec_file.name}"
+        resolved = resolve(load_spec(spec_file, shown), spec_path=shown, package=package, entrypoints=None)
+        ref = ImageRef(repository_prefix=REPOSITORY, package=package, digest=image().digest)
+        out = folder / package / f"{spec_file.stem}.py"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(render_dag(resolved, image=ref, spec_path=shown, target=f"//packages/{package}:dags"))
     home = tmp_path_factory.mktemp("airflow_home")
     request = {"paths": _third_party_paths(), "folder": str(folder), "first_party": FIRST_PARTY}
     env = {
@@ -68,7 +98,8 @@ def test_no_package_code_is_importable(loaded: dict[str, Any]) -> None:
 
 def test_zero_import_errors_and_every_dag_loaded(loaded: dict[str, Any]) -> None:
     assert loaded["import_errors"] == {}
-    assert sorted(loaded["dags"]) == sorted(spec.stem for spec in GOOD_SPECS)
+    assert sorted(loaded["dags"]) == sorted(spec.stem for spec in GOOD_SPECS + PACKAGE_SPECS)
+    assert len(PACKAGE_SPECS) >= 6, "the packages' specs are missing from the test's data"
     for dag_id, dag in loaded["dags"].items():
         assert Path(dag["fileloc"]).name == f"{dag_id}.py"
 
@@ -88,7 +119,7 @@ def test_dag_matches_spec(loaded: dict[str, Any], spec_file: Path) -> None:
 @pytest.mark.parametrize("spec_file", GOOD_SPECS, ids=lambda p: p.stem)
 def test_pods_match_spec(loaded: dict[str, Any], spec_file: Path) -> None:
     spec = load_spec(spec_file)
-    resolved = resolve(spec, spec_path=str(spec_file), entrypoints=None)
+    resolved = resolve(spec, spec_path=str(spec_file), package=PACKAGE, entrypoints=None)
     ref = image()
     tasks = loaded["dags"][spec.dag_id]["tasks"]
     assert sorted(tasks) == sorted(task.task_id for task in resolved.tasks)
@@ -98,7 +129,10 @@ def test_pods_match_spec(loaded: dict[str, Any], spec_file: Path) -> None:
         assert pod["image"] == f"registry.example.com/etl/file_processing@{ref.digest}"
         assert pod["command"] == ["python3.13", "-m", task.job]
         assert pod["args"] == list(task.arguments)
-        assert pod["env"] == dict(task.env)
+        assert pod["env"] == [_env_var(name, value) for name, value in task.env]
+        # The platform ConfigMap first; a spec that lists it too gets it once.
+        spec_sources = [_env_from(source) for source in task.env_from]
+        assert pod["env_from"] == [PLATFORM_ENV_FROM] + [s for s in spec_sources if s != PLATFORM_ENV_FROM]
         assert pod["namespace"] == task.namespace
         assert pod["image_pull_policy"] == task.image_pull_policy
         assert pod["service_account"] == task.service_account
@@ -135,6 +169,117 @@ def test_pods_match_spec(loaded: dict[str, Any], spec_file: Path) -> None:
         assert pod["on_finish_action"] == "delete_pod"
         assert pod["get_logs"] is True
         assert pod["owner"] == spec.owner
+
+
+def _env_var(name: str, value: EnvValue) -> dict[str, Any]:
+    """A ``V1EnvVar`` as the Kubernetes API serializes it."""
+    if isinstance(value, str):
+        return {"name": name, "value": value}
+    if isinstance(value, SecretKeyRef):
+        ref = {"secretKeyRef": {"name": value.secret, "key": value.key}}
+    else:
+        assert isinstance(value, ConfigMapKeyRef)
+        ref = {"configMapKeyRef": {"name": value.config_map, "key": value.key}}
+    if value.optional:
+        next(iter(ref.values()))["optional"] = True
+    return {"name": name, "valueFrom": ref}
+
+
+def _env_from(source: EnvFrom) -> dict[str, Any]:
+    """A ``V1EnvFromSource`` as the Kubernetes API serializes it."""
+    if isinstance(source, SecretEnvFrom):
+        out: dict[str, Any] = {"secretRef": {"name": source.secret}}
+    else:
+        assert isinstance(source, ConfigMapEnvFrom)
+        out = {"configMapRef": {"name": source.config_map}}
+    if source.optional:
+        next(iter(out.values()))["optional"] = True
+    if source.prefix is not None:
+        out["prefix"] = source.prefix
+    return out
+
+
+def _env(entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {entry["name"]: entry.get("value", entry.get("valueFrom")) for entry in entries or []}
+
+
+def test_templates_render_in_airflow_for_runs_with_and_without_logical_date(loaded: dict[str, Any]) -> None:
+    tasks = loaded["dags"]["file_processing_daily_profile"]["tasks"]
+    run_ids = {
+        "with_logical_date": "scheduled__2026-03-04T03:00:00+00:00",
+        "without_logical_date": "manual__2026-03-05T09:30:00+00:00",
+    }
+    # The run's logical date when it has one, else the day it was queued (run_after).
+    days = {"with_logical_date": "2026-03-04", "without_logical_date": "2026-03-05"}
+    for run, day in days.items():
+        profile = tasks["profile"]["rendered"][run]
+        validate = tasks["validate"]["rendered"][run]
+        assert profile["args"] == ["--date", day, "--sample-rows", "10000"]
+        env = _env(profile["env"])
+        # Plain values are templates too (V1EnvVar.value is a template field of KPO).
+        assert env["RUN_DATE"] == day
+        assert env["RUN_KEY"] == f"{day.replace('-', '')}-{run_ids[run]}"
+        # Secret and ConfigMap references pass through rendering untouched.
+        assert env["DB_PASSWORD"] == {"secretKeyRef": {"name": "file-processing-warehouse-ro", "key": "password"}}
+        assert env["SAMPLE_SEED"] == {
+            "configMapKeyRef": {"name": "file-processing-settings", "key": "seed", "optional": True}
+        }
+        key = "20260304" if run == "with_logical_date" else run_ids[run]
+        since = "2026-02-25" if run == "with_logical_date" else "2026-02-26"
+        assert validate["args"] == [
+            f"--date={day}",
+            f"--since={since}",
+            f"--key=file_processing_daily_profile__validate__{key}",
+        ]
+
+
+def test_ds_is_undefined_in_a_run_without_logical_date(loaded: dict[str, Any]) -> None:
+    """The control: why templates may not read ds (the rendering above uses the same context)."""
+    assert loaded["control"]["with_logical_date"]["args"] == ["2026-03-04"]
+    assert loaded["control"]["without_logical_date"] == {"error": "UndefinedError: 'ds' is undefined"}
+
+
+def test_every_template_renders_without_a_logical_date(loaded: dict[str, Any]) -> None:
+    """What a run triggered from the UI or the API gets: no task may need ds and friends."""
+    failures = {
+        f"{dag_id}.{task_id}": task["rendered"][run]["error"]
+        for dag_id, dag in loaded["dags"].items()
+        for task_id, task in dag["tasks"].items()
+        for run in ("with_logical_date", "without_logical_date")
+        if "error" in task["rendered"][run]
+    }
+    assert failures == {}
+
+
+@pytest.mark.parametrize("spec_file", PACKAGE_SPECS, ids=lambda p: p.stem)
+def test_package_dag_pods_take_secrets_and_endpoints_from_the_cluster(
+    loaded: dict[str, Any], spec_file: Path
+) -> None:
+    spec = load_spec(spec_file)
+    package = spec_file.parents[1].name
+    resolved = resolve(spec, spec_path=str(spec_file), package=package, entrypoints=None)
+    text = (Path(loaded["folder"]) / package / f"{spec.dag_id}.py").read_text()
+    for task in resolved.tasks:
+        pod = loaded["dags"][spec.dag_id]["tasks"][task.task_id]
+        assert pod["env_from"][0] == PLATFORM_ENV_FROM
+        env = _env(pod["env"])
+        # The platform ConfigMap carries the cluster's endpoints; no spec sets them.
+        assert not {"PUSHGATEWAY_URL", "AIRFLOW_URL", "SIDECAR_URL", "AWS_ENDPOINT_URL"} & set(env)
+        for name, value in task.env:
+            if isinstance(value, SecretKeyRef):
+                assert env[name] == {"secretKeyRef": {"name": value.secret, "key": value.key}}
+                assert f'name="{name}", value=' not in text
+        for run in ("with_logical_date", "without_logical_date"):
+            rendered = _env(pod["rendered"][run]["env"])
+            if "RUN_DATE" in rendered:
+                assert rendered["RUN_DATE"] == ("2026-03-04" if run == "with_logical_date" else "2026-03-05")
+
+
+def test_observability_credentials_come_from_its_secret(loaded: dict[str, Any]) -> None:
+    pod = loaded["dags"]["observability_platform_checks"]["tasks"]["airflow_health"]
+    env = _env(pod["env"])
+    assert env["AIRFLOW_USERNAME"] == {"secretKeyRef": {"name": "observability-airflow-api", "key": "username"}}
+    assert env["AIRFLOW_PASSWORD"] == {"secretKeyRef": {"name": "observability-airflow-api", "key": "password"}}
 
 
 def test_sla_becomes_deadline_alerts(loaded: dict[str, Any]) -> None:

@@ -10,6 +10,20 @@ from dagrender import SpecError, load_spec, read_entrypoints, resolve
 from dagrender.cli import main
 from helpers import BAD, DIGEST_FILE, ENTRYPOINTS, PACKAGE, REPOSITORY, TARGET
 
+
+def _exact(message: str) -> str:
+    """A regex matching exactly ``message``: the whole pinned error text."""
+    return "^" + re.escape(message) + "$"
+
+
+_ALLOWLIST = "(dag_run, macros, params, run_id, task_instance_key_str)"
+_SECRET_REF = "{secret: <name>, key: <key>}"
+_TENANT = (
+    "a package may use only Secrets whose names start with its name in DNS form and '-', here "
+    "'file-processing-' (any pod in the namespace may read any Secret there, so names tie Secrets to "
+    "packages); use a Secret named with that prefix, e.g. "
+)
+
 # file name -> (field path, message regex). Every file in testdata/bad/ must be listed here.
 EXPECTED: dict[str, tuple[str, str]] = {
     "bad_cron.yaml": ("schedule", r"'0 25 \* \* \*' is not a valid cron expression: hour '25' is outside 0-23"),
@@ -75,6 +89,112 @@ EXPECTED: dict[str, tuple[str, str]] = {
         r"'always' is not one of 'Always', 'IfNotPresent' or 'Never'",
     ),
     "missing_owner.yaml": ("owner", r"required field is missing"),
+    # Tenant isolation: a spec uses only its own package's Secrets.
+    "secret_of_another_package.yaml": (
+        "tasks[0].env.DB_PASSWORD.secret",
+        _exact(
+            "Secret 'data-pipeline-warehouse' does not belong to package 'file_processing': "
+            + _TENANT
+            + "'file-processing-data-pipeline-warehouse'"
+        ),
+    ),
+    "secret_without_package_prefix_env_from.yaml": (
+        "defaults.env_from[1].secret",
+        _exact(
+            "Secret 'warehouse-credentials' does not belong to package 'file_processing': "
+            + _TENANT
+            + "'file-processing-warehouse-credentials'"
+        ),
+    ),
+    # The run-time template context.
+    "template_ds.yaml": (
+        "defaults.env.RUN_DATE",
+        _exact(
+            "template uses 'ds', which a run triggered without a logical date does not have (Airflow 3); "
+            'use "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"'
+        ),
+    ),
+    "template_execution_date.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'execution_date', which Airflow 3 removed from the template context; "
+            'use "{{ dag_run.logical_date or dag_run.run_after }}"'
+        ),
+    ),
+    "template_conf.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'conf', which Airflow 3 removed from the template context; "
+            "for the run's conf use \"{{ dag_run.conf }}\""
+        ),
+    ),
+    "template_var.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'var', which reads any Airflow Variable of any team; pass values as params, "
+            f"or take secrets from a Kubernetes Secret with {_SECRET_REF}"
+        ),
+    ),
+    "template_conn.yaml": (
+        "tasks[0].env.DB_PASSWORD",
+        _exact(
+            "template uses 'conn', which reads any Airflow Connection of any team, password included; "
+            f"take secrets from a Kubernetes Secret with {_SECRET_REF}"
+        ),
+    ),
+    "template_xcom_pull.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            "template uses 'ti', which reads the XComs of any DAG of any team (xcom_pull); pass values as "
+            "params or in dag_run.conf, and data between tasks through storage (e.g. S3)"
+        ),
+    ),
+    "template_not_allowlisted.yaml": (
+        "tasks[0].arguments[1]",
+        _exact(
+            f"template uses 'param', which is not in the template context allowlist {_ALLOWLIST}; "
+            "did you mean 'params'? see 'Templates' in tools/bazel/dagrender/README.md"
+        ),
+    ),
+    "template_unknown_filter.yaml": (
+        "tasks[0].arguments[1]",
+        _exact("'{{ dag_run.run_after | date }}' is not a valid Jinja template: No filter named 'date'."),
+    ),
+    # Env values and env_from sources that are neither a string nor a well-formed reference.
+    "env_secret_without_key.yaml": ("tasks[0].env.DB_PASSWORD.key", _exact("required field is missing")),
+    "env_secret_and_config_map.yaml": (
+        "tasks[0].env.DB_PASSWORD",
+        _exact("names both secret 'file-processing-warehouse' and config_map 'file-processing-settings'; keep one"),
+    ),
+    "env_ref_unknown_field.yaml": (
+        "tasks[0].env.DB_PASSWORD.prefix",
+        _exact("unknown field 'prefix' (allowed: key, optional, secret)"),
+    ),
+    "env_object_without_source.yaml": (
+        "tasks[0].env.DB_PASSWORD",
+        _exact(
+            f"must be a template string, {_SECRET_REF} or {{config_map: <name>, key: <key>}}, "
+            "got {'value_from': 'file-processing-warehouse', 'key': 'password'}"
+        ),
+    ),
+    "env_secret_bad_name.yaml": (
+        "tasks[0].env.DB_PASSWORD.secret",
+        _exact(
+            "'File_Processing_Warehouse' is not a valid Kubernetes object name; use a DNS-1123 subdomain: "
+            "lowercase letters, digits, '-' and '.', alphanumeric at both ends"
+        ),
+    ),
+    "env_from_with_key.yaml": (
+        "tasks[0].env_from[0].key",
+        _exact("unknown field 'key' (allowed: optional, prefix, secret)"),
+    ),
+    "env_from_not_mapping.yaml": (
+        "tasks[0].env_from[0]",
+        _exact(
+            "must be {secret: <name>} or {config_map: <name>}, each with optional prefix and optional, "
+            "got 'file-processing-settings'"
+        ),
+    ),
 }
 
 BAD_FILES = sorted(path.name for path in BAD.glob("*.yaml"))
@@ -90,7 +210,7 @@ def test_bad_spec_fails_with_pinned_message(name: str) -> None:
     path = BAD / name
     with pytest.raises(SpecError) as caught:
         spec = load_spec(path, str(path))
-        resolve(spec, spec_path=str(path), entrypoints=read_entrypoints(ENTRYPOINTS))
+        resolve(spec, spec_path=str(path), package=PACKAGE, entrypoints=read_entrypoints(ENTRYPOINTS))
     assert caught.value.spec_path == str(path)
     assert caught.value.field == field
     assert re.search(message, caught.value.message), caught.value.message
@@ -119,8 +239,9 @@ def test_cli_prints_one_error_line_and_writes_nothing(
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"ERROR: {path}: {field}: "), lines[0]
-    assert re.search(message, lines[0])
+    prefix = f"ERROR: {path}: {field}: "
+    assert lines[0].startswith(prefix), lines[0]
+    assert re.search(message, lines[0].removeprefix(prefix)), lines[0]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,7 +258,7 @@ def test_several_errors_are_counted_on_the_one_line(tmp_path: Path) -> None:
 
 def test_entrypoint_check_is_skipped_without_a_list() -> None:
     path = BAD / "unknown_job.yaml"
-    resolved = resolve(load_spec(path), spec_path=str(path), entrypoints=None)
+    resolved = resolve(load_spec(path), spec_path=str(path), package=PACKAGE, entrypoints=None)
     assert resolved.tasks[0].job == "file_processing.jobs.profiler"
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from dagrender import InputFileError, load_spec, render_dag, resolve
-from dagrender.render import _variable_names
+from dagrender.render import PLATFORM_CONFIG_MAP, _variable_names
+from dagrender.spec import ConfigMapEnvFrom, SecretEnvFrom, SecretKeyRef
 from helpers import (
     DIGEST_FILE,
     ENTRYPOINTS,
@@ -101,7 +102,7 @@ def test_rendered_dag_is_valid_python_importing_only_airflow_and_k8s(spec: Path)
 
 def test_image_is_pinned_by_digest_and_changes_with_it(tmp_path: Path) -> None:
     spec = load_spec(REFERENCE_SPEC, display_path(REFERENCE_SPEC))
-    resolved = resolve(spec, spec_path=display_path(REFERENCE_SPEC), entrypoints=None)
+    resolved = resolve(spec, spec_path=display_path(REFERENCE_SPEC), package=PACKAGE, entrypoints=None)
     other = image().__class__(repository_prefix="127.0.0.1:5000/etl", package=PACKAGE, digest="sha256:" + "ab" * 32)
     text = render_dag(resolved, image=other, spec_path=display_path(REFERENCE_SPEC), target=TARGET)
     assert f'IMAGE = "127.0.0.1:5000/etl/file_processing@sha256:{"ab" * 32}"' in text
@@ -111,7 +112,7 @@ def test_image_is_pinned_by_digest_and_changes_with_it(tmp_path: Path) -> None:
 
 def test_header_refuses_multi_line_target() -> None:
     spec = load_spec(REFERENCE_SPEC, display_path(REFERENCE_SPEC))
-    resolved = resolve(spec, spec_path=display_path(REFERENCE_SPEC), entrypoints=None)
+    resolved = resolve(spec, spec_path=display_path(REFERENCE_SPEC), package=PACKAGE, entrypoints=None)
     with pytest.raises(InputFileError, match=r"target '//a:b\\nimport os' must be a single line"):
         render_dag(resolved, image=image(), spec_path=display_path(REFERENCE_SPEC), target="//a:b\nimport os")
 
@@ -131,8 +132,28 @@ def test_variable_names_are_distinct_identifiers() -> None:
 
 def test_defaults_are_inherited_and_overridden() -> None:
     spec = load_spec(REFERENCE_SPEC, display_path(REFERENCE_SPEC))
-    tasks = {t.task_id: t for t in resolve(spec, spec_path=display_path(REFERENCE_SPEC), entrypoints=None).tasks}
-    assert tasks["profile"].env == (("LOG_LEVEL", "INFO"), ("PROFILE_BUCKET", "s3://etl-landing"))
+    tasks = {t.task_id: t for t in resolve(spec, spec_path=display_path(REFERENCE_SPEC), package=PACKAGE, entrypoints=None).tasks}
+    run_date = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+    assert [name for name, _ in tasks["profile"].env] == [
+        "LOG_LEVEL",
+        "RUN_DATE",
+        "DB_PASSWORD",
+        "PROFILE_BUCKET",
+        "SAMPLE_SEED",
+        "RUN_KEY",
+    ]
+    profile_env = dict(tasks["profile"].env)
+    assert profile_env["RUN_DATE"] == run_date
+    assert profile_env["DB_PASSWORD"] == SecretKeyRef(secret="file-processing-warehouse-ro", key="password")
+    assert dict(tasks["validate"].env)["DB_PASSWORD"] == SecretKeyRef(secret="file-processing-warehouse", key="password")
+    # env_from: the task's list after the defaults', each source once.
+    assert tasks["profile"].env_from == (
+        ConfigMapEnvFrom(config_map="file-processing-settings"),
+        SecretEnvFrom(secret="file-processing-api-keys", prefix="API_", optional=True),
+        ConfigMapEnvFrom(config_map="etl-platform"),
+        SecretEnvFrom(secret="file-processing-profile-token", optional=True),
+    )
+    assert tasks["validate"].env_from == tasks["profile"].env_from[:2]
     assert tasks["profile"].retries == 2 and tasks["validate"].retries == 0
     assert tasks["validate"].image_pull_policy == "Always"
     assert tasks["profile"].image_pull_policy == "IfNotPresent"
@@ -140,3 +161,31 @@ def test_defaults_are_inherited_and_overridden() -> None:
     assert tasks["publish-report"].execution_timeout == 1800
     assert tasks["profile"].execution_timeout == 3600
     assert tasks["profile"].retry_delay == 300
+
+
+def test_env_is_a_list_of_v1_env_vars_and_secrets_stay_references() -> None:
+    text = render(REFERENCE_SPEC)
+    assert "env_vars={" not in text
+    assert 'k8s.V1EnvVar(name="LOG_LEVEL", value="INFO")' in text
+    # A Secret's key is referenced by name; its value is never in the file.
+    assert (
+        'k8s.V1EnvVar(name="DB_PASSWORD", value_from=k8s.V1EnvVarSource(secret_key_ref='
+        'k8s.V1SecretKeySelector(name="file-processing-warehouse-ro", key="password")))'
+    ) in text
+    assert 'name="DB_PASSWORD", value=' not in text
+    assert (
+        'k8s.V1EnvVar(name="SAMPLE_SEED", value_from=k8s.V1EnvVarSource(config_map_key_ref='
+        'k8s.V1ConfigMapKeySelector(name="file-processing-settings", key="seed", optional=True)))'
+    ) in text
+
+
+def test_every_task_gets_the_platform_config_map_first_and_once() -> None:
+    platform = f'k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name="{PLATFORM_CONFIG_MAP}"))'
+    for spec in GOOD_SPECS:
+        text = render(spec)
+        blocks = text.split("env_from=[\n")[1:]
+        assert blocks and len(blocks) == text.count("KubernetesPodOperator(")
+        for block in blocks:
+            sources = block.split("\n        ],")[0].split("\n")
+            assert sources[0].strip() == platform + ","
+            assert sum(platform in line for line in sources) == 1
