@@ -1,10 +1,13 @@
 """`./bazelw run //:demo`: the whole platform on this machine, on loopback only.
 
-moto S3 + Debian's docker-registry -> publish every package (image, DAGs, metadata.json) with the
-publisher library -> the DAG sync sidecar mirrors the bucket into a dags folder -> a local Airflow 3
-(api-server, scheduler, dag-processor; SQLite) parses it. Waits until the REST API lists every DAG
-with no import errors, prints the UI address, the login and a summary, then runs until Ctrl-C.
-``--once`` verifies, triggers one DAG run, prints the timings and exits (0, or 1 with one line).
+moto S3 (seeded with a day of inputs) + Debian's docker-registry + a Pushgateway -> publish every
+package (image, DAGs, metadata.json) with the publisher library -> the DAG sync sidecar mirrors the
+bucket into a dags folder -> a local Airflow 3 (api-server, scheduler, dag-processor, triggerer;
+SQLite) parses it, and runs each KubernetesPodOperator task's own pod in podman (the local pod
+runtime, docs/airflow/local-pod-runtime.md). Once Airflow lists every DAG with no import errors it
+prints the UI address and login, runs every DAG once on the seeded day (in data order), prints
+each run's state and outputs, then runs until Ctrl-C. ``--once`` exits instead: 0 when every run
+succeeded, else 1 naming the runs that did not.
 
 Every state file is under one folder (``--state-dir``, default ``$BUILD_WORKSPACE_DIRECTORY/.etl/demo``).
 """
@@ -122,7 +125,8 @@ def state_dir_default() -> Path | None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--once", action="store_true", help="verify, trigger one DAG run, exit")
+    parser.add_argument("--once", action="store_true",
+                        help="run every DAG once, then stop everything: exit 0 only if every run succeeded")
     parser.add_argument("--state-dir", type=Path, default=None,
                         help="every state file goes here (default $BUILD_WORKSPACE_DIRECTORY/.etl/demo)")
     parser.add_argument("--build-dir", type=Path, default=None,

@@ -1,4 +1,4 @@
-"""Run Airflow 3's api-server, scheduler and dag-processor as separate local processes.
+"""Run Airflow 3's api-server, scheduler, dag-processor and triggerer as separate local processes.
 
 SQLite in ``AIRFLOW_HOME``, 127.0.0.1 only, the simple auth manager with one admin whose password
 lives in the home's passwords file. Each process (``airflow db migrate`` too) runs in its own
@@ -27,11 +27,11 @@ from controlplane.settings import ADMIN_USER, ControlPlaneSettings, admin_passwo
 
 __all__ = ["COMPONENTS", "ControlPlane"]
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 class ControlPlane:
-    """``start()`` migrates the DB and starts the three processes; ``stop()`` ends them by PID."""
+    """``start()`` migrates the DB and starts the four processes; ``stop()`` ends them by PID."""
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class ControlPlane:
             return proc
 
     def start(self) -> None:
-        """Start the three components (call ``migrate()`` first)."""
+        """Start the four components (call ``migrate()`` first)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.settings.dags_folder.mkdir(parents=True, exist_ok=True)
         write_local_settings(self.settings)

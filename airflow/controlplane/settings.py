@@ -62,7 +62,7 @@ class ControlPlaneSettings:
         return {}
 
     def environ(self) -> dict[str, str]:
-        """The Airflow settings of every process (api-server, scheduler, dag-processor)."""
+        """The Airflow settings of every process (api-server, scheduler, dag-processor, triggerer)."""
         interval = str(max(1, round(self.sync_interval)))
         keys = _secrets(self.secrets_file)
         return {
@@ -108,7 +108,7 @@ def admin_password(settings: ControlPlaneSettings) -> str:
 
 
 def _secrets(path: Path) -> dict[str, str]:
-    """Secrets shared by the three processes (the JWT of task workers must verify everywhere)."""
+    """Secrets shared by the processes (the JWT of task workers must verify everywhere)."""
     try:
         data = json.loads(path.read_text())
         if isinstance(data, dict) and all(isinstance(data.get(k), str) for k in ("secret_key", "jwt_secret")):
