@@ -118,17 +118,17 @@ def test_demo_runs_every_dag_green_and_stops_cleanly(tmp_path: Path, build_dir: 
         fresh = {m["labels"]["dataset"]: m["value"] for g in groups for m in g.get("etl_freshness_ok", {}).get("metrics", [])}
         assert fresh == {"landing_orders": "1", "orders": "1", "orders_enriched": "1", "events": "1"}, fresh
 
-        # a smoke of a day with no input: the task's failure and its log tail, not a "triggered" ok
-        source = (state / "dags" / "data_pipeline" / "data_pipeline_orders_daily.py").read_bytes()
+        # a smoke of a day whose input is missing: the task's failure and its log tail, not "triggered"
+        source = (state / "dags" / "file_processing" / "file_processing_orders_quality.py").read_bytes()
         config = SmokeConfig(api_url=ui.group(1), username=ui.group(2), password=ui.group(3), timeout=60,
                              run_timeout=300)
         with pytest.raises(SmokeError) as failure:
-            run_smoke(config, dag_id="data_pipeline_orders_daily", source=source, conf={},
-                      logical_date=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+            run_smoke(config, dag_id="file_processing_orders_quality", source=source, conf={},
+                      logical_date=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
         message = str(failure.value)
-        assert "of 'data_pipeline_orders_daily' ended failing (ingest_orders failed a try; Airflow retries it)" in message
-        assert "task 'ingest_orders' up_for_retry (try 1); log tail: " in message
-        assert "s3://etl-landing/orders/2020-01-01/" in message  # the job's own error line names the input
+        assert re.search(r"of 'file_processing_orders_quality' ended failing \((profile|validate)", message), message
+        assert re.search(r"task '(profile|validate)' up_for_retry \(try 1\); log tail: ", message), message
+        assert "s3://etl-curated/orders/dt=2026-06-01/" in message  # the job's own error line names the input
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -45,7 +45,7 @@ __all__ = [
 
 FINISHED_RUN_STATES = ("success", "failed")
 FAILED_TASK_STATES = ("failed", "upstream_failed", "up_for_retry")
-LOG_TAIL_LINES = 20
+LOG_TAIL_LINES = 12
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,7 +88,10 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.state == "success"
+        """Success with at least one task, all of them successful or skipped. (A run whose logical
+        date is before the DAG's start_date succeeds at once without any task instance.)"""
+        return (self.state == "success" and bool(self.tasks)
+                and all(t.state in ("success", "skipped") for t in self.tasks))
 
     def describe(self) -> str:
         """One line: the run's state and each task's, e.g. ``success (extract success, load success)``."""
@@ -97,6 +100,9 @@ class RunOutcome:
 
     def failure_detail(self) -> str:
         """Each failed task with the tail of its log, for an error message."""
+        if self.state == "success" and not self.tasks:
+            return (f"no task ran: a run whose logical date ({self.logical_date}) is before the DAG's "
+                    "start_date has no task instances")
         parts = []
         for task in self.tasks:
             if task.state in FAILED_TASK_STATES:
@@ -220,23 +226,34 @@ class AirflowClient:
         return list(self.call("GET", path)["task_instances"])
 
     def log_tail(self, dag_id: str, run_id: str, task_id: str, try_number: int, *,
-                 lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
-        """The last ``lines`` messages of one try's log, as Airflow serves them ('' when it cannot)."""
+                 lines: int = LOG_TAIL_LINES, settle: float = 5.0) -> tuple[str, ...]:
+        """The last ``lines`` messages of one failed try's log, as Airflow serves them.
+
+        A task's state can change before its last log lines are written: the log is read again
+        (for up to ``settle`` seconds) until it holds Airflow's "Task failed" line.
+        """
         path = (f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/"
                 f"{try_number}?full_content=true")
-        try:
-            payload = self.call("GET", path)
-        except SmokeError as exc:
-            return (f"(log not readable: {exc})",)
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                payload = self.call("GET", path)
+            except SmokeError as exc:
+                return (f"(log not readable: {exc})",)
+            events = [str(i.get("event")) for i in (payload or {}).get("content") or [] if isinstance(i, dict)]
+            if any(e.startswith("Task failed") for e in events) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         out = []
         for item in (payload or {}).get("content") or []:
             if isinstance(item, dict):
                 text = str(item.get("event") or "")
-                if item.get("error_detail"):
-                    text += " " + json.dumps(item["error_detail"])[:500]
+                for error in item.get("error_detail") or []:  # the exception, not its frames
+                    if isinstance(error, dict):
+                        text += f" {error.get('exc_type')}: {error.get('exc_value')}"
             else:
                 text = str(item)
-            if text.strip():
+            if text.strip() and not text.startswith(("::group::", "::endgroup::")):  # the UI's folding marks
                 out.append(text.rstrip())
         return tuple(out[-lines:])
 

@@ -140,3 +140,18 @@ def test_smoke_config_never_shows_secrets() -> None:
     assert "tok-123" not in repr(config) and "pw-456" not in repr(config)
     with pytest.raises(UsageError, match=r"AIRFLOW_API_URL 'http://\*\*\*@af:8080': put no credentials in the URL"):
         smoke_config_from_env({"AIRFLOW_API_URL": "http://user:hunter2@af:8080"}, timeout=5)
+
+
+def test_a_run_without_tasks_is_not_a_success(airflow: tuple[str, Path, str]) -> None:
+    """A logical date before the DAG's start_date makes a run that succeeds with no task instance."""
+    import datetime as dt
+
+    from publisher.errors import SmokeError
+    from publisher.smoke import SmokeConfig, run_smoke
+
+    url, store, password = airflow
+    source = (store / "dev" / PKG / "dags" / "fp_smoke.py").read_bytes()  # published by the tests above
+    config = SmokeConfig(api_url=url, username="admin", password=password, timeout=240, run_timeout=120)
+    with pytest.raises(SmokeError, match=r"ended success: no task ran: a run whose logical date "
+                                         r"\(2020-01-01T00:00:00Z\) is before the DAG's start_date"):
+        run_smoke(config, dag_id="fp_smoke", source=source, conf={}, logical_date=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
