@@ -179,3 +179,29 @@ def test_sidecar_containers_in_the_helm_values_are_valid_container_specs() -> No
                    "spec": {"containers": [container], "volumes": volumes}})
         mounted = {m["name"] for m in container["volumeMounts"]}
         assert mounted <= {v["name"] for v in volumes}, container["name"]
+
+
+# --- the platform ConfigMap every task pod takes ------------------------------------------------
+
+PLATFORM = ROOT / "infra" / "airflow_control_plane" / "platform.yaml"
+
+
+def test_platform_config_map_is_valid_and_in_the_pods_namespace() -> None:
+    (doc,) = [d for d in yaml.safe_load_all(PLATFORM.read_text()) if d is not None]
+    _validate(doc)
+    assert (doc["kind"], doc["metadata"]["name"]) == ("ConfigMap", "etl-platform")
+    assert {(doc["metadata"]["namespace"])} == {n for n, _ in _spec_service_accounts()}
+    # what the jobs read from it (etl_core's PUSHGATEWAY_URL, observability's checks)
+    assert {"PUSHGATEWAY_URL", "AIRFLOW_URL", "SIDECAR_URL"} <= set(doc["data"])
+
+
+def test_the_local_platform_gives_its_pods_the_same_keys() -> None:
+    import ast
+
+    demo = (ROOT / "airflow" / "demo.py").read_text()
+    call = next(n for n in ast.walk(ast.parse(demo)) if isinstance(n, ast.Call)
+                and getattr(n.func, "attr", "") == "add_config_map")
+    assert ast.literal_eval(call.args[1]) == "etl-platform"
+    local_keys = {ast.literal_eval(k) for k in call.args[2].keys}
+    (doc,) = [d for d in yaml.safe_load_all(PLATFORM.read_text()) if d is not None]
+    assert set(doc["data"]) <= local_keys, sorted(set(doc["data"]) - local_keys)

@@ -10,7 +10,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PodmanUnavailable", "podman", "run_container"]
+__all__ = ["CONTAINERS_CONF", "RUNTIME_FAILURE_CODES", "PodmanUnavailable", "podman", "run_container"]
+
+# `podman run` itself failed (125), or the command could not be started (126, 127).
+RUNTIME_FAILURE_CODES = (125, 126, 127)
 
 CONTAINERS_CONF = """[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
@@ -60,7 +63,7 @@ def run_container(argv: list[str], *, timeout: float = 300) -> subprocess.Comple
     are never retried.
     """
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
-    if done.returncode in (125, 126, 127) and not done.stdout.strip():
+    if done.returncode in RUNTIME_FAILURE_CODES and not done.stdout.strip():
         print(f"podman run failed to start the container (exit {done.returncode}); retrying once: {done.stderr.strip()}")
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
     return done

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from controlplane.localpods.podspec import PodmanRun
 
-__all__ = ["RUNTIME_FAILURE_CODES", "PodResult", "remove_container", "run_pod"]
+from tools.testing.containers import RUNTIME_FAILURE_CODES
 
-# `podman run` itself failed (125), or the command could not be started (126, 127).
-RUNTIME_FAILURE_CODES = (125, 126, 127)
+__all__ = ["PodResult", "remove_container", "run_pod"]
 
 
 class PodResult:
