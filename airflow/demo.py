@@ -455,6 +455,7 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
                                     scheduled_runs=args.schedules)
     plane = ControlPlane(settings, log_dir=dirs["logs"], extra_env=child_env({}))
     stack.callback(plane.stop)  # before the boot thread starts anything; stop() refuses later starts
+    pods.cleanup()  # containers a killed earlier run of this state folder left behind
     stack.callback(pods.cleanup)  # runs first: containers of running tasks go before their workers
     local_cluster(pods, aws=aws, pushgateway=pushgateway.url, airflow=settings.api_url,
                   sidecar=f"http://127.0.0.1:{metrics_port}/metrics", username=plane.username, password=plane.password)
@@ -582,12 +583,13 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from controlplane.errors import ControlPlaneError
+    from controlplane.localpods.runtime import RuntimeSetupError
     from publisher.errors import PublishError
 
     from tools.testing.registry import RegistryToolMissing
     from tools.testing.servers import ServerStartError
 
-    expected = (DemoError, ControlPlaneError, PublishError, ServerStartError, RegistryToolMissing)
+    expected = (DemoError, ControlPlaneError, PublishError, ServerStartError, RegistryToolMissing, RuntimeSetupError)
     _STOPPING.clear()
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
