@@ -34,7 +34,7 @@ CHROMIUM_ARGS = (
     "--no-first-run",
 )
 VIEWPORT = {"width": 1400, "height": 1200}  # the DAG list's six cards fit without scrolling
-TIMEOUT_MS = 30_000  # per UI step; a warm page renders in about a second
+TIMEOUT_MS = 30_000  # per UI step; pages drew in 1-5 s here (2 cores shared with other builds)
 
 
 def launch_chromium(playwright: Playwright) -> Browser:
