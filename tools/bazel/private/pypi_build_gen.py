@@ -4,13 +4,15 @@ Run by the `pypi` repository rule after `uv pip install --target site-packages`.
 distribution it reads `*.dist-info/RECORD` (its files) and `METADATA` (`Requires-Dist`), evaluates
 markers for this interpreter with the extras that are asked for anywhere (requirements.in, or a
 dependent's `name[extra]`), merges dependency cycles into one library, and emits one py_library per
-distribution named after its normalized name (`@pypi//:great_expectations`).
+distribution named after its normalized name (`@pypi//:great_expectations`). A folder of built web
+assets (see `web_roots`) is one `data` entry, so it reaches runfiles as one link.
 """
 
 from __future__ import annotations
 
 import argparse
 import email.parser
+import posixpath
 import re
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ class Dist:
     project: str  # as in METADATA
     version: str
     files: list[str] = field(default_factory=list)  # relative to site-packages
+    web_roots: list[str] = field(default_factory=list)  # folders of `files` given as one label each
     requires: list[Requirement] = field(default_factory=list)
     extras: set[str] = field(default_factory=set)  # extras asked for by someone
     deps: set[str] = field(default_factory=set)
@@ -62,8 +65,35 @@ def read_dists(site: Path) -> dict[str, Dist]:
             if not (site / path).is_file():
                 continue
             dist.files.append(path)
+        dist.web_roots = web_roots(site, dist.files)
         dists[dist.name] = dist
     return dists
+
+
+def web_roots(site: Path, files: list[str]) -> list[str]:
+    """Folders of built web assets in ``files``: they hold an ``index.html`` and no Python.
+
+    Bazel links each runfile on its own, into the external repository, so a folder in runfiles is
+    a real directory of links that point outside it. A web server that checks that a file resolves
+    inside the folder it serves refuses every one of them: Starlette's StaticFiles (default
+    ``follow_symlink=False``) behind Airflow 3's UI (``airflow/ui/dist``) and its simple auth
+    manager's login page answered 404 for every asset, and the UI was a blank page. A folder given
+    as one label is one link in runfiles (and one symlink in a sandbox), and the files inside it
+    are real. Only a folder holding exactly this distribution's files qualifies, so the link
+    brings in nothing the library does not own; the outermost such folder wins.
+    """
+    roots: list[str] = []
+    candidates = sorted({posixpath.dirname(f) for f in files if posixpath.basename(f) == "index.html"})
+    for folder in candidates:
+        if not folder or not _LABEL_OK.match(folder) or any(folder.startswith(r + "/") for r in roots):
+            continue
+        inside = {f for f in files if f.startswith(folder + "/")}
+        if any(f.endswith(".py") for f in inside):
+            continue
+        on_disk = {p.relative_to(site).as_posix() for p in (site / folder).rglob("*") if not p.is_dir()}
+        if on_disk == inside:
+            roots.append(folder)
+    return roots
 
 
 def requested_extras(requirements: Path) -> dict[str, set[str]]:
@@ -191,7 +221,11 @@ def render(dists: dict[str, Dist], warnings: list[str], pyc_bzl: str = "") -> st
         srcs: list[str] = []
         data: list[str] = []
         for member in comp:
+            roots = dists[member].web_roots
+            data += ["site-packages/" + root for root in roots]
             for path in dists[member].files:
+                if any(path.startswith(root + "/") for root in roots):
+                    continue  # in runfiles through its folder's one link
                 if not _LABEL_OK.match(path):
                     skipped.append(path)
                     continue

@@ -86,3 +86,35 @@ def test_requirement_missing_from_the_lock_is_an_error(site: Path, tmp_path: Pat
     code = gen.main(["--site", str(site), "--requirements", str(req), "--lock", "lock.txt", "--out", str(out)])
     assert code == 1
     assert not out.exists()
+
+
+_WEBAPP = [
+    "webapp/__init__.py",
+    "webapp/ui/dist/index.html",
+    "webapp/ui/dist/.vite/manifest.json",
+    "webapp/ui/dist/assets/index-1a2b.js",
+    "webapp/ui/dist/login/index.html",  # inside the outer root: covered by its link
+    "webapp/templates/index.html",  # beside Python: a package folder, not built assets
+    "webapp/templates/render.py",
+]
+
+
+def test_a_folder_of_built_web_assets_is_one_data_entry(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    _dist(site, "webapp", "1.0", [], _WEBAPP)
+    dists = gen.read_dists(site)
+    assert dists["webapp"].web_roots == ["webapp/ui/dist"]
+    build = gen.render(dists, [])
+    data = build.split("data = [")[1].split("]")[0]
+    assert '"site-packages/webapp/ui/dist",' in data
+    assert "ui/dist/" not in build  # no file under it is linked on its own
+    assert '"site-packages/webapp/templates/index.html",' in data
+
+
+def test_a_folder_with_files_the_wheel_does_not_own_stays_file_by_file(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    _dist(site, "webapp", "1.0", [], _WEBAPP)
+    (site / "webapp/ui/dist/assets/generated.js").write_text("// not in RECORD\n")
+    dists = gen.read_dists(site)
+    assert dists["webapp"].web_roots == ["webapp/ui/dist/login"]  # the inner folder still qualifies
+    assert '"site-packages/webapp/ui/dist/assets/index-1a2b.js",' in gen.render(dists, [])
