@@ -527,15 +527,30 @@ def run_dags(platform: Platform, *, timeout: float) -> dict[str, Any]:
     return reports
 
 
-def print_links(platform: Platform) -> None:
+def report_urls(platform: Platform) -> dict[str, str]:
+    """Where the run's reports open in a browser: presigned S3 URLs (valid 7 days), as one would
+    share a report from a private bucket, and the Pushgateway's page."""
+    import boto3
+
+    s3 = boto3.client("s3", **{"endpoint_url": platform.moto.endpoint_url, "region_name": "us-east-1"})
     day = platform.seeded.run_date.isoformat()
-    s3 = platform.moto.endpoint_url
-    _log("  Outputs (open in a browser; the local S3 serves them over HTTP):")
-    _log(f"    data-quality results  {s3}/etl-curated/orders/dt={day}/_dq_orders.json")
-    _log(f"    profile report        {s3}/etl-curated/orders/dt={day}/_profile/profile.html")
-    _log(f"    curated partitions    {s3}/etl-curated?list-type=2&prefix=orders/dt={day}/")
-    _log(f"    metrics (Pushgateway) {platform.pushgateway.url}/")
-    _log(f"    logs and state        {platform.args.state_dir}")
+
+    def get(key: str) -> str:
+        return str(s3.generate_presigned_url("get_object", Params={"Bucket": "etl-curated", "Key": key},
+                                             ExpiresIn=7 * 86400))
+
+    return {
+        "data-quality report": get(f"orders/dt={day}/_dq_orders.html"),
+        "profile report": get(f"orders/dt={day}/_profile/profile.html"),
+        "metrics (Pushgateway)": f"{platform.pushgateway.url}/",
+    }
+
+
+def print_links(platform: Platform) -> None:
+    _log("  Outputs (open in a browser):")
+    for what, url in report_urls(platform).items():
+        _log(f"    {what:22} {url}")
+    _log(f"    {'logs and state':22} {platform.args.state_dir}")
 
 
 def run(args: argparse.Namespace) -> int:

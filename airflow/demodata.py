@@ -59,7 +59,8 @@ def outputs(run_date: dt.date) -> dict[str, list[str]]:
         "data_pipeline_orders_daily": partition(orders) + partition(enriched),
         "data_pipeline_events_daily": partition(events),
         "file_processing_landing_archive": [f"s3://{ARCHIVE}/orders/{day}/"],
-        "file_processing_orders_quality": [f"{orders}/dt={day}/_dq_orders.json", f"{orders}/dt={day}/_profile/"],
+        "file_processing_orders_quality": [f"{orders}/dt={day}/_dq_orders.json", f"{orders}/dt={day}/_dq_orders.html",
+                                           f"{orders}/dt={day}/_profile/"],
         "file_processing_partner_export": [f"s3://{EXPORTS}/demo/orders-{day}/"],
         "observability_platform_checks": [f"pushgateway: job=observability_{job}"
                                           for job in ("freshness", "airflow_health", "sidecar_health")],

@@ -181,3 +181,18 @@ class AirflowUI:
                 raise AssertionError(f"graph of {dag_id!r}: unexpected edge label {label!r}")
             edges.add((found.group(1), found.group(2)))
         return Graph(nodes=ids, edges=edges)
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> list[str]:
+        """Open a task instance's page (its log) and return the log lines the page drew."""
+        path = (f"/dags/{urllib.parse.quote(dag_id, safe='')}/runs/{urllib.parse.quote(run_id, safe='')}"
+                f"/tasks/{urllib.parse.quote(task_id, safe='')}")
+        with self.step(f"task log at {self.base_url}{path}"):
+            self.goto(path)
+            log = self.page.get_by_test_id("virtualized-list")
+            expect(log).to_be_visible(timeout=TIMEOUT_MS)
+            expect(log).to_contain_text("[base]", timeout=TIMEOUT_MS)
+            full = self.page.get_by_role("button", name=re.compile(r"full\s*screen", re.IGNORECASE))
+            if full.count():  # the log alone, full width, for the screenshot
+                full.first.click()
+                expect(log).to_contain_text("[base]", timeout=TIMEOUT_MS)
+            return [line for line in log.inner_text().splitlines() if line.strip()]

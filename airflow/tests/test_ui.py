@@ -7,6 +7,8 @@ is one test on a fresh page of that context, in file order:
 
   test_dag_list_shows_every_package_dag_with_its_tags   every spec's DAG, with its tags
   test_graph_view_draws_every_task_and_dependency       one DAG's graph: its tasks and edges
+  test_task_log_shows_the_containers_output             a finished task's log: its pod's output
+  test_data_quality_report_renders                      file_processing's DQ report (HTML in S3)
 
 Every page is checked for JavaScript errors (uncaught exceptions, console errors, which include
 any asset that fails to load) when its step ends; a failing step also leaves a screenshot
@@ -15,9 +17,9 @@ under bazel-testlogs/airflow/test_ui/test.outputs/.
 
 Adding a step: write `def test_<what>(ui: AirflowUI, platform: demo.Platform) -> None` below the
 others, drive `ui.page` (add a method to `browser.AirflowUI` for anything another step may reuse),
-and save `ui.screenshot("NN-<what>")`. A step that needs a finished DAG run gets it from a module
-fixture built on `platform.api().trigger(dag_id, conf)` plus a wait for the run's state, so that
-the run is made once and shared (a task's log, the data-quality report).
+and save `ui.screenshot("NN-<what>")`. Steps that need finished DAG runs take the `runs` fixture:
+the orders ingest and its data-quality DAG, run once for the module as the demo runs them (their
+pods in podman).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import demo
+import demoruns
 import pytest
 import yaml
 from browser import VIEWPORT, AirflowUI, launch_chromium, unauthenticated_probe
 from controlplane.settings import ADMIN_USER
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
 
 ROOT = Path(__file__).parent.parent.parent  # the workspace root (runfiles _main under Bazel)
 
@@ -93,6 +96,17 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[demo.Platform
     args = demo.parse_args(["--state-dir", str(tmp_path_factory.mktemp("ui") / "state"), "--build-dir", str(build)])
     with contextlib.ExitStack() as stack:
         yield demo.start_platform(args, stack)
+
+
+@pytest.fixture(scope="module")
+def runs(platform: demo.Platform) -> dict[str, demoruns.DagRunReport]:
+    """data_pipeline_orders_daily, then file_processing_orders_quality, as the demo runs them."""
+    reports = demoruns.run_in_order(platform.client(), ["data_pipeline_orders_daily", "file_processing_orders_quality"],
+                                    run_date=platform.seeded.run_date, timeout=600, log=print)
+    for dag_id, report in reports.items():
+        assert report.outcome is not None and report.outcome.ok, (dag_id, report.state,
+                                                                  report.outcome and report.outcome.failure_detail())
+    return reports
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +176,28 @@ def test_graph_view_draws_every_task_and_dependency(ui: AirflowUI, specs: dict[s
     ui.screenshot(f"03-graph-{spec.dag_id}")
     assert graph.nodes == spec.tasks, f"graph of {spec.dag_id!r}: draws tasks {sorted(graph.nodes)!r}"
     assert graph.edges == spec.edges, f"graph of {spec.dag_id!r}: draws edges {sorted(graph.edges)!r}"
+
+
+def test_task_log_shows_the_containers_output(ui: AirflowUI, runs: dict[str, demoruns.DagRunReport]) -> None:
+    outcome = runs["data_pipeline_orders_daily"].outcome
+    assert outcome is not None
+    lines = ui.task_log(outcome.dag_id, outcome.run_id, "ingest_orders")
+    ui.screenshot("04-task-log-ingest_orders")
+    text = "\n".join(lines)
+    assert "Running pod etl-jobs/ingest-orders-" in text, text[-2000:]  # the local pod runtime
+    assert "[base]" in text and "job.end" in text, text[-2000:]  # the container's own log lines
+    assert "finished: exit code 0" in text, text[-2000:]
+
+
+def test_data_quality_report_renders(ui: AirflowUI, platform: demo.Platform,
+                                     runs: dict[str, demoruns.DagRunReport]) -> None:
+    del runs  # the DAG run that wrote the report
+    url = demo.report_urls(platform)["data-quality report"]
+    with ui.step(f"data-quality report at {url}"):
+        response = ui.page.goto(url)
+        assert response is not None and response.ok, f"GET {url} answered {response and response.status}"
+        expect(ui.page).to_have_title("Data quality of orders: passed")
+        rows = ui.page.locator("table tr")
+        expect(rows).to_have_count(12 + 1)  # the orders suite's 12 expectations and the header
+        expect(ui.page.get_by_text("expect_column_values_to_be_unique:order_id")).to_be_visible()
+    ui.screenshot("05-data-quality-report")

@@ -1,4 +1,4 @@
-"""The profile as a self-contained HTML page (no scripts, no external assets).
+"""The profile and the data-quality results as self-contained HTML pages (no scripts, no assets).
 
 Every value from the data goes through Jinja's autoescaping, so a column named ``<script>`` or a
 top value holding markup is shown as text, never interpreted by the browser.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["render_profile_html"]
+__all__ = ["render_dq_html", "render_profile_html"]
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -66,9 +66,57 @@ code { background: #f6f6f6; padding: 0 0.2rem; }
 """
 
 
-def render_profile_html(profile: dict[str, Any]) -> str:
-    """The HTML report of a profile document; every data value is HTML-escaped."""
+_STYLE = _TEMPLATE[_TEMPLATE.index("<style>"):_TEMPLATE.index("</style>") + len("</style>")]
+
+_DQ_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>Data quality of {{ d.dataset }}: {{ "passed" if d.success else "FAILED" }}</title>
+""" + _STYLE + """
+<style>
+.ok { color: #1a6b1a; font-weight: 600; }
+td.result { white-space: nowrap; }
+</style>
+</head>
+<body>
+<h1>Data quality of <code>{{ d.dataset }}</code>:
+{% if d.success %}<span class="ok">passed</span>{% else %}<span class="warn">FAILED</span>{% endif %}</h1>
+<p>Source <code>{{ d.source }}</code>, {{ "{:,}".format(d.rows) }} rows; suite <code>{{ d.suite }}</code>.
+{{ d.statistics.evaluated }} expectations: {{ d.statistics.passed }} passed,
+{{ d.statistics.failed_critical }} critical failed, {{ d.statistics.failed_warning }} warnings,
+{{ d.statistics.errors }} errors (great_expectations {{ d.run.great_expectations_version }},
+{{ d.run.seconds }} s).</p>
+<table>
+<tr><th>expectation</th><th>severity</th><th>result</th><th>unexpected</th><th>arguments</th><th>sample of unexpected values</th></tr>
+{% for r in d.results %}
+<tr>
+<td><code>{{ r.id }}</code></td>
+<td>{{ "critical" if r.critical else "warning" }}</td>
+<td class="result">{% if r.error %}<span class="warn">error</span>{% elif r.success %}<span class="ok">passed</span>{% else %}<span class="warn">failed</span>{% endif %}</td>
+<td class="num">{% if r.result.unexpected_count is not none and r.result.unexpected_count is defined %}{{ r.result.unexpected_count }}{% if r.result.unexpected_percent is not none and r.result.unexpected_percent is defined %} ({{ "%.3g"|format(r.result.unexpected_percent) }}%){% endif %}{% elif r.result.observed_value is defined %}observed {{ r.result.observed_value }}{% endif %}</td>
+<td><code>{{ r.kwargs | tojson }}</code></td>
+<td>{% if r.error %}{{ r.error }}{% else %}{% for v in (r.result.partial_unexpected_list or [])[:10] %}<code>{{ v }}</code>{{ ", " if not loop.last }}{% endfor %}{% endif %}</td>
+</tr>
+{% endfor %}
+</table>
+</body>
+</html>
+"""
+
+
+def _env() -> Any:
     import jinja2
 
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(_TEMPLATE).render(p=profile)
+    return jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_profile_html(profile: dict[str, Any]) -> str:
+    """The HTML report of a profile document; every data value is HTML-escaped."""
+    return _env().from_string(_TEMPLATE).render(p=profile)
+
+
+def render_dq_html(results: dict[str, Any]) -> str:
+    """The HTML report of a validation results document (``_dq_<dataset>.json``); values escaped."""
+    return _env().from_string(_DQ_TEMPLATE).render(d=results)

@@ -1,8 +1,9 @@
 """Validate a dataset against its expectation suite (great-expectations 1.x on pandas).
 
 The suite is file_processing/suites/<dataset>.yaml unless --suite names another file. Results go
-to a JSON file next to the data (default <input>/_dq_<dataset>.json) and to metrics; the job
-fails (exit 1) when a critical expectation fails, and only reports non-critical ones.
+to a JSON file next to the data (default <input>/_dq_<dataset>.json), an HTML report beside it
+(_dq_<dataset>.html) and to metrics; the job fails (exit 1) when a critical expectation fails, and
+only reports non-critical ones.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def export_metrics(ctx: JobContext, result: object) -> None:
 
 def main(settings: Settings, ctx: JobContext) -> None:
     from etl_core.memory import lean
+    from ..report_html import render_dq_html
     from ..suites import load_suite, suite_location
     from ..tables import open_table
     from ..validation import failure_message, run_suite
@@ -96,12 +98,15 @@ def main(settings: Settings, ctx: JobContext) -> None:
     target = results_location(settings)
     storage.write_bytes(target, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(),
                         content_type="application/json")
+    report = target.removesuffix(".json") + ".html"
+    storage.write_bytes(report, render_dq_html(doc).encode(), content_type="text/html; charset=utf-8")
     export_metrics(ctx, result)
     ctx.log.info(
         "validate.done",
         dataset=settings.dataset,
         success=result.success,
         results=target,
+        report=report,
         failed_critical=[o.id for o in result.critical_failures],
         failed_warning=[o.id for o in result.warnings],
         seconds=round(result.seconds, 3),

@@ -149,7 +149,25 @@ def test_job_writes_results_next_to_the_data_on_s3_and_fails_on_critical(s3: Sim
     assert line.endswith(f"results in {s3.url('curated/orders/dt=2026-11-27/_dq_orders.json')}")
     doc = json.loads(s3.get("curated/orders/dt=2026-11-27/_dq_orders.json"))
     assert doc["success"] is False and doc["statistics"]["failed_critical"] == 4
+    html = s3.get("curated/orders/dt=2026-11-27/_dq_orders.html").decode()
+    assert "<title>Data quality of orders: FAILED</title>" in html
+    assert "<code>expect_column_values_to_be_unique:order_id</code>" in html
+    assert html.count('<span class="warn">failed</span>') == doc["statistics"]["failed_critical"] + doc["statistics"]["failed_warning"]
+    assert "<code>not-an-email</code>" in html  # a sample of the unexpected values
 
+
+def test_the_html_report_escapes_values_from_the_data() -> None:
+    from file_processing.report_html import render_dq_html
+
+    doc = {"dataset": "o<b>", "source": "s3://x/<script>", "suite": "s", "success": True, "rows": 1,
+           "statistics": {"evaluated": 1, "passed": 1, "failed_critical": 0, "failed_warning": 0, "errors": 0},
+           "run": {"great_expectations_version": "1", "seconds": 0.1},
+           "results": [{"id": "e", "type": "t", "kwargs": {"regex": "<img src=x>"}, "critical": False,
+                        "success": False, "error": None,
+                        "result": {"unexpected_count": 1, "partial_unexpected_list": ["<script>alert(1)</script>"]}}]}
+    html = render_dq_html(doc)
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 def test_empty_folder_is_a_clear_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "dt=2026-11-26").mkdir()
