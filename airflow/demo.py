@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 PACKAGES = ("file_processing", "data_pipeline", "observability")
 RENDERED_REGISTRY = "localhost:5000"  # //tools/bazel:image_repository, what the DAGs pin
@@ -85,24 +85,51 @@ class LoopbackRegistry:
         return bool(manifest_exists(self.real(repository), digest))
 
 
-class _Stop(Exception):
-    """SIGTERM or SIGINT arrived."""
+class _Stop(BaseException):
+    """SIGTERM, SIGINT or SIGHUP (the terminal closed) arrived.
+
+    A BaseException, as KeyboardInterrupt is: libraries that wrap every Exception would turn it
+    into their own error (a SIGINT during a push ended as "pushing ... failed: SIGINT", exit 1).
+    """
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _STOPPING = threading.Event()  # set once the demo stops: further signals are only noted
+_critical = 0  # > 0 while the main thread starts a child and registers its clean-up
+_pending: str | None = None  # the stop signal that arrived meanwhile
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    global _pending
     del frame
+    name = signal.Signals(signum).name
     if _STOPPING.is_set():  # already stopping: a second Ctrl-C must not cut the clean-up short
-        _log(f"demo: {signal.Signals(signum).name} again: still stopping, please wait")
+        _log(f"demo: {name} again: still stopping, please wait")
         return
     _STOPPING.set()
-    raise _Stop(signal.Signals(signum).name)
+    if _critical:
+        _pending = name  # raised by signals_deferred() once the child is registered for clean-up
+        return
+    raise _Stop(name)
+
+
+def _write(stream: TextIO | None, message: str) -> None:
+    """Print one line; a lost stdout/stderr never raises, so the clean-up always runs to the end."""
+    if stream is None:
+        return
+    try:
+        print(message, file=stream, flush=True)
+    except OSError:  # EPIPE: the reader (`| tee`) died with the Ctrl-C; EIO: the terminal closed
+        with contextlib.suppress(OSError, ValueError):  # further lines and the exit flush go nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+    except (ValueError, RuntimeError):  # a closed stream; a print from the signal handler re-entering one
+        pass
 
 
 def _log(message: str) -> None:
-    print(message, flush=True)
+    _write(sys.stdout, message)
 
 
 def find_build_dir() -> Path | None:
@@ -210,8 +237,10 @@ def publish_all(build_dir: Path, *, env: str, registry: LoopbackRegistry) -> lis
 
 def start_sidecar(dirs: dict[str, Path], *, env: str, interval: float, port: int,
                   aws: dict[str, str]) -> subprocess.Popen[bytes]:
+    from tools.testing.children import spawn
+
     with open(dirs["logs"] / "sidecar.log", "ab") as out:
-        return subprocess.Popen(
+        return spawn(
             [sys.executable, "-m", "sidecar", "--dag-bucket", f"s3://{BUCKET}", "--env", env,
              "--dags-dir", str(dirs["dags"]), "--sync-interval", str(interval),
              "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
@@ -396,24 +425,31 @@ class ThreadResult:
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while a child is started and its clean-up registered (no leak between)."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    if threading.current_thread() is not threading.main_thread():
+    """A stop signal arriving while a child is started and its clean-up registered takes effect
+    right after (no leak between). A flag the handler reads, not a blocked signal mask: a blocked
+    mask is inherited by the children, and a sidecar started so ignored SIGTERM (issue 19)."""
+    global _critical, _pending
+    if threading.current_thread() is not threading.main_thread():  # handlers run in the main thread only
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    _critical += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _critical -= 1
+    if not _critical and _pending is not None:
+        name, _pending = _pending, None
+        raise _Stop(name)
 
 
 def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
                    log: Callable[[str], None] = _log) -> Platform:
     """Start moto, the registry, Airflow, publish every package, start the sidecar, wait for the DAGs.
 
-    Every process is registered on ``stack`` right after it starts (signals are held in between),
-    so closing the stack, on success, error or Ctrl-C at any moment, stops all of them.
+    Every process is registered on ``stack`` right after it starts (a stop signal waits for that),
+    so closing the stack, on success, error or Ctrl-C at any moment, stops all of them. Every
+    process also gets SIGTERM when the thread that started it exits (``tools.testing.children``),
+    so even a SIGKILLed demo leaves nothing behind.
     """
     from controlplane.localpods.runtime import LocalPodRuntime
     from controlplane.runner import ControlPlane
@@ -461,13 +497,12 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
                   sidecar=f"http://127.0.0.1:{metrics_port}/metrics", username=plane.username, password=plane.password)
     boot_error: list[BaseException] = []
 
-    def boot() -> None:  # migrate and start Airflow while the packages are published
+    def boot() -> None:  # migrate Airflow's DB while the packages are published
         try:
             plane.migrate()
             template = dirs["airflow"] / "airflow.db.migrated"
             if not template.exists():
                 shutil.copyfile(dirs["airflow"] / "airflow.db", template)
-            plane.start()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             boot_error.append(exc)
 
@@ -489,6 +524,11 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
         booter.join(timeout=1)
     if boot_error:
         raise boot_error[0]
+    # Started here, not in the boot thread: a child's parent-death signal (PR_SET_PDEATHSIG) fires
+    # when the thread that forked it exits, and the boot thread ends right after the migration;
+    # the main thread lives as long as the demo. `migrate` may stay there: that thread waits for it.
+    with signals_deferred():
+        plane.start()
     log(f"[{since()}] Airflow processes started; waiting for the api-server")
     plane.wait_healthy(progress=log)
     log(f"[{since()}] Airflow api-server healthy at {settings.api_url}")
@@ -596,6 +636,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _pending
     args = parse_args(argv)
     from controlplane.errors import ControlPlaneError
     from controlplane.localpods.runtime import RuntimeSetupError
@@ -606,14 +647,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     expected = (DemoError, ControlPlaneError, PublishError, ServerStartError, RegistryToolMissing, RuntimeSetupError)
     _STOPPING.clear()
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    _pending = None
+    previous = {sig: signal.signal(sig, _on_signal) for sig in _STOP_SIGNALS}
     try:
         return run(args)
     except _Stop as stop:
         _log(f"demo: {stop}: stopped everything it started")
         return 0
     except expected as exc:
-        print(f"demo: error: {exc}", file=sys.stderr, flush=True)
+        _write(sys.stderr, f"demo: error: {exc}")
         return 1
     finally:
         for sig, handler in previous.items():

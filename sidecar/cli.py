@@ -1,7 +1,9 @@
 """Command line: ``python -m sidecar [flags]`` runs the sync loop, ``--once`` one cycle (init container).
 
 Exit codes: 0 on success (or after SIGTERM in loop mode), 1 when ``--once`` could not read the
-store or start-up failed, 2 on usage errors (one line on stderr).
+store, was stopped before its cycle finished, or start-up failed, 2 on usage errors (one line on
+stderr). SIGTERM/SIGINT set the syncer's stop event: waits and retries end at once (README,
+"Stopping").
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sidecar.health import StatusServer
 from sidecar.logs import JsonLogger
 from sidecar.memory import limit_malloc_arenas, trim_heap
 from sidecar.metrics import Metrics
-from sidecar.settings import parse_settings
+from sidecar.settings import parse_settings, stop_grace
 from sidecar.syncer import Syncer, build_syncer
 
 __all__ = ["main", "run_loop"]
@@ -57,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit_malloc_arenas()
     log = JsonLogger(sys.stdout, level=settings.log_level)
     log.info("starting", version=__version__, python=sys.version.split()[0], pid=os.getpid(),
-             settings=settings.for_log(), aws_endpoint_url=_redact_url(
-                 os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")),
+             settings=settings.for_log(), stop_grace_seconds=stop_grace(settings.timeout),
+             aws_endpoint_url=_redact_url(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")),
              aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     metrics = Metrics(version=__version__)
     try:
@@ -94,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if settings.once:
             result = syncer.run_cycle()
+            if result.status == "stopped":
+                log.warning("stopped", hint="--once was stopped before its cycle finished; the dags folder "
+                            "keeps what it had")
+                return 1
             if result.status == "error":
                 log.error("sync_failed", error=result.errors[0], errors=len(result.errors),
                           hint="init container: the pod restarts it; the store must be readable")

@@ -10,6 +10,7 @@ __all__ = [
     "OversizedObjectError",
     "ReleaseRejectedError",
     "SidecarError",
+    "StoppingError",
     "StoreError",
 ]
 
@@ -24,6 +25,10 @@ class ConfigError(SidecarError):
 
 class StoreError(SidecarError):
     """The DAG store could not be read, after retries."""
+
+
+class StoppingError(StoreError):
+    """The sidecar is stopping: a store request was not sent."""
 
 
 class ObjectNotFoundError(StoreError):

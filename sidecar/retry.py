@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -37,21 +38,27 @@ def call_with_retry(
     is_retryable: Callable[[BaseException], bool],
     on_retry: Callable[[int, float, BaseException], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> T:
     """Call ``fn``; on a retryable exception wait and call it again, up to ``policy.retries`` times.
 
-    The last exception propagates unchanged when every attempt failed or when an exception is
-    not retryable. ``on_retry(retry_number, delay, exc)`` is called before each wait.
+    The last exception propagates unchanged when every attempt failed, when an exception is not
+    retryable, or when ``stop`` is set (before or during a wait: a stopping sidecar never sits out
+    a backoff). ``on_retry(retry_number, delay, exc)`` is called before each wait; ``sleep`` waits
+    when there is no ``stop``.
     """
     retry_number = 0
     while True:
         try:
             return fn()
         except Exception as exc:
-            if retry_number >= policy.retries or not is_retryable(exc):
+            if retry_number >= policy.retries or not is_retryable(exc) or (stop is not None and stop.is_set()):
                 raise
             retry_number += 1
             delay = policy.delay(retry_number)
             if on_retry is not None:
                 on_retry(retry_number, delay, exc)
-            sleep(delay)
+            if stop is None:
+                sleep(delay)
+            elif stop.wait(delay):
+                raise

@@ -16,7 +16,7 @@ from sidecar.errors import ConfigError
 from sidecar.metadata import NAME_RE
 from sidecar.store import StoreLocation, parse_store_url
 
-__all__ = ["FLAGS", "Settings", "build_parser", "parse_settings"]
+__all__ = ["FLAGS", "Settings", "build_parser", "parse_settings", "stop_grace"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -48,6 +48,15 @@ class Settings:
         out["dags_dir"] = str(self.dags_dir)
         out["packages"] = sorted(self.packages) if self.packages is not None else None
         return out
+
+
+def stop_grace(timeout: float) -> float:
+    """The sidecar's grace period: most seconds from SIGTERM to exit with ``--timeout`` (README, "Stopping").
+
+    Waits and retries end at once; a request in flight may still connect, then read, for ``timeout``
+    each; 2 s more for the status server's shutdown (it polls every 0.5 s) and the interpreter's exit.
+    """
+    return 2 * timeout + 2.0
 
 
 def _positive_float(raw: str) -> float:

@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +24,7 @@ from sidecar.errors import (
     ConfigError,
     ObjectNotFoundError,
     OversizedObjectError,
+    StoppingError,
     StoreError,
 )
 from sidecar.retry import RetryPolicy, call_with_retry
@@ -115,12 +117,18 @@ class Downloaded:
 
 
 class Store(abc.ABC):
-    """The reads the sync needs. Implementations are thread-safe for ``download``."""
+    """The reads the sync needs. Implementations are thread-safe for ``download``.
 
-    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None) -> None:
+    Once ``stop`` is set, no request is sent or retried: each read raises StoppingError, or the
+    error of its last attempt, at once (a request already in flight ends within its timeout).
+    """
+
+    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.location = location
         self._policy = policy
         self._on_retry = on_retry
+        self._stop = stop
 
     def address(self, key: str) -> str:
         return self.location.address(key)
@@ -152,12 +160,15 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections."""
 
-    def _retry(self, what: str, fn: Callable[[], Any], is_retryable: Callable[[BaseException], bool]) -> Any:
+    def _retry(self, what: str, key: str, fn: Callable[[], Any], is_retryable: Callable[[BaseException], bool]) -> Any:
+        if self._stop is not None and self._stop.is_set():
+            raise StoppingError(f"stopping: not reading {self.address(key)!r} ({what})")
+
         def on_retry(number: int, delay: float, exc: BaseException) -> None:
             if self._on_retry is not None:
                 self._on_retry(what, number, delay, exc)
 
-        return call_with_retry(fn, policy=self._policy, is_retryable=is_retryable, on_retry=on_retry)
+        return call_with_retry(fn, policy=self._policy, is_retryable=is_retryable, on_retry=on_retry, stop=self._stop)
 
 
 def _stream_to_file(chunks: Iterable[bytes], dest: Path, *, max_bytes: int, address: str) -> Downloaded:
@@ -244,8 +255,9 @@ class S3Store(Store):
         timeout: float,
         max_connections: int,
         on_retry: OnRetry | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        super().__init__(location, policy=policy, on_retry=on_retry)
+        super().__init__(location, policy=policy, on_retry=on_retry, stop=stop)
         from sidecar.s3client import S3Client
 
         try:
@@ -288,7 +300,7 @@ class S3Store(Store):
 
     def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
         try:
-            return self._retry(what, fn, _s3_retryable)
+            return self._retry(what, key, fn, _s3_retryable)
         except (OversizedObjectError, StoreError):
             raise
         except Exception as exc:
@@ -416,13 +428,14 @@ def _sha256_etag(data: bytes) -> str:
 class FileStore(Store):
     """The store as a local folder with the same key layout (tests, demos, a mounted volume)."""
 
-    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None) -> None:
-        super().__init__(location, policy=policy, on_retry=on_retry)
+    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None,
+                 stop: threading.Event | None = None) -> None:
+        super().__init__(location, policy=policy, on_retry=on_retry, stop=stop)
         self._root = Path(location.path)
 
     def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
         try:
-            return self._retry(what, fn, _file_retryable)
+            return self._retry(what, key, fn, _file_retryable)
         except (OversizedObjectError, StoreError):
             raise
         except (FileNotFoundError, NotADirectoryError) as exc:
@@ -509,9 +522,11 @@ def open_store(
     timeout: float = 10.0,
     max_connections: int = 16,
     on_retry: OnRetry | None = None,
+    stop: threading.Event | None = None,
 ) -> Store:
-    """The store for ``location`` (botocore and urllib3 are imported only for s3)."""
+    """The store for ``location`` (botocore and urllib3 are imported only for s3); ``stop``: see Store."""
     if location.scheme == "s3":
-        return S3Store(location, policy=policy, timeout=timeout, max_connections=max_connections, on_retry=on_retry)
-    return FileStore(location, policy=policy, on_retry=on_retry)
+        return S3Store(location, policy=policy, timeout=timeout, max_connections=max_connections, on_retry=on_retry,
+                       stop=stop)
+    return FileStore(location, policy=policy, on_retry=on_retry, stop=stop)
 

@@ -47,7 +47,8 @@ class _PackageState:
 
 @dataclasses.dataclass(frozen=True)
 class CycleResult:
-    """What one cycle did: ``status`` is success, error or noop; outcomes are per package."""
+    """What one cycle did: ``status`` is success, error, noop, or stopped (``stop_event`` cut it
+    short: not counted in the metrics nor in health); outcomes are per package."""
 
     status: str
     outcomes: dict[str, str]
@@ -56,7 +57,11 @@ class CycleResult:
 
 
 class Syncer:
-    """Runs sync cycles of one store into one dags folder. Not thread-safe: one cycle at a time."""
+    """Runs sync cycles of one store into one dags folder. Not thread-safe: one cycle at a time.
+
+    Setting ``stop_event`` (from any thread, or a signal handler) ends a cycle at its next store
+    request: give the store the same event (``build_syncer`` does) so retries stop waiting too.
+    """
 
     def __init__(
         self,
@@ -67,6 +72,7 @@ class Syncer:
         metrics: Metrics,
         health: Health,
         log: JsonLogger,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -74,7 +80,7 @@ class Syncer:
         self.metrics = metrics
         self.health = health
         self.log = log
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._stager = Stager(
             store=store,
             dags_dir=dags_dir,
@@ -124,16 +130,20 @@ class Syncer:
         try:
             listed: list[str] | None = self.store.list_packages(env)
         except StoreError as exc:
+            if self.stop_event.is_set():  # the store error is the stop cutting the request or its retries short
+                return self._stopped(started, outcomes)
             listed = None
             errors.append(str(exc))
             self.log.error("store_unreadable", error=str(exc), hint="keeping the last good DAGs")
         if listed is not None:
             for pkg in self._targets(listed):
                 if self.stop_event.is_set():
-                    break
+                    return self._stopped(started, outcomes)
                 try:
                     outcomes[pkg] = self.sync_package(pkg)
                 except (StoreError, LocalLayoutError, OSError) as exc:
+                    if isinstance(exc, StoreError) and self.stop_event.is_set():
+                        return self._stopped(started, outcomes)  # its staging was discarded
                     outcomes[pkg] = "error"
                     errors.append(str(exc))
                     self.log.error("package_sync_failed", package=pkg, error=str(exc),
@@ -159,6 +169,13 @@ class Syncer:
                       rejected=sorted(p for p, o in outcomes.items() if o == "rejected"),
                       packages=len(outcomes), healthy=self.health.healthy)
         return CycleResult(status=status, outcomes=outcomes, errors=errors, duration=duration)
+
+    def _stopped(self, started: float, outcomes: dict[str, str]) -> CycleResult:
+        duration = time.monotonic() - started
+        self.log.info("sync_cycle", status="stopped", seconds=round(duration, 3),
+                      changed=sorted(p for p, o in outcomes.items() if o in ("switched", "removed")),
+                      packages=len(outcomes), hint="stopping: the rest waits for the next start")
+        return CycleResult(status="stopped", outcomes=outcomes, errors=[], duration=duration)
 
     def _warn_once(self, key: str, event: str, **fields: object) -> None:
         if key not in self._warned:
@@ -382,7 +399,8 @@ def build_syncer(settings: Settings, *, log: JsonLogger, metrics: Metrics | None
         log.warning("store_retry", request=what, attempt=number + 1, delay=round(delay, 3),
                     error=f"{type(exc).__name__}: {exc}")
 
+    stop = threading.Event()  # one event: the syncer's cycle and the store's retries end together
     store = open_store(settings.store, policy=policy, timeout=settings.timeout,
-                       max_connections=settings.concurrency + 2, on_retry=on_retry)
+                       max_connections=settings.concurrency + 2, on_retry=on_retry, stop=stop)
     return Syncer(settings=settings, store=store, dags_dir=DagsDir(settings.dags_dir), metrics=metrics,
-                  health=health, log=log)
+                  health=health, log=log, stop_event=stop)

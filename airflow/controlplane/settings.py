@@ -19,6 +19,12 @@ __all__ = ["ADMIN_USER", "ControlPlaneSettings", "admin_password"]
 ADMIN_USER = "admin"
 
 
+def _free_port() -> int:
+    from tools.testing.servers import free_port
+
+    return free_port()
+
+
 @dataclasses.dataclass(frozen=True)
 class ControlPlaneSettings:
     """Where the local control plane keeps its state and what it serves."""
@@ -31,6 +37,14 @@ class ControlPlaneSettings:
     # The local pod runtime's config (controlplane.localpods): KubernetesPodOperator pods run in
     # podman; None leaves KPO as it is (it then needs a Kubernetes cluster).
     local_pods_config: Path | None = None
+    # Airflow's log servers (scheduler/workers, triggerer): fixed 8793/8794 by default, which two
+    # local platforms (or a demo and a test) would share; they bind every interface (not
+    # configurable in Airflow 3.3), so free ports at least keep them apart.
+    worker_log_port: int = dataclasses.field(default_factory=_free_port)
+    triggerer_log_port: int = dataclasses.field(default_factory=_free_port)
+    # LocalExecutor processes: Airflow's default parallelism (32) forks 32 workers, which made the
+    # scheduler take ~11 s to stop on 2 cores; the local platform never runs more than a few tasks.
+    parallelism: int = 8
     # False: the scheduler creates no scheduled runs, only triggered ones run (the local platform
     # holds one seeded day of data); a deployment keeps Airflow's default (True).
     scheduled_runs: bool = True
@@ -70,6 +84,9 @@ class ControlPlaneSettings:
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.triggerer_log_port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"

@@ -192,7 +192,8 @@ class AirflowUI:
             expect(log).to_be_visible(timeout=TIMEOUT_MS)
             expect(log).to_contain_text("[base]", timeout=TIMEOUT_MS)
             full = self.page.get_by_role("button", name=re.compile(r"full\s*screen", re.IGNORECASE))
-            if full.count():  # the log alone, full width, for the screenshot
+            if full.count():  # the log alone, full width, in a dialog: the screenshot shows whole lines
                 full.first.click()
+                log = self.page.get_by_role("dialog").get_by_test_id("virtualized-list")
                 expect(log).to_contain_text("[base]", timeout=TIMEOUT_MS)
             return [line for line in log.inner_text().splitlines() if line.strip()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from sidecar.settings import stop_grace
 from sidecar.tests.storekit import FileKit, dag_source, local_files, subprocess_env
 from tools.testing.servers import free_port, wait_for_http
 
@@ -132,3 +134,65 @@ def test_loop_serves_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
     assert events[0]["event"] == "starting"
     assert events[-1]["event"] == "stopped"
     assert any(e["event"] == "stopping" and e["signal"] == "SIGTERM" for e in events)
+
+
+def _sidecar_against(endpoint: str, tmp_path: Path, *flags: str) -> tuple[subprocess.Popen[str], Path]:
+    out = tmp_path / "sidecar.log"
+    with open(out, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "--dag-bucket", "s3://dag-bucket", "--dags-dir", str(tmp_path / "dags"),
+             "--metrics-port", "0", "--sync-interval", "60", *flags],
+            stdout=log, stderr=subprocess.STDOUT, text=True,
+            env=subprocess_env({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}),
+        )
+    return proc, out
+
+
+def _stop_and_time(proc: subprocess.Popen[str], out: Path, grace: float, case: str) -> None:
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    took = time.monotonic() - sent
+    print(f"\nsidecar alone, {case}: exit {code}, stopped {took:.2f}s after SIGTERM (grace {grace:g}s)")
+    events = json_lines(out.read_text())
+    assert code == 0, out.read_text()
+    assert took <= grace, f"{case}: {took:.1f}s from SIGTERM to exit, more than the grace period {grace}s"
+    assert events[0]["stop_grace_seconds"] == grace
+    assert events[-1]["event"] == "stopped"
+    assert any(e["event"] == "sync_cycle" and e["status"] == "stopped" for e in events), events
+
+
+def _wait_for_event(proc: subprocess.Popen[str], out: Path, event: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(e["event"] == event for e in json_lines(out.read_text())):
+        assert proc.poll() is None, out.read_text()
+        assert time.monotonic() < deadline, f"no {event!r} after {timeout}s:\n{out.read_text()}"
+        time.sleep(0.05)
+
+
+def test_sigterm_ends_a_retry_backoff_at_once_while_the_store_refuses_connections(tmp_path: Path) -> None:
+    # Backoff 10 s: each of the 4 retries would wait 5-10 s; SIGTERM must not sit them out.
+    proc, out = _sidecar_against(f"http://127.0.0.1:{free_port()}", tmp_path,
+                                 "--timeout", "2", "--retries", "4", "--retry-backoff", "10")
+    _wait_for_event(proc, out, "store_retry", timeout=60)
+    _stop_and_time(proc, out, stop_grace(2), "store refuses connections, SIGTERM during a retry backoff")
+
+
+def test_sigterm_stops_within_the_grace_period_while_a_request_hangs(tmp_path: Path) -> None:
+    # A server that accepts connections and never answers: the request in flight runs to its read
+    # timeout (2 s); no retry follows it (each would add a 5-10 s backoff and 2 s more).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(60)
+        proc, out = _sidecar_against(f"http://127.0.0.1:{listener.getsockname()[1]}", tmp_path,
+                                     "--timeout", "2", "--retries", "4", "--retry-backoff", "10")
+        conn, _ = listener.accept()  # the sidecar's first request is in flight from here
+        with conn:
+            _stop_and_time(proc, out, stop_grace(2), "store accepts but never answers, SIGTERM mid-request")

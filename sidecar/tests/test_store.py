@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from sidecar.errors import ObjectNotFoundError, OversizedObjectError, StoreError
+from sidecar.errors import ObjectNotFoundError, OversizedObjectError, StoppingError, StoreError
 from sidecar.retry import RetryPolicy, call_with_retry
 from sidecar.store import S3Store, Store, open_store, parse_store_url
 from sidecar.tests.storekit import S3Kit, StoreKit, dag_source, kit, moto
@@ -93,3 +95,28 @@ def test_retry_policy() -> None:
         call_with_retry(lambda: (_ for _ in ()).throw(ValueError("permanent")), policy=policy,
                         is_retryable=lambda e: not isinstance(e, ValueError), sleep=slept.append)
     assert len(slept) == 2
+
+
+def test_stop_event_ends_a_retry_wait_and_stops_new_requests(kit: StoreKit) -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def refused() -> str:
+        calls.append(1)
+        threading.Timer(0.1, stop.set).start()  # while the first 10-20 s backoff runs
+        raise ConnectionRefusedError("refused")
+
+    policy = RetryPolicy(retries=4, backoff=20.0, max_delay=20.0)
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError, match="refused"):
+        call_with_retry(refused, policy=policy, is_retryable=lambda e: True, stop=stop)
+    assert len(calls) == 1
+    assert time.monotonic() - started < 10, "the backoff was sat out (at least 10 s)"
+
+    if isinstance(kit, S3Kit):
+        mark = kit.server.mark()
+    store = open_store(parse_store_url(kit.url), policy=FAST, timeout=5, max_connections=2, stop=stop)
+    with pytest.raises(StoppingError, match=r"^stopping: not reading '.*/dev/alpha/metadata.json' \(get metadata\)$"):
+        store.get_metadata("dev", "alpha", if_none_match=None, max_bytes=1 << 20)
+    if isinstance(kit, S3Kit):
+        assert kit.server.requests_since(mark) == []

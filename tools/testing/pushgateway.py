@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tools.testing.children import spawn
 from tools.testing.servers import ServerStartError, free_port, stop_process, wait_for_http
 
 __all__ = ["Pushgateway", "pushgateway_binary", "pushgateway_server"]
@@ -45,7 +46,7 @@ def pushgateway_server(*, work_dir: Path | None = None) -> Iterator[Pushgateway]
         folder = work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pushgateway-")))
         folder.mkdir(parents=True, exist_ok=True)
         log = stack.enter_context(open(folder / "pushgateway.log", "ab"))
-        proc = subprocess.Popen(
+        proc = spawn(
             # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: shared by
             # every gateway started in the root, so one test saw another's metrics. Memory only.
             [binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", "--persistence.file="],

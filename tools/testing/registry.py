@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from tools.testing.children import spawn
 from tools.testing.servers import free_port, stop_process, wait_for_http
 
 __all__ = [
@@ -132,7 +133,7 @@ def _spawn(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
     try:
-        return subprocess.Popen(
+        return spawn(  # dies with the test or demo that started it, even a SIGKILLed one
             [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
     finally:

@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tools.testing.children import spawn
+
 __all__ = ["MotoServer", "free_port", "moto_server", "wait_for_http"]
 
 
@@ -137,7 +139,7 @@ def _spawn_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["NO_COLOR"] = "1"
     try:
-        return subprocess.Popen(
+        return spawn(  # dies with the test or demo that started it, even a SIGKILLed one
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
