@@ -1,4 +1,9 @@
-"""Name rules shared by the spec model and the renderer (Airflow, Kubernetes, OCI, store keys)."""
+"""Name rules shared by the spec model and the renderer (Airflow, Kubernetes, OCI, store keys).
+
+The patterns keep ``^...$`` because they also go into the JSON Schema (ECMA regexes, where ``$``
+is the end of the text). Python code must test them with ``re.fullmatch``: with ``re.match``, ``$``
+also matches before a trailing newline, so ``"etl-jobs\\n"`` would pass as a namespace.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 def is_label_value(value: str) -> bool:
     """True when ``value`` is a valid Kubernetes label value (<= 63 chars, alnum at both ends)."""
-    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+    return len(value) <= 63 and bool(_LABEL_VALUE.fullmatch(value))
 
 
 def label_value(value: str) -> str:
