@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import (
     BAD,
     DIGEST_FILE,
@@ -101,3 +103,19 @@ def test_bad_entrypoints_file_exits_1(tmp_path: Path) -> None:
     assert proc.stderr == (
         f"ERROR: entrypoints file '{listing}' line 2: 'file_processing/jobs/report.py' is not a dotted module name\n"
     )
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o000])
+def test_written_files_are_0644_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    from dagrender.cli import main
+
+    out = tmp_path / "file_processing_daily_profile.py"
+    schema = tmp_path / "schema.json"
+    previous = os.umask(umask)
+    try:
+        assert main(_render_args(REFERENCE_SPEC, out)) == 0
+        assert main(["schema", "--out", str(schema)]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert stat.S_IMODE(schema.stat().st_mode) == 0o644

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -405,3 +407,27 @@ def test_decommission_then_republish_brings_the_package_back(
     assert harness.read(f"dev/{PKG}/REMOVED") is None
     meta = harness.metadata("dev", PKG)
     assert meta is not None and "decommissioned" not in meta
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o000])
+def test_file_store_modes_do_not_depend_on_the_umask(tmp_path: Path, umask: int) -> None:
+    from publisher._filestore import FileStore
+
+    store = FileStore(tmp_path / "store")
+    previous = os.umask(umask)
+    try:
+        store.put("dev/file_processing/dags/fp_a.py", b"x = 1\n")
+        store.put("dev/file_processing/metadata.json", b"{}\n", if_none_match=True)
+    finally:
+        os.umask(previous)
+    modes = {
+        str(path.relative_to(tmp_path)): stat.S_IMODE(path.stat().st_mode)
+        for path in sorted((tmp_path / "store").rglob("*"))
+    }
+    assert modes == {
+        "store/dev": 0o755,
+        "store/dev/file_processing": 0o755,
+        "store/dev/file_processing/dags": 0o755,
+        "store/dev/file_processing/dags/fp_a.py": 0o644,
+        "store/dev/file_processing/metadata.json": 0o644,
+    }
