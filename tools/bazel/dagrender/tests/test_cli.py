@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from helpers import (
-    BAD,
     DIGEST_FILE,
     ENTRYPOINTS,
     PACKAGE,
@@ -59,11 +58,15 @@ def test_render_as_script_like_py_binary(tmp_path: Path) -> None:
 
 
 def test_bad_spec_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    # The corpus of bad specs and their pinned lines is tools/testing/hostile (run in-process there).
+    spec = tmp_path / "bad_cron.yaml"
+    spec.write_text(REFERENCE_SPEC.read_text().replace('"0 3 * * *"', '"0 25 * * *"').replace(
+        "dag_id: file_processing_daily_profile", "dag_id: bad_cron"))
     out = tmp_path / "bad_cron.py"
-    proc = _run(*_render_args(BAD / "bad_cron.yaml", out))
+    proc = _run(*_render_args(spec, out))
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"ERROR: {BAD / 'bad_cron.yaml'}: schedule: '0 25 * * *' is not a valid cron expression: "
+        f"ERROR: {spec}: schedule: '0 25 * * *' is not a valid cron expression: "
         "hour '25' is outside 0-23\n"
     )
     assert not out.exists()
