@@ -7,12 +7,15 @@ value per setting and never re-implement the inheritance rules.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Collection
 from pathlib import PurePath
+from typing import Any
 
 from dagrender.durations import parse_duration
 from dagrender.errors import SpecError
-from dagrender.names import secret_prefix
+from dagrender.loader import field_path
+from dagrender.names import package_dns_name, secret_prefix, service_account_belongs
 from dagrender.quantities import parse_quantity
 from dagrender.spec import (
     DagSpec,
@@ -128,6 +131,55 @@ def _check_secret_names(spec: DagSpec, display: str, package: str) -> None:
             )
 
 
+def _check_service_accounts(spec: DagSpec, display: str, package: str) -> None:
+    """Refuse a service account that is not the package's own (its DNS name, or that plus '-...')."""
+    named = [("defaults.service_account", spec.defaults.service_account)]
+    named += [(f"tasks[{index}].service_account", task.service_account) for index, task in enumerate(spec.tasks)]
+    own = package_dns_name(package)
+    for field, name in named:
+        if name is not None and not service_account_belongs(name, package):
+            raise SpecError(
+                display,
+                field,
+                f"service account {name!r} does not belong to package {package!r}: a package's pods run only "
+                f"as the account named after it in DNS form, {own!r}, or one starting with {own + '-'!r} "
+                "(the account carries the package's cloud role; the cluster's admission policy refuses "
+                f"any other pairing of image and account); use {own!r}",
+            )
+
+
+def _non_finite(value: Any, loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], float] | None:
+    """(location, number) of the first NaN or infinity inside a param value, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return loc, value
+    items: list[tuple[int | str, Any]] = []
+    if isinstance(value, list):
+        items = list(enumerate(value))
+    elif isinstance(value, dict):
+        items = list(value.items())
+    for key, item in items:
+        hit = _non_finite(item, (*loc, key))
+        if hit is not None:
+            return hit
+    return None
+
+
+def _check_params_finite(spec: DagSpec, display: str) -> None:
+    """Refuse .nan, .inf and -.inf anywhere in params: JSON has no such numbers, and the DAG file
+    would have to spell them as names (``nan``) that fail at import."""
+    for name, value in spec.params.items():
+        hit = _non_finite(value, ("params", name))
+        if hit is not None:
+            loc, number = hit
+            spelled = ".nan" if math.isnan(number) else (".inf" if number > 0 else "-.inf")
+            raise SpecError(
+                display,
+                field_path(loc),
+                f"{spelled} is not a finite number; params are JSON values and JSON has no NaN or "
+                "infinity: use null, a finite number or a string",
+            )
+
+
 def _find_cycle(tasks: list[TaskSpec]) -> list[str] | None:
     """Return one dependency cycle as task ids (first repeated at the end), or None."""
     upstream = {task.task_id: list(task.upstream) for task in tasks}
@@ -228,6 +280,8 @@ def resolve(
             )
         seen[task.task_id] = index
     _check_secret_names(spec, display, package)
+    _check_service_accounts(spec, display, package)
+    _check_params_finite(spec, display)
     for index, task in enumerate(spec.tasks):
         for position, parent in enumerate(task.upstream):
             if parent not in seen:

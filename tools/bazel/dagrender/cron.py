@@ -53,7 +53,7 @@ def _value(token: str, field: _Field) -> int:
 
 def _check_field(text: str, field: _Field) -> None:
     for item in text.split(","):
-        match = _ITEM.match(item)
+        match = _ITEM.fullmatch(item)
         if match is None:
             raise ValueError(f"{field.name} item {item!r} is not '*', 'N', 'N-M' or one of them with '/STEP'")
         span, step = match.group("range"), match.group("step")

@@ -7,13 +7,14 @@ import re
 __all__ = ["DURATION_RE", "parse_duration"]
 
 DURATION_RE = r"^(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
-_DURATION = re.compile(r"^(?=\d)(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# re.ASCII: \d would also match other scripts' digits (int() reads them, a spec must not).
+_DURATION = re.compile(r"^(?=\d)(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", re.ASCII)
 _UNIT_SECONDS = (86400, 3600, 60, 1)
 
 
 def parse_duration(text: str) -> int:
     """Return the number of seconds in a compact duration; raise ``ValueError`` with advice."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(
             f"{text!r} is not a duration; write units in the order d, h, m, s, "

@@ -24,17 +24,17 @@ class ImageRef:
     digest: str
 
     def __post_init__(self) -> None:
-        if not re.match(PACKAGE_RE, self.package) or not is_label_value(self.package):
+        if not re.fullmatch(PACKAGE_RE, self.package) or not is_label_value(self.package):
             raise InputFileError(
                 f"invalid package name {self.package!r}: use lowercase letters, digits, '_' and '-', "
                 "starting with a letter and ending with a letter or digit, at most 63 characters"
             )
-        if not re.match(REPOSITORY_RE, self.repository_prefix):
+        if not re.fullmatch(REPOSITORY_RE, self.repository_prefix):
             raise InputFileError(
                 f"invalid repository {self.repository_prefix!r}: write a registry host with an optional "
                 "port and lowercase path, e.g. 'registry.example.com/etl' or '127.0.0.1:5000/etl'"
             )
-        if not _DIGEST.match(self.digest):
+        if not _DIGEST.fullmatch(self.digest):
             raise InputFileError(f"invalid image digest {self.digest!r}: expected 'sha256:' and 64 hex digits")
 
     @property
@@ -59,7 +59,7 @@ def read_digest_file(path: Path) -> str:
         text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read digest file {str(path)!r}: {exc}") from None
-    if not _DIGEST.match(text):
+    if not _DIGEST.fullmatch(text):
         raise InputFileError(
             f"digest file {str(path)!r} holds {text[:80]!r}; expected 'sha256:' followed by 64 lowercase hex digits"
         )
@@ -77,7 +77,7 @@ def read_entrypoints(path: Path) -> frozenset[str]:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        if not _MODULE.match(line):
+        if not _MODULE.fullmatch(line):
             raise InputFileError(
                 f"entrypoints file {str(path)!r} line {number}: {line!r} is not a dotted module name"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -57,12 +58,21 @@ def read_spec_data(path: Path, display: str) -> Any:
         raise SpecError(display, "<yaml>", f"invalid YAML: {exc}") from None
 
 
+_PLAIN_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
 def field_path(loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic location into a readable path: ('tasks', 0, 'env', 'X') -> tasks[0].env.X."""
+    """Turn a pydantic location into a readable path: ('tasks', 0, 'env', 'X') -> tasks[0].env.X.
+
+    A mapping key that is not a plain name (it may be the bad value itself, e.g. an env name with
+    a newline) is quoted, ``env['MODE\\n']``, so the error stays one line.
+    """
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_PART.fullmatch(part):
+            out += f"[{part!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out or "<root>"

@@ -1,4 +1,9 @@
-"""Name rules shared by the spec model and the renderer (Airflow, Kubernetes, OCI, store keys)."""
+"""Name rules shared by the spec model and the renderer (Airflow, Kubernetes, OCI, store keys).
+
+The patterns keep ``^...$`` because they also go into the JSON Schema (ECMA regexes, where ``$``
+is the end of the text). Python code must test them with ``re.fullmatch``: with ``re.match``, ``$``
+also matches before a trailing newline, so ``"etl-jobs\\n"`` would pass as a namespace.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ __all__ = [
     "TASK_ID_RE",
     "is_label_value",
     "label_value",
+    "package_dns_name",
     "secret_prefix",
+    "service_account_belongs",
 ]
 
 # Airflow's own dag_id rule minus characters that are unsafe in S3 keys (docs/store-layout.md).
@@ -44,7 +51,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 def is_label_value(value: str) -> bool:
     """True when ``value`` is a valid Kubernetes label value (<= 63 chars, alnum at both ends)."""
-    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+    return len(value) <= 63 and bool(_LABEL_VALUE.fullmatch(value))
 
 
 def label_value(value: str) -> str:
@@ -60,11 +67,28 @@ def label_value(value: str) -> str:
     return f"{cleaned}-{digest}" if cleaned else digest
 
 
+def package_dns_name(package: str) -> str:
+    """The package's name in DNS form, as Kubernetes object names need it: ``data_pipeline`` -> ``data-pipeline``."""
+    return package.replace("_", "-")
+
+
 def secret_prefix(package: str) -> str:
     """The prefix every Secret name of ``package`` starts with: its name in DNS form plus '-'.
 
     Kubernetes lets any pod of a namespace read any Secret there, so the platform ties Secrets to
-    packages by name (``data_pipeline`` -> ``data-pipeline-...``); an admission policy in the
-    cluster enforces the same rule.
+    packages by name (``data_pipeline`` -> ``data-pipeline-...``). The renderer enforces it for
+    what it renders; a pod created some other way is the cluster's to police.
     """
-    return package.replace("_", "-") + "-"
+    return package_dns_name(package) + "-"
+
+
+def service_account_belongs(name: str, package: str) -> bool:
+    """True when ``name`` may be a service account of ``package``'s pods.
+
+    The Secret rule (``secret_prefix``) plus the bare DNS name: ``file-processing`` or
+    ``file-processing-<anything>`` for ``file_processing``. The account carries the package's cloud
+    role, so a spec naming another package's account would run with that package's rights.
+    infra/airflow_control_plane/admission.yaml enforces the same rule in the cluster, against the
+    pod's image repository ``<prefix>/<package>``.
+    """
+    return name == package_dns_name(package) or name.startswith(secret_prefix(package))

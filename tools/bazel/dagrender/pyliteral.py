@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from typing import Any
 
 __all__ = ["py_literal"]
@@ -23,6 +24,9 @@ def py_literal(value: Any) -> str:
     """Return Python source that evaluates to ``value`` (str, int, float, bool, None, list, dict)."""
     if isinstance(value, str):
         return _string(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # repr() gives `nan`/`inf`: names, not literals; the DAG file would fail at import.
+        raise ValueError(f"cannot write {value!r} as a Python literal: not a finite number")
     if value is None or isinstance(value, (bool, int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):

@@ -32,7 +32,7 @@ _SUFFIX = {
 def parse_quantity(text: str, *, kind: str) -> Decimal:
     """Return the value of a quantity (cores for cpu, bytes for memory); raise ValueError with advice."""
     example = "'500m', '1' or '2.5'" if kind == "cpu" else "'512Mi', '2Gi' or '1G'"
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a Kubernetes quantity; write e.g. {example}")
     suffix = match.group(3) or ""

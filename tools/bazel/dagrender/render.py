@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keyword
 import re
 from functools import cache
 from pathlib import Path
@@ -34,25 +33,8 @@ RUN_AS_USER = 65532
 # that no spec hard-codes them. The cluster provides it in each task namespace.
 PLATFORM_CONFIG_MAP = "etl-platform"
 _TEMPLATE = Path(__file__).parent / "templates" / "dag.py.jinja"
-# Names the rendered module binds itself; a task variable must not shadow them.
-_RESERVED = frozenset(
-    {
-        "ANNOTATIONS",
-        "AsyncCallback",
-        "DAG",
-        "DeadlineAlert",
-        "DeadlineReference",
-        "IMAGE",
-        "KubernetesPodOperator",
-        "LABELS",
-        "annotations",
-        "dag",
-        "datetime",
-        "k8s",
-        "timedelta",
-        "UTC",
-    }
-)
+# PEP 263: a comment on line 1 or 2 matching this sets the file's encoding (the tokenizer's rule).
+_CODING_DECLARATION = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.ASCII)
 
 
 @cache
@@ -66,26 +48,6 @@ def _template() -> jinja2.Template:
     )
     env.filters["py"] = py_literal
     return env.from_string(_TEMPLATE.read_text(encoding="utf-8"))
-
-
-def _variable_names(task_ids: list[str]) -> dict[str, str]:
-    """A distinct Python variable per task: the task_id itself when it is a plain identifier."""
-
-    def plain(name: str) -> bool:
-        return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_") and name not in _RESERVED
-
-    names: dict[str, str] = {task_id: task_id for task_id in task_ids if plain(task_id)}
-    used = set(names.values())
-    for task_id in task_ids:
-        if task_id in names:
-            continue
-        base = "task_" + re.sub(r"\W", "_", task_id)
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}_{n}", n + 1
-        names[task_id] = name
-        used.add(name)
-    return names
 
 
 def _env_var(name: str, value: EnvValue) -> str:
@@ -136,7 +98,6 @@ def _single_line(what: str, value: str) -> str:
 def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target: str) -> str:
     """Return the DAG file's text; the same inputs always give the same bytes."""
     spec = resolved.spec
-    names = _variable_names([task.task_id for task in resolved.tasks])
     labels = [
         ("app.kubernetes.io/name", image.package),
         ("app.kubernetes.io/managed-by", "airflow"),
@@ -158,7 +119,6 @@ def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target
     for task in resolved.tasks:
         tasks.append(
             {
-                "var": names[task.task_id],
                 "task_id": task.task_id,
                 "job": task.job,
                 "arguments": list(task.arguments),
@@ -183,9 +143,11 @@ def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target
                 }
             )
         if task.upstream:
-            parents = [names[parent] for parent in task.upstream]
+            # Tasks live in the dict `tasks`, keyed by task_id: a task_id never becomes a Python
+            # name, so `dict`, `DAG` or `k8s` cannot shadow what the file itself uses.
+            parents = [f"tasks[{py_literal(parent)}]" for parent in task.upstream]
             left = parents[0] if len(parents) == 1 else "[" + ", ".join(parents) + "]"
-            edges.append(f"{left} >> {names[task.task_id]}")
+            edges.append(f"{left} >> tasks[{py_literal(task.task_id)}]")
     start = spec.start_date
     start_date = (
         f"datetime({start.year}, {start.month}, {start.day}, tzinfo=UTC)"
@@ -193,7 +155,7 @@ def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target
         else f"datetime({start.year}, {start.month}, {start.day}, {start.hour}, {start.minute}, "
         f"{start.second}, {start.microsecond}, tzinfo=UTC)"
     )
-    return _template().render(
+    text = _template().render(
         spec_path=_single_line("spec path", spec_path),
         target=_single_line("target", target),
         image=image.reference,
@@ -214,3 +176,9 @@ def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target
         tasks=tasks,
         edges=edges,
     )
+    # The template keeps spec and target off lines 1-2; checked on every render so that an edit of
+    # the template cannot bring back a file that Python reads with another encoding, or cannot read.
+    for number, line in enumerate(text.splitlines()[:2], start=1):
+        if _CODING_DECLARATION.match(line):
+            raise InputFileError(f"rendered line {number} {line!r} reads as a PEP 263 coding declaration")
+    return text

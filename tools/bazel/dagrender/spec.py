@@ -56,7 +56,7 @@ def _matches(pattern: str, what: str, advice: str) -> AfterValidator:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        if not compiled.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid {what}; {advice}")
         return value
 

@@ -30,6 +30,25 @@ def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(_TMP_SUFFIX)
 
 
+def _make_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents as 0755, whatever the umask.
+
+    A store's readers (the sidecar) may run as another user; with a umask such as 077 a plain
+    mkdir would lock them out of the folders, as it would of 0600 files (objects are 0644).
+    """
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o755)
+        except FileExistsError:  # a concurrent writer made it
+            continue
+        os.chmod(path, 0o755)  # mkdir's mode is masked by the umask
+
+
 class FileStore:
     """DAG store in a local folder."""
 
@@ -113,7 +132,7 @@ class FileStore:
         path = self._path(key)
         for attempt in range(3):  # a concurrent delete may remove an empty parent in between
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _make_dirs(path.parent)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
                 break
             except FileNotFoundError as exc:

@@ -4,10 +4,13 @@ from or written to the store."""
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
+import io
 import json
 import re
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +59,66 @@ class BuildOutput:
         return str(self.metadata["image"]["digest"])
 
 
+# PEP 263, as Python's tokenizer reads it: a comment on line 1 or 2 matching this names the
+# file's encoding. Used to point at the line in messages; tokenize.detect_encoding decides.
+_CODING_DECLARATION = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.ASCII)
+_REBUILD = "rebuild the package with the current dagrender (its DAG files are UTF-8 and declare no encoding)"
+
+
+def _declaration_line(data: bytes) -> int | None:
+    """The line (1 or 2) that reads as a coding declaration, or None."""
+    for number, line in enumerate(data.removeprefix(codecs.BOM_UTF8).splitlines()[:2], start=1):
+        if _CODING_DECLARATION.match(line):
+            return number
+    return None
+
+
 def check_syntax(dag: DagFile) -> None:
-    """compile() the DAG file; raise DagSyntaxError naming the file and line."""
+    """Compile the DAG file's bytes as Python does when it imports the file; raise DagSyntaxError naming file and line.
+
+    Bytes, not a decoded str: Python takes the encoding from a PEP 263 declaration on line 1 or 2
+    (any comment with ``coding:<name>`` or ``coding=<name>``), so valid UTF-8 whose header reads
+    ``//packages/geocoding:dag.geocoding_daily`` cannot be imported (unknown encoding
+    ``dag.geocoding_daily``), while ``compile()`` of the decoded str passes. A declared encoding
+    other than UTF-8 is refused too: the file would mean something else to Python than to every
+    tool that reads it as UTF-8 (review, diff, the sha256 in metadata.json).
+    """
+    declared = _declaration_line(dag.data)
+    encoding = "utf-8"
     try:
-        source = dag.data.decode("utf-8")
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(dag.data).readline)
+    except SyntaxError as exc:  # an unknown encoding, a declaration against a BOM, or not UTF-8
+        if declared is not None:
+            raise DagSyntaxError(
+                f"{dag.origin}: line {declared}: Python cannot import this file: {exc}; a comment with "
+                f"'coding:' or 'coding=' on line 1 or 2 declares the file's encoding (PEP 263); {_REBUILD}"
+            ) from exc
+    if encoding not in ("utf-8", "utf-8-sig"):
+        raise DagSyntaxError(
+            f"{dag.origin}: line {declared or 1}: declares the encoding {encoding!r} (PEP 263), so Python "
+            f"would read the file differently than UTF-8 tools do; {_REBUILD}"
+        )
+    try:
+        dag.data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise DagSyntaxError(f"{dag.origin}: not valid UTF-8 at byte {exc.start}; refusing to publish") from exc
+        line = dag.data.count(b"\n", 0, exc.start) + 1
+        raise DagSyntaxError(
+            f"{dag.origin}: line {line}: not valid UTF-8 at byte {exc.start}, so Python cannot import it; "
+            "refusing to publish"
+        ) from exc
+    if b"\0" in dag.data:  # checked here: Pythons differ in how compile() reports it
+        at = dag.data.index(b"\0")
+        line = dag.data.count(b"\n", 0, at) + 1
+        raise DagSyntaxError(
+            f"{dag.origin}: line {line}: contains null bytes (at byte {at}), "
+            "which Python cannot compile; refusing to publish"
+        )
     try:
-        compile(source, dag.origin, "exec", dont_inherit=True)
+        compile(dag.data, dag.origin, "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise DagSyntaxError(
             f"{dag.origin}: line {exc.lineno}: {exc.msg}; fix the DAG spec or template and rebuild"
         ) from exc
-    except ValueError as exc:  # source contains NUL bytes
-        raise DagSyntaxError(f"{dag.origin}: {exc}; refusing to publish") from exc
 
 
 def read_digest_file(path: Path) -> str:

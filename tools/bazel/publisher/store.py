@@ -101,6 +101,12 @@ def default_store_url(workspace: str | None) -> str:
 
 def parse_store_url(url: str) -> tuple[str, str]:
     """Split a DAG_BUCKET value into ("s3", bucket) or ("file", absolute dir)."""
+    if not url.isprintable():
+        # urlsplit silently deletes tabs and newlines anywhere in a URL ("s3://buck\net" is the
+        # bucket 'bucket'): refuse them instead of publishing somewhere the user did not write.
+        raise UsageError(
+            f"invalid flag: --bucket/DAG_BUCKET {url!r}: contains control characters (a newline or a tab?)"
+        )
     parts = urlsplit(url)
     if parts.scheme == "s3":
         bucket = parts.netloc

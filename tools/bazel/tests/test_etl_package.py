@@ -52,7 +52,8 @@ def test_dag_and_metadata_pin_the_image_digest() -> None:
     digest = _digest()
     dag = (PKG / "dags" / "hello_daily.py").read_text()
     assert f'IMAGE = "localhost:5000/etl/hello@{digest}"' in dag
-    assert dag.startswith("# generated from tools/bazel/tests/hello/dags/hello_daily.yaml by //tools/bazel/tests/hello:dag.hello_daily; do not edit")
+    assert dag.splitlines()[2:4] == ["# spec: tools/bazel/tests/hello/dags/hello_daily.yaml",
+                                     "# target: //tools/bazel/tests/hello:dag.hello_daily"]
     meta = json.loads((PKG / "metadata.json").read_text())
     assert meta["image"]["digest"] == digest
     assert [d["dag_id"] for d in meta["dags"]] == ["hello_daily"]

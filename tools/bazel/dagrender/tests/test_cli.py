@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import (
-    BAD,
     DIGEST_FILE,
     ENTRYPOINTS,
     PACKAGE,
@@ -52,16 +53,20 @@ def test_render_as_script_like_py_binary(tmp_path: Path) -> None:
     proc = _run(*_render_args(REFERENCE_SPEC, out), script=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == ""
-    assert out.read_text().startswith(f"# generated from {REFERENCE_SPEC} by {TARGET}; do not edit\n")
+    assert out.read_text().splitlines()[2:4] == [f"# spec: {REFERENCE_SPEC}", f"# target: {TARGET}"]
     assert [p.name for p in out.parent.iterdir()] == [out.name], "no temp files left behind"
 
 
 def test_bad_spec_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    # The corpus of bad specs and their pinned lines is tools/testing/hostile (run in-process there).
+    spec = tmp_path / "bad_cron.yaml"
+    spec.write_text(REFERENCE_SPEC.read_text().replace('"0 3 * * *"', '"0 25 * * *"').replace(
+        "dag_id: file_processing_daily_profile", "dag_id: bad_cron"))
     out = tmp_path / "bad_cron.py"
-    proc = _run(*_render_args(BAD / "bad_cron.yaml", out))
+    proc = _run(*_render_args(spec, out))
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"ERROR: {BAD / 'bad_cron.yaml'}: schedule: '0 25 * * *' is not a valid cron expression: "
+        f"ERROR: {spec}: schedule: '0 25 * * *' is not a valid cron expression: "
         "hour '25' is outside 0-23\n"
     )
     assert not out.exists()
@@ -101,3 +106,19 @@ def test_bad_entrypoints_file_exits_1(tmp_path: Path) -> None:
     assert proc.stderr == (
         f"ERROR: entrypoints file '{listing}' line 2: 'file_processing/jobs/report.py' is not a dotted module name\n"
     )
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o000])
+def test_written_files_are_0644_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    from dagrender.cli import main
+
+    out = tmp_path / "file_processing_daily_profile.py"
+    schema = tmp_path / "schema.json"
+    previous = os.umask(umask)
+    try:
+        assert main(_render_args(REFERENCE_SPEC, out)) == 0
+        assert main(["schema", "--out", str(schema)]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert stat.S_IMODE(schema.stat().st_mode) == 0o644

@@ -108,6 +108,14 @@ def test_no_store_and_no_workspace_is_a_usage_error(tmp_path: Path) -> None:
         (["--jobs", "0"], {}, r"--jobs 0: must be 1\.\.64"),
         (["--bogus"], {}, r"unrecognized arguments: --bogus"),
         ([], {"PACKAGE_NAME": "data_pipeline"}, r"PACKAGE_NAME='data_pipeline' but this target publishes"),
+        # A trailing newline (an env file or a `$(cat ...)` gone wrong) is refused in every name.
+        ([], {"ENV": "dev\n"}, r"invalid flag: invalid env 'dev\\n': it contains whitespace or control characters"),
+        (["--bucket", "s3://bucket\n"], {}, r"--bucket/DAG_BUCKET 's3://bucket\\n': contains control characters \(a newline or a tab\?\)"),
+        (["--bucket", "file:///tmp/st\tore"], {}, r"'file:///tmp/st\\tore': contains control characters"),
+        (["--tag", "v1\n"], {}, r"--tag/IMAGE_TAG 'v1\\n': must match"),
+        (["--repository", "registry.example.com/etl/file_processing\n"], {}, r"'registry.example.com/etl/file_processing\\n'"),
+        (["--rollback", "20261127T042000Z-3f2a9c1d\n"], {}, r"invalid release id '20261127T042000Z-3f2a9c1d\\n'"),
+        (["--smoke", "fp_a\n"], {}, r"invalid dag_id 'fp_a\\n'"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path, argv: list[str], environ: dict[str, str], message: str) -> None:

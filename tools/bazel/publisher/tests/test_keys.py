@@ -6,6 +6,9 @@ import pytest
 
 from publisher.errors import InvalidNameError, OutsidePrefixError
 from publisher.keys import (
+    DAG_ID_RE,
+    NAME_RE,
+    RELEASE_ID_RE,
     PackageKeys,
     validate_dag_id,
     validate_name,
@@ -113,3 +116,18 @@ def test_writes_outside_the_prefix_are_refused(key: str) -> None:
     keys = PackageKeys(env="dev", package="file_processing")
     with pytest.raises(OutsidePrefixError, match=r"may only write under 'dev/file_processing/'"):
         keys.check_writable(key)
+
+
+def test_a_trailing_newline_is_refused_in_every_name() -> None:
+    # Patterns are matched with fullmatch (never re.match with '$', which allows a final "\n"), and
+    # the screen refuses whitespace first; either way the name is refused.
+    with pytest.raises(InvalidNameError, match=r"^invalid env 'dev\\n': it contains whitespace or control characters$"):
+        validate_name("env", "dev\n")
+    with pytest.raises(InvalidNameError, match=r"^invalid package 'file_processing\\n': it contains whitespace"):
+        validate_name("package", "file_processing\n")
+    with pytest.raises(InvalidNameError, match=r"^invalid dag_id 'daily\\n': it contains whitespace"):
+        validate_dag_id("daily\n")
+    with pytest.raises(InvalidNameError, match=r"^invalid release id '20261127T042000Z-3f2a9c1d\\n': it contains"):
+        validate_release_id("20261127T042000Z-3f2a9c1d\n")
+    for pattern in (NAME_RE, DAG_ID_RE, RELEASE_ID_RE):
+        assert pattern.fullmatch("20261127T042000Z-3f2a9c1d\n") is None

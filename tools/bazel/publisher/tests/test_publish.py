@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -283,9 +285,53 @@ def test_syntax_error_is_refused_with_file_and_line(tmp_path: Path) -> None:
 def test_syntax_error_writes_nothing(s3: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
     build = write_build(tmp_path, PKG, {"fp_nul": b"x = 1\x00\n"})
     mark = s3.mark()
-    with pytest.raises(DagSyntaxError, match=r"fp_nul\.py: .*null bytes"):
+    with pytest.raises(DagSyntaxError, match=r"fp_nul\.py: line 1: contains null bytes \(at byte 5\)"):
         do_publish(s3, build, registry)
     assert s3.requests_since(mark) == [] and registry.pushes == []
+
+
+# The header dagrender wrote before: on line 1, `coding:dag.geocoding_daily` is a PEP 263 declaration.
+_OLD_GEOCODING_HEADER = (
+    b"# generated from packages/geocoding/dags/geocoding_daily.yaml by "
+    b"//packages/geocoding:dag.geocoding_daily; do not edit\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            _OLD_GEOCODING_HEADER + b"x = 1\n",
+            r"fp_a\.py: line 1: Python cannot import this file: unknown encoding: dag\.geocoding_daily; "
+            r"a comment with 'coding:' or 'coding=' on line 1 or 2 declares the file's encoding \(PEP 263\)",
+        ),
+        (
+            b"#!/usr/bin/env python3\n# coding=latin-1\nx = '\xe9'\n",
+            r"fp_a\.py: line 2: declares the encoding 'iso-8859-1' \(PEP 263\), so Python would read the file "
+            r"differently than UTF-8 tools do; rebuild the package with the current dagrender",
+        ),
+        (
+            b"x = 1\ny = '\xff'\n",
+            r"fp_a\.py: line 2: not valid UTF-8 at byte 11, so Python cannot import it; refusing to publish$",
+        ),
+    ],
+    ids=["unknown-encoding", "latin-1", "not-utf-8"],
+)
+def test_the_syntax_check_compiles_bytes_as_python_imports_them(tmp_path: Path, data: bytes, message: str) -> None:
+    # compile() of the decoded str accepts the first two (they are valid UTF-8): what the check did before.
+    build = write_build(tmp_path, PKG, {"fp_a": data})
+    with pytest.raises(DagSyntaxError, match=message):
+        load_build_output(build.dags_dir, package=PKG, image_digest_file=build.digest_file)
+
+
+def test_utf8_with_or_without_bom_and_a_utf8_declaration_pass(tmp_path: Path) -> None:
+    dags = {
+        "fp_bom": b"\xef\xbb\xbfx = 'caf\xc3\xa9'\n",
+        "fp_declared": b"# -*- coding: utf-8 -*-\nx = 'caf\xc3\xa9'\n",
+        "fp_plain": "x = 'café'\n".encode(),
+    }
+    build = write_build(tmp_path, PKG, dags)
+    assert sorted(load_build_output(build.dags_dir, package=PKG, image_digest_file=build.digest_file).dags) == sorted(dags)
 
 
 def test_image_missing_with_no_push_fails_before_store_writes(
@@ -405,3 +451,27 @@ def test_decommission_then_republish_brings_the_package_back(
     assert harness.read(f"dev/{PKG}/REMOVED") is None
     meta = harness.metadata("dev", PKG)
     assert meta is not None and "decommissioned" not in meta
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o000])
+def test_file_store_modes_do_not_depend_on_the_umask(tmp_path: Path, umask: int) -> None:
+    from publisher._filestore import FileStore
+
+    store = FileStore(tmp_path / "store")
+    previous = os.umask(umask)
+    try:
+        store.put("dev/file_processing/dags/fp_a.py", b"x = 1\n")
+        store.put("dev/file_processing/metadata.json", b"{}\n", if_none_match=True)
+    finally:
+        os.umask(previous)
+    modes = {
+        str(path.relative_to(tmp_path)): stat.S_IMODE(path.stat().st_mode)
+        for path in sorted((tmp_path / "store").rglob("*"))
+    }
+    assert modes == {
+        "store/dev": 0o755,
+        "store/dev/file_processing": 0o755,
+        "store/dev/file_processing/dags": 0o755,
+        "store/dev/file_processing/dags/fp_a.py": 0o644,
+        "store/dev/file_processing/metadata.json": 0o644,
+    }

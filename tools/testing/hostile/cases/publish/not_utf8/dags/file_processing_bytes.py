@@ -1,0 +1,2 @@
+IMAGE = "@IMAGE@"
+NAME = "ÿþ"
