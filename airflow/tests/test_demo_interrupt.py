@@ -142,11 +142,17 @@ def alive(pid: int) -> bool:
         return False
 
 
+# The stop signals: none of them may be blocked. Other bits are the program's own business (Go's
+# runtime, e.g. the Pushgateway's and podman's, blocks SIGUSR1/2, SIGPIPE, SIGALRM in its threads).
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
+STOP_MASK = sum(1 << (int(s) - 1) for s in STOP_SIGNALS)
+
+
 def blocked_signals(pid: int) -> int:
-    """The SigBlk mask of ``pid``'s main thread (0 when nothing is blocked)."""
+    """The stop signals (SIGHUP, SIGINT, SIGTERM) ``pid``'s main thread blocks, as a SigBlk bit mask."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("SigBlk:"):
-            return int(line.split()[1], 16)
+            return int(line.split()[1], 16) & STOP_MASK
     raise AssertionError(f"no SigBlk in /proc/{pid}/status")
 
 
