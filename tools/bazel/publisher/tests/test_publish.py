@@ -315,10 +315,23 @@ def test_pushed_digest_must_match_the_dags(harness: Harness, tmp_path: Path) -> 
     assert harness.snapshot() == {}
 
 
-def test_repository_flag_must_match_the_rendered_dags(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"--repository/IMAGE_REPOSITORY 'other.example/etl/x'.*the DAGs pin "
-                       r"'registry.example.com/etl/file_processing'"):
-        do_publish(harness, v1(tmp_path), registry, repository="other.example/etl/x")
+def test_repository_flag_is_the_prefix_the_dags_pin(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    build = v1(tmp_path)  # rendered for registry.example.com/etl/file_processing
+    do_publish(harness, build, registry, repository="registry.example.com/etl")
+    assert registry.pushes[-1][0] == "registry.example.com/etl/file_processing"
+
+
+@pytest.mark.parametrize("repository", ["other.example/etl", "registry.example.com/etl/file_processing"])
+def test_repository_flag_must_match_the_rendered_dags(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path, repository: str
+) -> None:
+    # The per-package repository is not a prefix: IMAGE_REPOSITORY has one meaning, the prefix.
+    with pytest.raises(UsageError, match=rf"^invalid flag: --repository/IMAGE_REPOSITORY {repository!r} \(the registry "
+                       r"prefix\): the DAGs pin 'registry.example.com/etl/file_processing' \(metadata.json "
+                       r"image.repository\), built with --//tools/bazel:image_repository=registry.example.com/etl; "
+                       rf"rebuild with --//tools/bazel:image_repository={repository}, or unset IMAGE_REPOSITORY$"):
+        do_publish(harness, v1(tmp_path), registry, repository=repository)
+    assert harness.snapshot() == {}
 
 
 @pytest.mark.parametrize(
