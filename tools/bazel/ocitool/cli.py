@@ -386,6 +386,11 @@ def _check_prefix(repository: str) -> None:
     DAGs pin; a push anywhere else would leave them pointing at an image that is not there.
     """
     prefix = (_env_default("IMAGE_REPOSITORY") or "").rstrip("/")
+    if prefix and prefix == repository:
+        raise UsageError(
+            f"invalid flag: IMAGE_REPOSITORY={prefix!r} is this image's repository; it means the registry "
+            f"prefix: set it to {repository.rpartition('/')[0]!r} (images live at <prefix>/<name>)"
+        )
     if prefix and repository.rpartition("/")[0] != prefix:
         raise UsageError(
             f"invalid flag: --repository {repository!r} is not under IMAGE_REPOSITORY={prefix!r} "

@@ -476,6 +476,11 @@ def _check_repository(options: PublishOptions, rendered: str, package: str) -> N
     prefix = options.repository.rstrip("/")
     if f"{prefix}/{package}" != rendered:
         built = rendered.removesuffix(f"/{package}")
+        if prefix == rendered:
+            raise UsageError(
+                f"invalid flag: --repository/IMAGE_REPOSITORY {options.repository!r} is the package's repository; "
+                f"it means the registry prefix: set it to {built!r} (images live at <prefix>/<package>)"
+            )
         raise UsageError(
             f"invalid flag: --repository/IMAGE_REPOSITORY {options.repository!r} (the registry prefix): "
             f"the DAGs pin {rendered!r} (metadata.json image.repository), built with "

@@ -209,7 +209,10 @@ def test_cli_refuses_a_repository_outside_the_image_repository_prefix(tmp_path: 
         env={"IMAGE_REPOSITORY": "registry.example.com/etl/pkg"},
     )
     assert full.returncode == 2
-    assert "is not under IMAGE_REPOSITORY='registry.example.com/etl/pkg'" in full.stderr
+    assert full.stderr.strip() == (
+        "ocitool push: error: invalid flag: IMAGE_REPOSITORY='registry.example.com/etl/pkg' is this image's "
+        "repository; it means the registry prefix: set it to 'registry.example.com/etl' (images live at <prefix>/<name>)"
+    )
 
 
 def test_cli_requires_a_repository(tmp_path: Path) -> None:
