@@ -31,7 +31,7 @@ STORE="/tmp/$TAG.store" DAGS="/tmp/$TAG.dags"
 REGISTRY_PID=""
 
 cleanup() {
-  [[ -z "$REGISTRY_PID" ]] || { kill "$REGISTRY_PID" 2>/dev/null; wait "$REGISTRY_PID" 2>/dev/null || true; }
+  if [[ -n "$REGISTRY_PID" ]]; then kill "$REGISTRY_PID" 2>/dev/null || true; wait "$REGISTRY_PID" 2>/dev/null || true; fi
   local p
   # The launcher leaves shared folders mounted until its reaper runs; drop this test's at once.
   for p in "$H" "$H_ENV" "$H_URL" "$F" "$T" "$NEW" "$STORE" "$DAGS"; do
