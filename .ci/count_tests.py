@@ -2,18 +2,23 @@
 
 A test target counts once, by its overall status. A run that failed before any test result was
 written (analysis or build errors) counts as one failure, so a broken build never looks green.
-Exits non-zero when anything failed.
+Exits non-zero when anything failed. Tests that run outside Bazel (on the host: the launcher's)
+are given as NAME=EXIT_CODE arguments after the two required ones and count like test targets.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 
 
-def main(bep_path: str, bazel_rc: int) -> int:
+def main(bep_path: str, bazel_rc: int, host_tests: Sequence[str] = ()) -> int:
     passed: list[str] = []
     failed: list[str] = []
+    for item in host_tests:
+        name, _, rc = item.rpartition("=")
+        (passed if rc == "0" else failed).append(name)
     try:
         lines = open(bep_path, encoding="utf-8").read().splitlines()
     except OSError:
@@ -36,4 +41,4 @@ def main(bep_path: str, bazel_rc: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), sys.argv[3:]))

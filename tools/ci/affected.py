@@ -1,6 +1,7 @@
 """List the packages a change affects, and optionally publish only those.
 
     ./bazelw run //tools/ci:affected -- --base origin/main             # prints package names
+    ./bazelw run //tools/ci:affected -- --base origin/main --json      # one JSON list (a CI matrix)
     ./bazelw run //tools/ci:affected -- --base origin/main --publish   # bazel run each :publish
 
 A package is affected when a file changed since `--base` is a (transitive) input of its `:image`
@@ -8,11 +9,14 @@ or `:dags` target: `bazel query "rdeps(<package targets>, set(<changed files>))"
 package's code selects that package; changing etl_core selects every package that depends on it;
 changing a README, a doc or another package's tests selects none of the unrelated packages.
 Changes to MODULE.bazel, the lock or the rules (tools/bazel) select every package, as they should.
+With `--publish`, each package is built for `IMAGE_REPOSITORY` where it is set (the registry
+prefix, passed as `--//tools/bazel:image_repository`), so its DAGs pin the registry it is pushed to.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +80,16 @@ def affected(ws: Path, base: str, bazel: str = "bazel") -> list[str]:
     return sorted(selected)
 
 
+def publish_command(pkg: str, publisher_args: list[str], environ: dict[str, str] | None = None,
+                    bazel: str = "bazel") -> list[str]:
+    """``bazel run`` of one package's :publish, built for ``IMAGE_REPOSITORY`` (the prefix) where set."""
+    environ = os.environ if environ is None else environ
+    flags = []
+    if environ.get("IMAGE_REPOSITORY"):
+        flags.append(f"--//tools/bazel:image_repository={environ['IMAGE_REPOSITORY']}")
+    return [bazel, "run", *flags, f"//packages/{pkg}:publish", "--", *publisher_args]
+
+
 def _query_keep_going(ws: Path, bazel: str, expr: str) -> list[str]:
     done = subprocess.run([bazel, "query", "--keep_going", "--noshow_progress", "--output=label", expr],
                           cwd=ws, capture_output=True, text=True, check=False)
@@ -88,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default=os.environ.get("BASE_REF", "origin/main"),
                     help="git revision to compare with (BASE_REF; default origin/main)")
-    ap.add_argument("--publish", action="store_true", help="run `bazel run //packages/<pkg>:publish` for each")
+    ap.add_argument("--json", action="store_true", help="print one JSON list instead of one name per line")
+    ap.add_argument("--publish", action="store_true", help="run `bazel run //packages/<pkg>:publish` for each "
+                    "(built for IMAGE_REPOSITORY where set); arguments after `--` go to the publisher")
     ap.add_argument("--bazel", default="bazel", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args(argv)
     ws = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
@@ -97,14 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     except AffectedError as exc:
         print(f"affected: {exc}", file=sys.stderr)
         return 1
-    for pkg in selected:
-        print(pkg)
+    if args.json:
+        print(json.dumps(selected))
+    else:
+        for pkg in selected:
+            print(pkg)
     if not args.publish:
         return 0
     print(f"affected: publishing {len(selected)} package(s): {', '.join(selected) or 'none'}", file=sys.stderr)
     failed = []
     for pkg in selected:
-        done = subprocess.run([args.bazel, "run", f"//packages/{pkg}:publish", "--", *rest], cwd=ws, check=False,
+        done = subprocess.run(publish_command(pkg, rest, bazel=args.bazel), cwd=ws, check=False,
                               env=dict(os.environ, PACKAGE_NAME=pkg))
         if done.returncode != 0:
             failed.append(pkg)

@@ -17,61 +17,13 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-NGINX_CONF = """
-daemon off;
-user root;
-worker_processes 2;
-error_log {root}/error.log;
-pid {root}/nginx.pid;
-events {{ worker_connections 256; }}
-http {{
-  access_log {root}/access.log;
-  client_body_temp_path {root}/tmp;
-  client_max_body_size 0;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      root {root}/data;
-      dav_methods PUT DELETE;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-    }}
-  }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_nginx(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    for sub in ("data", "tmp"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(root=root, port=port))
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(root / "error.log")])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/", timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            time.sleep(0.1)
-    return proc, url
+from tools.testing.remote_cache import remote_cache_server
 
 
 def run_bazel(ws: Path, output_base: Path, url: str, targets: list[str]) -> tuple[float, str, int]:
@@ -101,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     ws = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
     base = Path(tempfile.mkdtemp(prefix="remote-cache-bench-", dir="/var/tmp"))
-    proc, url = start_nginx(base / "nginx")
     try:
-        print(f"remote_cache_bench: cache {url}; cold run in output base A ...", flush=True)
-        cold, err_a, rc_a = run_bazel(ws, base / "ob-a", url, args.targets)
-        print("remote_cache_bench: second run in an empty output base B ...", flush=True)
-        warm, err_b, rc_b = run_bazel(ws, base / "ob-b", url, args.targets)
+        with remote_cache_server(base / "nginx") as url:
+            print(f"remote_cache_bench: cache {url}; cold run in output base A ...", flush=True)
+            cold, err_a, rc_a = run_bazel(ws, base / "ob-a", url, args.targets)
+            print("remote_cache_bench: second run in an empty output base B ...", flush=True)
+            warm, err_b, rc_b = run_bazel(ws, base / "ob-b", url, args.targets)
         hits, total = hit_rate(err_b)
         print(f"\ncold (A, empty cache):   {cold:7.1f}s  exit {rc_a}")
         print(f"warm (B, empty output base, warm cache): {warm:7.1f}s  exit {rc_b}")
@@ -115,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         print("A: " + next((l for l in err_a.splitlines() if re.match(r"INFO: \d+ process", l)), "?"))
         print("B: " + next((l for l in err_b.splitlines() if re.match(r"INFO: \d+ process", l)), "?"))
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         shutil.rmtree(base, ignore_errors=True)
     return 0
 

@@ -379,13 +379,32 @@ def _add_base_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 # -- push -----------------------------------------------------------------------------------------
+def _check_prefix(repository: str) -> None:
+    """``IMAGE_REPOSITORY``, where set, is the registry prefix: the repository must be ``<prefix>/<name>``.
+
+    The prefix is the ``--//tools/bazel:image_repository`` build setting's value, which the rendered
+    DAGs pin; a push anywhere else would leave them pointing at an image that is not there.
+    """
+    prefix = (_env_default("IMAGE_REPOSITORY") or "").rstrip("/")
+    if prefix and prefix == repository:
+        raise UsageError(
+            f"invalid flag: IMAGE_REPOSITORY={prefix!r} is this image's repository; it means the registry "
+            f"prefix: set it to {repository.rpartition('/')[0]!r} (images live at <prefix>/<name>)"
+        )
+    if prefix and repository.rpartition("/")[0] != prefix:
+        raise UsageError(
+            f"invalid flag: --repository {repository!r} is not under IMAGE_REPOSITORY={prefix!r} "
+            f"(the registry prefix); build with --//tools/bazel:image_repository={prefix} or pass "
+            f"--repository {prefix}/<name>, or unset IMAGE_REPOSITORY"
+        )
+
+
 def _cmd_push(args: argparse.Namespace) -> int:
     from ocitool.push import push_layout
 
     if not args.repository:
-        raise UsageError(
-            "required flag: --repository (or IMAGE_REPOSITORY), e.g. 127.0.0.1:5000/etl/pkg"
-        )
+        raise UsageError("required flag: --repository, e.g. 127.0.0.1:5000/etl/pkg")
+    _check_prefix(args.repository)
     # --tag flags (the rule's remote_tags) plus IMAGE_TAG (comma/space separated), in order, once
     env_tags = (_env_default("IMAGE_TAG") or "").replace(",", " ").split()
     tags = list(dict.fromkeys([*(args.tag or ()), *env_tags]))
@@ -412,8 +431,7 @@ def _add_push_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--layout", required=True, help="OCI image layout directory")
     p.add_argument(
         "--repository",
-        default=_env_default("IMAGE_REPOSITORY"),
-        help="host[:port]/path (IMAGE_REPOSITORY)",
+        help="host[:port]/path; IMAGE_REPOSITORY, where set, is the registry prefix it must be under",
     )
     p.add_argument(
         "--tag",

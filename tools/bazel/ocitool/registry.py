@@ -96,9 +96,7 @@ def parse_repository(value: str) -> Repository:
     """Parse ``host[:port]/path`` (no scheme, tag or digest)."""
     text = (value or "").strip()
     if not text:
-        raise UsageError(
-            "required flag: --repository (or IMAGE_REPOSITORY), e.g. 127.0.0.1:5000/etl/pkg"
-        )
+        raise UsageError("required flag: --repository, e.g. 127.0.0.1:5000/etl/pkg")
     if "://" in text:
         raise UsageError(
             f"invalid flag: --repository {value!r} must not have a scheme: use host[:port]/path"
@@ -379,7 +377,7 @@ class RegistryClient:
         if response.status == 404:
             return RegistryNotFoundError(
                 f"registry {reg!r} has no repository {name!r} (404 on {method} {what}{detail}): "
-                "check --repository / IMAGE_REPOSITORY"
+                "check --repository"
             )
         return RegistryError(
             f"registry {reg!r} answered {response.status} to {method} {what} in repository {name!r}{detail}"

@@ -2,6 +2,7 @@
 
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load(":airflow_dag.bzl", "airflow_dag")
+load(":image_repository.bzl", "image_repository")
 load(":oci_image.bzl", "oci_image")
 load(":oci_push.bzl", "oci_push")
 load(":providers.bzl", "AirflowDagInfo", "OciImageInfo")
@@ -112,13 +113,20 @@ _publish = rule(
     },
 )
 
-def etl_package(name, lib, dags = None, repository = None, default_job = None, stamp = False, visibility = None):
+def etl_package(name, lib, dags = None, default_job = None, stamp = False, visibility = None):
     """Everything one ETL package ships.
+
+    Where the image lives is the `//tools/bazel:image_repository` build setting, the registry
+    prefix (default `localhost:5000/etl`): the image is `<prefix>/<name>`, and `:push`, `:publish`
+    and the rendered DAGs all take it from there. Change it per build with
+    `--//tools/bazel:image_repository=registry.example.com/etl`; `IMAGE_REPOSITORY`, where set,
+    must name the same prefix (`:push` and `:publish` refuse a mismatch).
 
     Targets created (`<name>` is the package name, e.g. `file_processing`):
       :image            OCI image layout directory (base | wheels of `lib` | etl_core + the package)
       :image.digest     `sha256:<hex>` of the image manifest
       :image.listing.txt, :image.sbom.json   file listing (golden tests) and SPDX SBOM
+      :image.repository one line, `<prefix>/<name>`: where `:push` puts the image
       :push             (manual) `bazel run :push` pushes the image by digest, then tags
       :dags             rendered `dags/<dag_id>.py` for every spec in `dags/`, plus `metadata.json`
       :publish          (manual) `bazel run :publish -- [flags]`: image first, then the package's
@@ -130,8 +138,6 @@ def etl_package(name, lib, dags = None, repository = None, default_job = None, s
       name: the package name: `packages/<name>/`, Python package `<name>`, image `<repository>/<name>`.
       lib: the package's py_library, e.g. `:file_processing_lib`.
       dags: DAG spec files. Default: `glob(["dags/*.yaml"])`.
-      repository: default push repository prefix for `:push`. Default: the
-        `//tools/bazel:image_repository` build setting's default.
       default_job: job module run when the image starts without arguments, e.g.
         `file_processing.jobs.profile`. Default: none (the pod's command decides; DAGs always set it).
       stamp: put the revision (`STABLE_GIT_COMMIT` from --workspace_status_command) in metadata.json
@@ -143,7 +149,6 @@ def etl_package(name, lib, dags = None, repository = None, default_job = None, s
     for spec in dags:
         if not spec.startswith("dags/") or not spec.endswith(".yaml"):
             fail("etl_package(name=%r): dag spec %r must be a file dags/<dag_id>.yaml" % (name, spec))
-    repo = repository or "localhost:5000/etl"
 
     # The package is a Python package at the root of its folder, imported with its parent folder on
     # sys.path (`imports = [".."]`): packages/<name>/ -> /app/packages in the image.
@@ -172,13 +177,13 @@ def etl_package(name, lib, dags = None, repository = None, default_job = None, s
             "org.opencontainers.image.source": "packages/" + name,
             "org.opencontainers.image.vendor": "etl-platform",
         },
-        repository = "%s/%s" % (repo, name),
         visibility = visibility,
     )
+    image_repository(name = "image.repository", image_name = name, visibility = visibility)
     oci_push(
         name = "push",
         image = ":image",
-        repository = "%s/%s" % (repo, name),
+        repository_file = ":image.repository",
         tags = ["manual"],
         visibility = visibility,
     )
@@ -193,6 +198,7 @@ def etl_package(name, lib, dags = None, repository = None, default_job = None, s
             package = name,
             image = ":image",
             entrypoints = ":%s.jobs" % name,
+            visibility = visibility,
         )
         rendered.append(":dag." + dag_id)
     _dag_bundle(name = "dags", dags = rendered, image = ":image", package = name, stamp = stamp, visibility = visibility)

@@ -47,7 +47,7 @@ def _oci_image_impl(ctx):
     )
     return [
         DefaultInfo(files = depset([layout, digest])),
-        OciImageInfo(layout = layout, digest = digest, repository = ctx.attr.repository),
+        OciImageInfo(layout = layout, digest = digest),
         OutputGroupInfo(listing = depset([listing]), sbom = depset([sbom])),
     ]
 
@@ -78,7 +78,6 @@ rules_oci), `:<name>.listing.txt` (sorted file listing of the non-base layers, f
         "user": attr.string(doc = "User to run as, e.g. `65532` or `65532:65532`. Default: the base's (root)."),
         "workdir": attr.string(doc = "Working directory, e.g. `/app`. Default: the base's."),
         "labels": attr.string_dict(doc = "OCI config labels, e.g. `{\"org.opencontainers.image.source\": \"...\"}`. Default none."),
-        "repository": attr.string(doc = "Default push repository (not part of the image), e.g. `registry.local/etl/pkg`. Default empty."),
         "_ocitool": attr.label(
             default = "//tools/bazel/ocitool:ocitool_cli",
             executable = True,

@@ -5,7 +5,6 @@ OciImageInfo = provider(
     fields = {
         "layout": "File (directory): the OCI image layout.",
         "digest": "File: `sha256:<hex>` of the image manifest.",
-        "repository": "string: default repository the image is pushed to, or empty.",
     },
 )
 

@@ -75,8 +75,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                        "file://$BUILD_WORKSPACE_DIRECTORY/.etl/dag-store]; S3 uses AWS_ENDPOINT_URL "
                        "and the usual AWS credential chain")
     where.add_argument("--repository", default=_env(environ, "IMAGE_REPOSITORY"),
-                       help="image repository; must equal the one the DAGs pin [env IMAGE_REPOSITORY, "
-                       "default: metadata.json image.repository]")
+                       help="registry prefix, e.g. registry.example.com/etl: the image is <prefix>/<pkg>, and the "
+                       "DAGs must pin it there (the build's --//tools/bazel:image_repository); a mismatch is "
+                       "refused [env IMAGE_REPOSITORY, default: the build's]")
     where.add_argument("--tag", default=_env(environ, "IMAGE_TAG"),
                        help="extra human-readable image tag to push; DAGs always pin the digest [env IMAGE_TAG]")
 

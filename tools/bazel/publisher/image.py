@@ -72,8 +72,8 @@ def validate_tag(tag: str) -> str:
 def validate_repository(repository: str) -> str:
     if not _REPO_RE.fullmatch(repository):
         raise UsageError(
-            f"invalid flag: --repository/IMAGE_REPOSITORY {repository!r}: expected "
-            "[host[:port]/]path, e.g. registry.example.com/etl/file_processing"
+            f"invalid flag: --repository/IMAGE_REPOSITORY {repository!r}: expected a registry "
+            "prefix [host[:port]/]path, e.g. registry.example.com/etl"
         )
     return repository
 

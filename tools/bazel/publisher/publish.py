@@ -80,7 +80,7 @@ class PublishOptions:
     push: bool = True
     allow_mass_delete: bool = False
     image_tag: str | None = None
-    repository: str | None = None  # must equal the repository the DAGs were rendered with
+    repository: str | None = None  # registry prefix; <prefix>/<package> must be what the DAGs pin
     jobs: int = 8
     repair: bool = False  # also list dags/ and fix live objects that differ from metadata.json
 
@@ -469,11 +469,23 @@ def _plan_line(plan: Plan) -> str:
     return f"plan   {', '.join(parts)}; image {before} -> {plan.digest_after}"
 
 
-def _check_repository(options: PublishOptions, rendered: str) -> None:
-    if options.repository is not None and options.repository != rendered:
+def _check_repository(options: PublishOptions, rendered: str, package: str) -> None:
+    """``--repository``/``IMAGE_REPOSITORY`` is the registry prefix the DAGs must pin ``<prefix>/<package>`` under."""
+    if options.repository is None:
+        return
+    prefix = options.repository.rstrip("/")
+    if f"{prefix}/{package}" != rendered:
+        built = rendered.removesuffix(f"/{package}")
+        if prefix == rendered:
+            raise UsageError(
+                f"invalid flag: --repository/IMAGE_REPOSITORY {options.repository!r} is the package's repository; "
+                f"it means the registry prefix: set it to {built!r} (images live at <prefix>/<package>)"
+            )
         raise UsageError(
-            f"invalid flag: --repository/IMAGE_REPOSITORY {options.repository!r}: the DAGs pin "
-            f"{rendered!r} (metadata.json image.repository); rebuild with that repository, or unset it"
+            f"invalid flag: --repository/IMAGE_REPOSITORY {options.repository!r} (the registry prefix): "
+            f"the DAGs pin {rendered!r} (metadata.json image.repository), built with "
+            f"--//tools/bazel:image_repository={built}; rebuild with "
+            f"--//tools/bazel:image_repository={prefix}, or unset IMAGE_REPOSITORY"
         )
 
 
@@ -490,7 +502,7 @@ def publish_build(
 ) -> PublishResult:
     """Publish the build output of one package to ``<env>/<package>/`` in ``store``."""
     keys = PackageKeys(env=env, package=build.package)
-    _check_repository(options, build.image_repository)
+    _check_repository(options, build.image_repository, build.package)
     desired = _Desired(build=build.metadata, dags=build.dags, layout=image_layout, push=options.push,
                        rollback_of=None)
     return _Run(action="publish", store=store, keys=keys, desired=desired, registry=registry,
@@ -592,7 +604,7 @@ def rollback_release(
     build, dags = load_release(store, keys, release_id, jobs=options.jobs)
     for dag in dags.values():
         check_syntax(dag)
-    _check_repository(options, str(build["image"]["repository"]))
+    _check_repository(options, str(build["image"]["repository"]), package)
     desired = _Desired(build=build, dags=dags, layout=None, push=False, rollback_of=release_id)
     return _Run(action="rollback", store=store, keys=keys, desired=desired, registry=registry,
                 options=options, on_event=on_event, clock=clock).execute()

@@ -23,6 +23,11 @@ def _digest() -> str:
     return (PKG / "image.digest").read_text().strip()
 
 
+def _repository() -> str:
+    """``<--//tools/bazel:image_repository>/hello``: where ``:push`` pushes (``:image.repository``)."""
+    return (PKG / "image.repository").read_text().strip()
+
+
 def _blob(layout: Path, digest: str) -> bytes:
     return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
 
@@ -50,13 +55,46 @@ def test_config_runs_the_job_as_nonroot() -> None:
 
 def test_dag_and_metadata_pin_the_image_digest() -> None:
     digest = _digest()
+    repository = _repository()
+    assert repository.endswith("/hello")
     dag = (PKG / "dags" / "hello_daily.py").read_text()
-    assert f'IMAGE = "localhost:5000/etl/hello@{digest}"' in dag
+    assert f'IMAGE = "{repository}@{digest}"' in dag
     assert dag.splitlines()[2:4] == ["# spec: tools/bazel/tests/hello/dags/hello_daily.yaml",
                                      "# target: //tools/bazel/tests/hello:dag.hello_daily"]
     meta = json.loads((PKG / "metadata.json").read_text())
     assert meta["image"]["digest"] == digest
+    assert meta["image"]["repository"] == repository
     assert [d["dag_id"] for d in meta["dags"]] == ["hello_daily"]
+
+
+def _push_target(*args: str, image_repository: str) -> subprocess.CompletedProcess[str]:
+    """``bazel run //tools/bazel/tests/hello:push -- ARGS`` with IMAGE_REPOSITORY set (runfiles cwd)."""
+    env = dict(os.environ, IMAGE_REPOSITORY=image_repository)
+    return subprocess.run(["sh", str(PKG / "push.sh"), *args], env=env, capture_output=True, text=True, check=False)
+
+
+def test_push_target_refuses_another_image_repository_prefix() -> None:
+    # :push pushes to the build setting's prefix; IMAGE_REPOSITORY is that prefix, never a repository.
+    repository = _repository()
+    proc = _push_target(image_repository="registry.example.com/etl")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"ocitool push: error: invalid flag: --repository {repository!r} is not under "
+        "IMAGE_REPOSITORY='registry.example.com/etl' (the registry prefix); build with "
+        "--//tools/bazel:image_repository=registry.example.com/etl or pass --repository "
+        "registry.example.com/etl/<name>, or unset IMAGE_REPOSITORY"
+    )
+    proc = _push_target(image_repository=repository)
+    assert proc.returncode == 2, proc.stderr
+    assert f"IMAGE_REPOSITORY={repository!r} is this image's repository" in proc.stderr
+
+
+def test_push_target_pushes_under_the_image_repository_prefix() -> None:
+    with registry_server() as registry:
+        prefix = registry.repository("etl")
+        proc = _push_target("--repository", f"{prefix}/hello", image_repository=prefix)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == f"{prefix}/hello@{_digest()}"
 
 
 def test_push_skopeo_and_podman_run(tmp_path: Path) -> None:

@@ -113,6 +113,20 @@ def test_lock_change_selects_every_package(ws: Path, change) -> None:
     assert _affected(ws, change("requirements_lock.txt")) == ["alpha", "beta", "gamma"]
 
 
+def test_json_output_is_one_list(ws: Path, change, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    base = change("packages/alpha/job.py", "packages/beta/job.py")
+    monkeypatch.setenv("BUILD_WORKSPACE_DIRECTORY", str(ws))
+    assert affected.main(["--base", base, "--json", "--bazel", os.environ.get("BAZEL", "bazel")]) == 0
+    assert capsys.readouterr().out == '["alpha", "beta"]\n'
+
+
+def test_publish_builds_for_the_image_repository_prefix() -> None:
+    assert affected.publish_command("alpha", ["--dry-run"], {"IMAGE_REPOSITORY": "registry.example.com/etl"}) == [
+        "bazel", "run", "--//tools/bazel:image_repository=registry.example.com/etl", "//packages/alpha:publish",
+        "--", "--dry-run"]
+    assert affected.publish_command("alpha", [], {}) == ["bazel", "run", "//packages/alpha:publish", "--"]
+
+
 def test_shutdown(ws: Path) -> None:
     subprocess.run(["bazel", "shutdown"], cwd=ws, check=False, capture_output=True)
     assert affected.packages(ws) == ["alpha", "beta", "gamma"]

@@ -152,7 +152,7 @@ def test_app_only_change_uploads_app_layer_and_config_only(
     assert manifest_puts == [f"/v2/etl/app-change/manifests/{second.manifest_digest}"]
 
 
-def test_cli_takes_repository_and_tags_from_env(
+def test_cli_takes_tags_from_env_under_the_image_repository_prefix(
     tmp_path: Path, registry: RegistryServer
 ) -> None:
     image = _image(tmp_path)
@@ -161,9 +161,11 @@ def test_cli_takes_repository_and_tags_from_env(
         "push",
         "--layout",
         str(tmp_path / "layout"),
+        "--repository",
+        repo,
         "--tag",
         "remote",
-        env={"IMAGE_REPOSITORY": repo, "IMAGE_TAG": "dev,extra remote"},
+        env={"IMAGE_REPOSITORY": registry.repository("etl"), "IMAGE_TAG": "dev,extra remote"},
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{repo}@{image.manifest_digest}"
@@ -181,11 +183,43 @@ def test_cli_takes_repository_and_tags_from_env(
     ]
 
 
-def test_cli_requires_a_repository(tmp_path: Path) -> None:
-    proc = run_cli("push", "--layout", str(tmp_path), env={"IMAGE_REPOSITORY": ""})
+def test_cli_refuses_a_repository_outside_the_image_repository_prefix(tmp_path: Path) -> None:
+    # IMAGE_REPOSITORY is the registry prefix (the build setting's value), never a full repository.
+    proc = run_cli(
+        "push",
+        "--layout",
+        str(tmp_path),
+        "--repository",
+        "localhost:5000/etl/pkg",
+        env={"IMAGE_REPOSITORY": "registry.example.com/etl"},
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "ocitool push: error: required flag: --repository (or IMAGE_REPOSITORY), e.g. 127.0.0.1:5000/etl/pkg"
+        "ocitool push: error: invalid flag: --repository 'localhost:5000/etl/pkg' is not under "
+        "IMAGE_REPOSITORY='registry.example.com/etl' (the registry prefix); build with "
+        "--//tools/bazel:image_repository=registry.example.com/etl or pass --repository "
+        "registry.example.com/etl/<name>, or unset IMAGE_REPOSITORY"
+    )
+    full = run_cli(
+        "push",
+        "--layout",
+        str(tmp_path),
+        "--repository",
+        "registry.example.com/etl/pkg",
+        env={"IMAGE_REPOSITORY": "registry.example.com/etl/pkg"},
+    )
+    assert full.returncode == 2
+    assert full.stderr.strip() == (
+        "ocitool push: error: invalid flag: IMAGE_REPOSITORY='registry.example.com/etl/pkg' is this image's "
+        "repository; it means the registry prefix: set it to 'registry.example.com/etl' (images live at <prefix>/<name>)"
+    )
+
+
+def test_cli_requires_a_repository(tmp_path: Path) -> None:
+    proc = run_cli("push", "--layout", str(tmp_path), env={"IMAGE_REPOSITORY": "127.0.0.1:5000/etl"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "ocitool push: error: required flag: --repository, e.g. 127.0.0.1:5000/etl/pkg"
     )
 
 

@@ -361,10 +361,29 @@ def test_pushed_digest_must_match_the_dags(harness: Harness, tmp_path: Path) -> 
     assert harness.snapshot() == {}
 
 
+def test_repository_flag_is_the_prefix_the_dags_pin(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    build = v1(tmp_path)  # rendered for registry.example.com/etl/file_processing
+    do_publish(harness, build, registry, repository="registry.example.com/etl")
+    assert registry.pushes[-1][0] == "registry.example.com/etl/file_processing"
+
+
 def test_repository_flag_must_match_the_rendered_dags(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"--repository/IMAGE_REPOSITORY 'other.example/etl/x'.*the DAGs pin "
-                       r"'registry.example.com/etl/file_processing'"):
-        do_publish(harness, v1(tmp_path), registry, repository="other.example/etl/x")
+    repository = "other.example/etl"
+    with pytest.raises(UsageError, match=rf"^invalid flag: --repository/IMAGE_REPOSITORY {repository!r} \(the registry "
+                       r"prefix\): the DAGs pin 'registry.example.com/etl/file_processing' \(metadata.json "
+                       r"image.repository\), built with --//tools/bazel:image_repository=registry.example.com/etl; "
+                       rf"rebuild with --//tools/bazel:image_repository={repository}, or unset IMAGE_REPOSITORY$"):
+        do_publish(harness, v1(tmp_path), registry, repository=repository)
+    assert harness.snapshot() == {}
+
+
+def test_repository_flag_is_never_the_packages_repository(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+    # IMAGE_REPOSITORY has one meaning, the prefix: the per-package repository is refused with the fix.
+    with pytest.raises(UsageError, match=r"^invalid flag: --repository/IMAGE_REPOSITORY "
+                       r"'registry.example.com/etl/file_processing' is the package's repository; it means the "
+                       r"registry prefix: set it to 'registry.example.com/etl' \(images live at <prefix>/<package>\)$"):
+        do_publish(harness, v1(tmp_path), registry, repository="registry.example.com/etl/file_processing")
+    assert harness.snapshot() == {}
 
 
 @pytest.mark.parametrize(
