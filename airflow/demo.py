@@ -35,7 +35,6 @@ from types import FrameType
 from typing import Any, TextIO
 
 PACKAGES = ("file_processing", "data_pipeline", "observability")
-RENDERED_REGISTRY = "localhost:5000"  # //tools/bazel:image_repository, what the DAGs pin
 BUCKET = "etl-dags"
 JOBS_NAMESPACE = "etl-jobs"  # where the DAG specs run their pods
 
@@ -57,12 +56,13 @@ class Published:
 class LoopbackRegistry:
     """ImageRegistry for the publisher that serves the rendered repository from a local registry.
 
-    The DAGs were rendered for ``localhost:5000/etl/<pkg>``; the demo's registry listens on a free
-    port, so ``localhost:5000/`` is mapped to ``127.0.0.1:<port>/`` for the push and the check.
-    The digest, which is what the DAGs pin, is unchanged.
+    The DAGs were rendered for ``<registry host>/<prefix>/<pkg>`` (``--//tools/bazel:image_repository``,
+    by default ``localhost:5000/etl``); the demo's registry listens on a free port, so the rendered
+    registry host is mapped to ``127.0.0.1:<port>`` for the push and the check. The digest, which
+    is what the DAGs pin, is unchanged.
     """
 
-    def __init__(self, host: str, *, rendered: str = RENDERED_REGISTRY) -> None:
+    def __init__(self, host: str, *, rendered: str) -> None:
         self._host = host
         self._rendered = rendered
 
@@ -130,6 +130,12 @@ def _write(stream: TextIO | None, message: str) -> None:
 
 def _log(message: str) -> None:
     _write(sys.stdout, message)
+
+
+def rendered_registry(build_dir: Path) -> str:
+    """The registry host the DAGs pin (from the build's metadata.json: the image_repository setting)."""
+    repository = read_metadata(build_dir, PACKAGES[0])["image"]["repository"]
+    return str(repository).partition("/")[0]
 
 
 def find_build_dir() -> Path | None:
@@ -484,7 +490,8 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
         f"events JSON lines, customers)")
 
     metrics_port = free_port()
-    pods = LocalPodRuntime(args.state_dir / "podman", mirrors={RENDERED_REGISTRY: registry.host},
+    rendered = rendered_registry(args.build_dir)
+    pods = LocalPodRuntime(args.state_dir / "podman", mirrors={rendered: registry.host},
                            platform_id=platform_id(args.state_dir))
     settings = ControlPlaneSettings(home=dirs["airflow"], dags_folder=dirs["dags"], api_port=free_port(),
                                     sync_interval=args.sync_interval, local_pods_config=pods.state_dir / "runtime.json",
@@ -511,7 +518,7 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
 
     log(f"[{since()}] publishing {len(PACKAGES)} packages (images to {registry.host}, "
         f"DAGs to s3://{BUCKET}/{args.env}/)")
-    loopback = LoopbackRegistry(registry.host)
+    loopback = LoopbackRegistry(registry.host, rendered=rendered)
     published = publish_all(args.build_dir, env=args.env, registry=loopback)
     pulls = ThreadResult(lambda: pods.pull([item.image for item in published]), name="image-pull")
     with signals_deferred():

@@ -16,7 +16,7 @@ import pytest
 from controlplane.localpods.podrun import run_pod
 from controlplane.localpods.podspec import Cluster, UnsupportedPod, pod_to_podman
 from controlplane.localpods.runtime import PLATFORM_LABEL, LocalPodRuntime
-from demo import RENDERED_REGISTRY, LoopbackRegistry
+from demo import LoopbackRegistry, rendered_registry
 from tools.testing.registry import registry_server
 
 PACKAGE = "observability"
@@ -118,8 +118,9 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPod
     root = found / "packages" / PACKAGE
     image = json.loads((root / "metadata.json").read_text())["image"]
     with registry_server(work_dir=work / "registry") as registry:
-        LoopbackRegistry(registry.host).push(root / "image", image["repository"], [])
-        pods = LocalPodRuntime(work / "podman", mirrors={RENDERED_REGISTRY: registry.host},
+        rendered = rendered_registry(found)
+        LoopbackRegistry(registry.host, rendered=rendered).push(root / "image", image["repository"], [])
+        pods = LocalPodRuntime(work / "podman", mirrors={rendered: registry.host},
                                platform_id=uuid.uuid4().hex[:12])
         pods.add_secret("etl-jobs", "observability-airflow-api", {"password": "s3cr3t-value"})
         try:

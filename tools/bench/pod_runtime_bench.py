@@ -27,7 +27,7 @@ from pathlib import Path
 from controlplane.localpods.podrun import run_pod
 from controlplane.localpods.podspec import pod_to_podman
 from controlplane.localpods.runtime import PLATFORM_LABEL, LocalPodRuntime
-from demo import RENDERED_REGISTRY, LoopbackRegistry, find_build_dir
+from demo import LoopbackRegistry, find_build_dir, rendered_registry
 
 from tools.testing.registry import registry_server
 
@@ -60,7 +60,8 @@ def bench_runtime(rounds: int) -> None:
         sys.exit("pod_runtime_bench: no build outputs; run it with ./bazelw run //tools/bench:pod_runtime_bench")
     with tempfile.TemporaryDirectory(prefix="pod-bench-") as tmp, registry_server(work_dir=Path(tmp) / "registry") as reg:
         work = Path(tmp)
-        pods = LocalPodRuntime(work / "podman", mirrors={RENDERED_REGISTRY: reg.host}, platform_id=uuid.uuid4().hex[:12])
+        rendered = rendered_registry(build_dir)
+        pods = LocalPodRuntime(work / "podman", mirrors={rendered: reg.host}, platform_id=uuid.uuid4().hex[:12])
         pods.add_config_map("etl-jobs", "etl-platform", {"PUSHGATEWAY_URL": "http://127.0.0.1:9"})
         pods.add_secret("etl-jobs", "observability-airflow-api", {"username": "u", "password": "p"})
         pods.inject_env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -68,7 +69,7 @@ def bench_runtime(rounds: int) -> None:
             for n, (package, dag_id, task_id, module) in enumerate(TASKS):
                 root = build_dir / "packages" / package
                 image = json.loads((root / "metadata.json").read_text())["image"]
-                LoopbackRegistry(reg.host).push(root / "image", image["repository"], [])
+                LoopbackRegistry(reg.host, rendered=rendered).push(root / "image", image["repository"], [])
                 pods.pull([image["reference"]])
                 pod = task_pod(build_dir, package, dag_id, task_id)
                 limits = pod["spec"]["containers"][0]["resources"]["limits"]
