@@ -53,7 +53,7 @@ def test_the_published_pod_maps_to_podman_flags(build_dir: Path) -> None:
     assert value("--memory") == [str(512 * 2**20)] and value("--memory-swap") == [str(512 * 2**20)]
     assert value("--cpus") == ["0.5"] and value("--cpu-shares") == ["102"]
     assert value("--mount") == ["type=bind,source=@emptyDir:tmp@,destination=/tmp"] and run.empty_dirs == ("tmp",)
-    assert "--pull=missing" in args and "--network=host" in args and "--rm" in args
+    assert "--pull=missing" in args and "--network=host" in args and "--rm" not in args  # removed after its exit code is read (podrun)
     assert f"{PLATFORM_LABEL}=t" in value("--label")
     assert "etl.platform/dag-id=observability_platform_checks" in value("--label")
     # the platform ConfigMap (envFrom) and the injected credentials; no secret value on the line
@@ -185,4 +185,4 @@ def test_the_pod_runs_with_its_security_context_resources_and_secrets(
     assert not list(tmp_path.iterdir())  # the pod's emptyDir is gone
     left = subprocess.run([*config.podman, "ps", "-a", "-q", "--filter", f"name={run.name}"], env=config.environ(),
                           capture_output=True, text=True, check=True)
-    assert left.stdout.strip() == ""  # --rm
+    assert left.stdout.strip() == ""  # removed by run_pod once it exited

@@ -39,6 +39,14 @@ def remove_container(podman: Sequence[str], name: str, *, env: Mapping[str, str]
                    check=False, timeout=grace + 60)
 
 
+def _recorded_exit_code(podman: Sequence[str], name: str, *, env: Mapping[str, str] | None) -> int | None:
+    """The exit code the exited container ``name`` recorded, or None (not there, or not exited)."""
+    done = subprocess.run([*podman, "inspect", "--type", "container", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                           name], env=env, capture_output=True, text=True, check=False, timeout=60)
+    status, _, value = done.stdout.strip().partition(" ")
+    return int(value) if done.returncode == 0 and status == "exited" and value.lstrip("-").isdigit() else None
+
+
 def _attempt(argv: list[str], *, env: Mapping[str, str] | None, on_line: Callable[[str], None],
              podman: Sequence[str], name: str, deadline: float | None) -> tuple[int, bool, bool]:
     """One `podman run`: (exit code, whether the program printed anything, deadline exceeded)."""
@@ -79,7 +87,10 @@ def run_pod(run: PodmanRun, *, podman: Sequence[str], work_dir: Path, on_line: C
 
     A runtime failure before the program printed anything (exit 125-127 and no output: seen about
     once in 20 starts on a loaded 2-core machine, runc failing to set up the container) is retried
-    once; the program's own failures never are (Airflow's task retries decide those).
+    once; the program's own failures never are (Airflow's task retries decide those). The container
+    is not started with ``--rm``: under heavy load `podman run` once answered 127 after the job had
+    exited 0 (the container removed before podman read its exit file), so when podman itself
+    answers 125-127 the exit code the container recorded is read back, then it is removed.
     """
     started = time.monotonic()
     deadline = started + active_deadline if active_deadline else None
@@ -97,9 +108,14 @@ def run_pod(run: PodmanRun, *, podman: Sequence[str], work_dir: Path, on_line: C
                 paths[volume] = str(path)
             code, printed, expired = _attempt(run.argv(podman, paths), env=env, on_line=on_line,
                                               podman=podman, name=run.name, deadline=deadline)
+            if code in RUNTIME_FAILURE_CODES and printed:
+                recorded = _recorded_exit_code(podman, run.name, env=env)
+                if recorded is not None and recorded != code:
+                    on_line(f"podman answered {code}, but the container recorded exit code {recorded}")
+                    code = recorded
+            remove_container(podman, run.name, env=env)
             if code in RUNTIME_FAILURE_CODES and attempts == 1 and not printed and not expired:
                 on_line(f"podman could not start the container (exit {code}); retrying once")
-                remove_container(podman, run.name, env=env)
                 continue
             return PodResult(exit_code=code, seconds=time.monotonic() - started, attempts=attempts,
                              deadline_exceeded=expired)

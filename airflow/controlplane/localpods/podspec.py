@@ -428,7 +428,7 @@ def pod_to_podman(pod: Mapping[str, Any], cluster: Cluster, *, labels: Mapping[s
 
     env = _environment(pod, container, cluster, where)
     args: list[str] = ["--name", name, "--hostname", str(spec.get("hostname") or name)[:63], f"--pull={_PULL[pull]}",
-                       f"--network={cluster.network}", "--rm", "--init=false", "--log-driver=none"]
+                       f"--network={cluster.network}", "--init=false", "--log-driver=none"]
     for key, value in sorted({**(meta.get("labels") or {}), **(labels or {})}.items()):
         args += ["--label", f"{key}={value}"]
     for key, value in sorted((meta.get("annotations") or {}).items()):

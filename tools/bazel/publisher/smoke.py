@@ -172,20 +172,33 @@ class AirflowClient:
         return f"AirflowClient({self.config.api_url!r})"
 
     def request(self, method: str, path: str, body: object = None, *, auth: bool = True) -> tuple[int, Any]:
+        """One call; a GET or PATCH (idempotent) that times out, cannot connect or gets 502-504 is
+        tried again, 3 times in all: a busy api-server (one worker, also serving the tasks'
+        execution API) answered a poll after more than 30 s on a loaded 2-core machine."""
         data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(self.config.api_url + path, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if auth and self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise SmokeError(f"cannot reach the Airflow API at {self.config.api_url!r}: {exc}") from exc
+        attempts = 3 if method in ("GET", "PATCH") else 1
+        for attempt in range(1, attempts + 1):
+            request = urllib.request.Request(self.config.api_url + path, data=data, method=method)
+            request.add_header("Accept", "application/json")
+            if data is not None:
+                request.add_header("Content-Type", "application/json")
+            if auth and self._token:
+                request.add_header("Authorization", f"Bearer {self._token}")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    status, raw = response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                status, raw = exc.code, exc.read()
+                if status in (502, 503, 504) and attempt < attempts:
+                    time.sleep(2 * attempt)
+                    continue
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt < attempts:
+                    time.sleep(2 * attempt)
+                    continue
+                raise SmokeError(f"cannot reach the Airflow API at {self.config.api_url!r} "
+                                 f"({method} {path.split('?')[0]}, {attempts} tries): {exc}") from exc
+            break
         try:
             payload = json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, json.JSONDecodeError):
