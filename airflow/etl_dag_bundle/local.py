@@ -51,10 +51,10 @@ from sidecar.release_bundle import read_bundle
 from sidecar.stage import file_sha256
 from sidecar.store import METADATA_NAME, Store
 
-from etl_dag_bundle.errors import ReleaseUnavailableError
+from etl_dag_bundle.errors import BundleConfigError, ReleaseUnavailableError
 
 __all__ = ["CURRENT_LINK", "MANIFEST_NAME", "METADATA_COPY_NAME", "REMOVED_SUFFIX", "VERSION_RE", "LocalRelease",
-           "PackageReleases"]
+           "PackageReleases", "check_name"]
 
 log = logging.getLogger(__name__)
 
@@ -387,8 +387,6 @@ class PackageReleases:
 
 def check_name(kind: str, value: object) -> str:
     """An env or package name of the store contract, or BundleConfigError naming it."""
-    from etl_dag_bundle.errors import BundleConfigError
-
     if not isinstance(value, str) or not NAME_RE.match(value):
         raise BundleConfigError(f"invalid {kind} {value!r}: must match {NAME_RE.pattern} (docs/store-layout.md)")
     return value

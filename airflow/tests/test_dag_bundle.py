@@ -221,3 +221,23 @@ def test_airflows_bundle_manager_reads_the_configuration(store: Store, storage: 
     assert pinned.supports_versioning
     pinned.initialize()
     assert files_at(pinned.path) == files
+
+
+def test_a_decommissioned_package_is_an_empty_version_and_a_new_publish_brings_it_back(store: Store,
+                                                                                       storage: Path) -> None:
+    from publisher import open_store
+    from publisher.publish import decommission_package
+
+    first, files = store.publish("v1", {"orders_daily": "a"})
+    tracking = bundle(store)
+    tracking.initialize()
+    decommission_package(store=open_store(store.url), env=ENV, package=PKG, allow_mass_delete=True)
+    tracking.refresh()
+    assert tracking.get_current_version().version == f"{first}.removed"
+    assert files_at(tracking.path) == {}  # Airflow deactivates the package's DAGs
+    pinned = bundle(store, version=first)  # runs started before keep their release
+    pinned.initialize()
+    assert files_at(pinned.path) == files
+    second, new_files = store.publish("v2", {"orders_daily": "b"})
+    tracking.refresh()
+    assert tracking.get_current_version().version == second and files_at(tracking.path) == new_files
