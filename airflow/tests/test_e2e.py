@@ -20,7 +20,6 @@ from pathlib import Path
 
 import boto3
 import demo
-import pytest
 from rebuild import rebuild_with_new_image
 
 from tools.testing.registry import registry_binary
@@ -90,8 +89,8 @@ def assert_only_package_changed(before: dict, after: dict, package: str, what: s
     assert before.get(package) != after.get(package), f"{what}: package {package!r} did not change"
 
 
-@pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed")
 def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build_dir: Path) -> None:
+    assert registry_binary() is not None, "docker-registry is not installed: ./bazelw provisions it in the toolchain root"
     from publisher import PackageKeys, list_releases, rollback_release
     from publisher.smoke import SmokeConfig, run_smoke
 
