@@ -66,6 +66,10 @@ class PackageDagBundle(BaseDagBundle):
 
     supports_versioning = True
 
+    # timeout 5 s and 2 retries (the sidecar has 10 s and 4): the dag-processor refreshes its
+    # bundles one after the other in its main loop, so a store that accepts connections but never
+    # answers holds parsing for up to (retries + 1) x 2 x timeout = 30 s per bundle and refresh;
+    # a refused connection fails within the backoffs (0.5 + 1 s). The sidecar waits in its own process.
     def __init__(
         self,
         *,
