@@ -1,10 +1,12 @@
 """`./bazelw run //:demo`: the whole platform on this machine, on loopback only.
 
 moto S3 (seeded with a day of inputs) + Debian's docker-registry + a Pushgateway -> publish every
-package (image, DAGs, metadata.json) with the publisher library -> the DAG sync sidecar mirrors the
-bucket into a dags folder -> a local Airflow 3 (api-server, scheduler, dag-processor, triggerer;
-SQLite) parses it, and runs each KubernetesPodOperator task's own pod in podman (the local pod
-runtime, docs/airflow/local-pod-runtime.md). Once Airflow lists every DAG with no import errors it
+package (image, DAGs, metadata.json) with the publisher library -> the DAGs reach Airflow by one of
+two paths (``--dag-delivery``): ``sidecar`` (default), the DAG sync sidecar mirrors the bucket into
+a dags folder; ``bundle``, one versioned DAG bundle per package (etl_dag_bundle) reads the store
+itself -> a local Airflow 3 (api-server, scheduler, dag-processor, triggerer; SQLite) parses them,
+and runs each KubernetesPodOperator task's own pod in podman (the local pod runtime,
+docs/airflow/local-pod-runtime.md). Once Airflow lists every DAG with no import errors it
 prints the UI address and login, runs every DAG once on the seeded day (in data order), prints
 each run's state and outputs, then runs until Ctrl-C. ``--once`` exits instead: 0 when every run
 succeeded, else 1 naming the runs that did not.
@@ -37,6 +39,7 @@ from typing import Any, TextIO
 PACKAGES = ("file_processing", "data_pipeline", "observability")
 BUCKET = "etl-dags"
 JOBS_NAMESPACE = "etl-jobs"  # where the DAG specs run their pods
+DELIVERIES = ("sidecar", "bundle")  # --dag-delivery: docs/airflow/dag-bundles.md compares them
 
 
 class DemoError(RuntimeError):
@@ -165,8 +168,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--build-dir", type=Path, default=None,
                         help="folder holding packages/<pkg>/{metadata.json,dags,image,image.digest}")
     parser.add_argument("--env", default="dev", help="store environment prefix (default dev)")
+    parser.add_argument("--dag-delivery", choices=DELIVERIES, default="sidecar",
+                        help="how DAG files reach Airflow: 'sidecar' mirrors the store into the dags folder, "
+                        "'bundle' serves each package as a versioned Airflow DAG bundle (default sidecar)")
     parser.add_argument("--sync-interval", type=float, default=5.0,
-                        help="sidecar interval; Airflow's refresh interval follows it (default 5)")
+                        help="sidecar interval; Airflow's refresh interval (and each bundle's) follows it (default 5)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds to wait for every DAG to be visible (default 600)")
     parser.add_argument("--run-timeout", type=float, default=900.0,
@@ -200,6 +206,7 @@ def fresh_state(state: Path) -> dict[str, Path]:
     for name in ("s3", "registry", "dags", "logs"):
         shutil.rmtree(dirs[name], ignore_errors=True)
     shutil.rmtree(dirs["airflow"] / "logs", ignore_errors=True)  # task logs of an earlier run
+    shutil.rmtree(dirs["airflow"] / "dag_bundles", ignore_errors=True)  # an earlier run's bundle versions
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
     db = dirs["airflow"] / "airflow.db"
@@ -268,13 +275,18 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     proc.wait()
 
 
-def sync_state(dags_dir: Path, item: Published, health: dict | None) -> str:
-    manifest = dags_dir / item.package / ".release.json"
+def sync_state(dags_dir: Path, item: Published, health: dict | None, *, bundles: Path | None = None) -> str:
+    """The release Airflow reads for ``item``: the sidecar's folder, or (``bundles``) the bundle's tracking path."""
+    manifest = (bundles / item.package / "current" if bundles else dags_dir / item.package) / ".release.json"
     try:
-        release = (json.loads(manifest.read_text()).get("release") or {}).get("id")
+        doc = json.loads(manifest.read_text())
+        release = doc.get("version") if bundles else (doc.get("release") or {}).get("id")
     except (OSError, ValueError):
         return "not synced"
-    state = "synced" if release == item.release_id else f"behind ({release})"
+    if bundles:  # the release id the dag-processor's tracking path is at
+        state = f"{release} (current)" if release == item.release_id else f"{release} (behind {item.release_id})"
+    else:
+        state = "synced" if release == item.release_id else f"behind ({release})"
     if health is not None and health.get("consecutive_failures"):
         state += f", {health['consecutive_failures']} failed cycles"
     return state
@@ -292,7 +304,7 @@ def sidecar_health(port: int) -> dict | None:
     return None
 
 
-def wait_for_dags(api, expected: set[str], *, timeout: float, sidecar: subprocess.Popen[bytes],
+def wait_for_dags(api, expected: set[str], *, timeout: float, sidecar: subprocess.Popen[bytes] | None,
                   control_plane) -> float:
     """Poll until every expected DAG is listed and there are no import errors; return when."""
     deadline = time.monotonic() + timeout
@@ -301,7 +313,7 @@ def wait_for_dags(api, expected: set[str], *, timeout: float, sidecar: subproces
     errors: list[dict] = []
     while time.monotonic() < deadline:
         control_plane.check_running()
-        if sidecar.poll() is not None:
+        if sidecar is not None and sidecar.poll() is not None:
             raise DemoError(f"the sidecar exited with code {sidecar.returncode}; see logs/sidecar.log")
         seen = api.dag_ids() & expected
         errors = api.import_errors()
@@ -316,9 +328,9 @@ def wait_for_dags(api, expected: set[str], *, timeout: float, sidecar: subproces
     raise DemoError(f"after {timeout:.0f}s Airflow still misses DAGs {missing!r}{detail}; see the logs folder")
 
 
-def print_summary(items: list[Published], dags_dir: Path, health: dict | None) -> None:
-    rows = [("package", "DAGs", "image digest", "sync state")]
-    rows += [(i.package, str(len(i.dag_ids)), i.digest[:19] + "...", sync_state(dags_dir, i, health))
+def print_summary(items: list[Published], dags_dir: Path, health: dict | None, *, bundles: Path | None = None) -> None:
+    rows = [("package", "DAGs", "image digest", "sync state" if bundles is None else "bundle version")]
+    rows += [(i.package, str(len(i.dag_ids)), i.digest[:19] + "...", sync_state(dags_dir, i, health, bundles=bundles))
              for i in items]
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     for n, row in enumerate(rows):
@@ -341,7 +353,7 @@ class Platform:
     pods: Any  # controlplane.localpods.runtime.LocalPodRuntime
     pushgateway: Any  # tools.testing.pushgateway.Pushgateway
     seeded: Any  # demodata.Seeded
-    sidecar: subprocess.Popen[bytes]
+    sidecar: subprocess.Popen[bytes] | None  # None with --dag-delivery bundle
     metrics_port: int
     published: list[Published]
     expected: set[str]
@@ -368,12 +380,21 @@ class Platform:
 
     def check_running(self) -> None:
         self.plane.check_running()
-        if self.sidecar.poll() is not None:
+        if self.sidecar is not None and self.sidecar.poll() is not None:
             raise DemoError(f"the sidecar exited with code {self.sidecar.returncode}; see "
                             f"{self.dirs['logs'] / 'sidecar.log'}")
 
     def refresh_interval(self) -> str:
         return self.settings.environ()["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"]
+
+    @property
+    def delivery(self) -> str:
+        return str(self.args.dag_delivery)
+
+    @property
+    def bundles(self) -> Path | None:
+        """Where the DAG bundles keep their versions (bundle delivery), else None."""
+        return self.settings.dag_bundle_storage if self.delivery == "bundle" else None
 
 
 def run_date() -> dt.date:
@@ -493,15 +514,22 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
     rendered = rendered_registry(args.build_dir)
     pods = LocalPodRuntime(args.state_dir / "podman", mirrors={rendered: registry.host},
                            platform_id=platform_id(args.state_dir))
+    bundles = None
+    if args.dag_delivery == "bundle":
+        from etl_dag_bundle import bundle_config_json
+
+        bundles = bundle_config_json(dag_bucket=f"s3://{BUCKET}", env=args.env, packages=PACKAGES)
     settings = ControlPlaneSettings(home=dirs["airflow"], dags_folder=dirs["dags"], api_port=free_port(),
                                     sync_interval=args.sync_interval, local_pods_config=pods.state_dir / "runtime.json",
-                                    scheduled_runs=args.schedules)
+                                    scheduled_runs=args.schedules, dag_bundles=bundles)
     plane = ControlPlane(settings, log_dir=dirs["logs"], extra_env=child_env({}))
     stack.callback(plane.stop)  # before the boot thread starts anything; stop() refuses later starts
     pods.cleanup()  # containers a killed earlier run of this state folder left behind
     stack.callback(pods.cleanup)  # runs first: containers of running tasks go before their workers
+    # With bundle delivery there is no sidecar to point at (see run_dags for its health check).
+    sidecar_url = f"http://127.0.0.1:{metrics_port}/metrics" if bundles is None else ""
     local_cluster(pods, aws=aws, pushgateway=pushgateway.url, airflow=settings.api_url,
-                  sidecar=f"http://127.0.0.1:{metrics_port}/metrics", username=plane.username, password=plane.password)
+                  sidecar=sidecar_url, username=plane.username, password=plane.password)
     boot_error: list[BaseException] = []
 
     def boot() -> None:  # migrate Airflow's DB while the packages are published
@@ -521,11 +549,16 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
     loopback = LoopbackRegistry(registry.host, rendered=rendered)
     published = publish_all(args.build_dir, env=args.env, registry=loopback)
     pulls = ThreadResult(lambda: pods.pull([item.image for item in published]), name="image-pull")
-    with signals_deferred():
-        sidecar = start_sidecar(dirs, env=args.env, interval=args.sync_interval, port=metrics_port, aws=aws)
-        stack.callback(stop_process, sidecar)
-    log(f"[{since()}] sidecar syncing every {args.sync_interval:g}s into {dirs['dags']} "
-        f"(status http://127.0.0.1:{metrics_port}/healthz)")
+    sidecar: subprocess.Popen[bytes] | None = None
+    if bundles is None:
+        with signals_deferred():
+            sidecar = start_sidecar(dirs, env=args.env, interval=args.sync_interval, port=metrics_port, aws=aws)
+            stack.callback(stop_process, sidecar)
+        log(f"[{since()}] sidecar syncing every {args.sync_interval:g}s into {dirs['dags']} "
+            f"(status http://127.0.0.1:{metrics_port}/healthz)")
+    else:
+        log(f"[{since()}] DAG delivery: one versioned DAG bundle per package ({', '.join(PACKAGES)}), refreshed "
+            f"every {args.sync_interval:g}s by the dag-processor, versions under {settings.dag_bundle_storage}")
 
     while booter.is_alive():
         booter.join(timeout=1)
@@ -557,8 +590,12 @@ def run_dags(platform: Platform, *, timeout: float) -> dict[str, Any]:
 
     _log(f"[{time.monotonic() - platform.started:5.1f}s] running every DAG once for {platform.seeded.run_date} "
          "(tasks run their pods in podman)")
+    # With bundle delivery there is no sidecar: observability's sidecar_health gets no target
+    # (an empty sidecar_url in its conf; the task passes with "0 of 0"), Airflow's own bundle
+    # refresh is what delivers the DAGs then.
+    extra = {"observability_platform_checks": {"sidecar_url": ""}} if platform.delivery == "bundle" else {}
     reports = run_in_order(platform.client(), sorted(platform.expected), run_date=platform.seeded.run_date,
-                           timeout=timeout, log=_log)
+                           timeout=timeout, log=_log, extra_conf=extra)
     import boto3
 
     described = describe_outputs(boto3.client("s3"), platform.pushgateway.groups(), platform.seeded.run_date)
@@ -609,7 +646,9 @@ def run(args: argparse.Namespace) -> int:
             _log("")
             _log(f"  Airflow UI: {settings.api_url}/   login: {platform.plane.username} / {platform.plane.password}")
             _log("")
-            print_summary(platform.published, platform.dirs["dags"], sidecar_health(platform.metrics_port))
+            print_summary(platform.published, platform.dirs["dags"],
+                          sidecar_health(platform.metrics_port) if platform.sidecar is not None else None,
+                          bundles=platform.bundles)
             _log("")
             failed: list[str] = []
             green = None
@@ -627,7 +666,8 @@ def run(args: argparse.Namespace) -> int:
                 if failed:
                     raise DemoError(f"{len(failed)} of {len(platform.expected)} DAG runs did not succeed: "
                                     f"{', '.join(failed)} (task logs: Airflow UI, or {platform.dirs['airflow'] / 'logs'})")
-                _log(f"demo: ok: {timing} (sidecar interval {args.sync_interval:g}s, Airflow refresh interval "
+                _log(f"demo: ok: {timing} (DAG delivery {args.dag_delivery}, sync interval {args.sync_interval:g}s, "
+                     "Airflow refresh interval "
                      f"{platform.refresh_interval()}s)")
                 return 0
             if failed:

@@ -47,13 +47,19 @@ class DagRunReport:
 
 
 def run_in_order(client: AirflowClient, dag_ids: Sequence[str], *, run_date: dt.date, timeout: float,
-                 log: Callable[[str], None], poll_interval: float = 1.0) -> dict[str, DagRunReport]:
-    """Trigger each DAG once its upstream DAGs succeeded; wait for all; return the reports."""
+                 log: Callable[[str], None], poll_interval: float = 1.0,
+                 extra_conf: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, DagRunReport]:
+    """Trigger each DAG once its upstream DAGs succeeded; wait for all; return the reports.
+
+    ``extra_conf``: more ``dag_run.conf`` keys per dag_id (the platform's own, e.g. no sidecar to check).
+    """
     unknown = set(dag_ids) - set(AFTER)
     if unknown:
         raise ValueError(f"no run order for DAGs {sorted(unknown)}; add them to demoruns.AFTER")
     logical = dt.datetime.combine(run_date, dt.time(), tzinfo=dt.UTC)
     confs: dict[str, Mapping[str, Any]] = {"file_processing_partner_export": export_conf(run_date)}
+    for dag_id, extra in (extra_conf or {}).items():
+        confs[dag_id] = {**confs.get(dag_id, {}), **extra}
     reports: dict[str, DagRunReport] = {}
     running: dict[str, str] = {}  # dag_id -> run_id
     started = time.monotonic()

@@ -205,3 +205,98 @@ def test_the_local_platform_gives_its_pods_the_same_keys() -> None:
     local_keys = {ast.literal_eval(k) for k in call.args[2].keys}
     (doc,) = [d for d in yaml.safe_load_all(PLATFORM.read_text()) if d is not None]
     assert set(doc["data"]) <= local_keys, sorted(set(doc["data"]) - local_keys)
+
+
+# --- every pod that parses or runs DAG files keeps syncing, with one interval everywhere ---------
+
+DAG_READERS = ("dagProcessor", "scheduler", "triggerer", "workers")  # Airflow 3: the workers parse too
+SETTINGS_ENV = ROOT / "airflow" / "settings.env"
+DEPLOYMENT = ROOT / "docs" / "airflow" / "DEPLOYMENT.md"
+
+
+def _values() -> dict:
+    return yaml.safe_load((ROOT / "infra" / "airflow_control_plane" / "values.yaml").read_text())
+
+
+def _sync_containers(component: dict) -> tuple[list[dict], list[dict]]:
+    """(``--once`` init containers, continuously syncing containers) of a component's values."""
+    inits = component.get("extraInitContainers") or []
+    once = [c for c in inits if "--once" in c.get("args", [])]
+    loops = [c for c in component.get("extraContainers") or [] if c["name"].startswith("dag-sync")]
+    loops += [c for c in inits if c.get("restartPolicy") == "Always"]  # native sidecars
+    return once, loops
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def test_every_dag_reader_syncs_once_before_start_and_then_continuously() -> None:
+    values = _values()
+    for name in DAG_READERS:
+        once, loops = _sync_containers(values[name])
+        assert [c["name"] for c in once] == ["dag-sync-once"], name
+        assert [c["name"] for c in loops] == ["dag-sync"], f"{name}: needs a continuously syncing dag-sync"
+        loop = loops[0]
+        assert "--once" not in loop["args"] and _env(loop).get("SYNC_ONCE") in (None, "false"), name
+        inits = values[name]["extraInitContainers"]
+        if loop in inits:  # a native sidecar starts after the first sync, as Airflow's container does
+            assert inits.index(once[0]) < inits.index(loop), name
+        for container in (*once, loop):
+            assert {"name": "dags", "mountPath": "/opt/airflow/dags"} in container["volumeMounts"], name
+            assert _env(container)["DAGS_DIR"] == values["config"]["core"]["dags_folder"]
+            assert {k: _env(container)[k] for k in ("DAG_BUCKET", "ENV")} == {
+                k: _env(loop)[k] for k in ("DAG_BUCKET", "ENV")}, name
+        probes = {loop["readinessProbe"]["httpGet"]["path"], loop["livenessProbe"]["httpGet"]["path"]}
+        assert probes == {"/readyz", "/healthz"}, name
+    # workers may be KubernetesExecutor task pods: a regular sidecar container would keep them running
+    assert not values["workers"].get("extraContainers"), "workers: use a native sidecar (restartPolicy: Always)"
+
+
+def _settings_env() -> dict[str, str]:
+    out = {}
+    for line in SETTINGS_ENV.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def test_one_sync_interval_in_values_settings_env_and_the_deployment_guide() -> None:
+    values = _values()
+    intervals = {f"{name}/{c['name']}": int(_env(c)["SYNC_INTERVAL"])
+                 for name in DAG_READERS for c in _sync_containers(values[name])[1]}
+    settings = _settings_env()
+    intervals["values.yaml refresh_interval"] = int(values["config"]["dag_processor"]["refresh_interval"])
+    intervals["values.yaml min_file_process_interval"] = int(values["config"]["dag_processor"]["min_file_process_interval"])
+    intervals["settings.env REFRESH_INTERVAL"] = int(settings["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"])
+    intervals["settings.env MIN_FILE_PROCESS_INTERVAL"] = int(settings["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"])
+    guide = DEPLOYMENT.read_text()
+    for row in ("sidecar `SYNC_INTERVAL`", "`[dag_processor] refresh_interval` (folder listing)",
+                "`[dag_processor] min_file_process_interval`"):
+        line = next(x for x in guide.splitlines() if x.startswith(f"| {row} |"))
+        intervals[f"DEPLOYMENT.md {row}"] = int(line.split("|")[2].strip().removesuffix(" s"))
+    assert len(set(intervals.values())) == 1, f"one sync interval everywhere, got {intervals}"
+
+
+def _pod(component: str, values: dict) -> dict:
+    """The Pod the chart makes for ``component``, as far as this repository decides it: our init
+    containers and sidecars beside a stand-in for the chart's Airflow container, our volumes."""
+    airflow = {"name": component.lower(), "image": "apache/airflow:3.3.2",
+               "volumeMounts": values["volumeMounts"]}
+    spec = {"initContainers": values[component].get("extraInitContainers", []),
+            "containers": [airflow, *values[component].get("extraContainers", [])],
+            "volumes": values["volumes"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": component.lower()}, "spec": spec}
+
+
+def test_the_pods_of_every_dag_reader_are_valid_kubernetes_objects() -> None:
+    import kubernetes_validate
+
+    values = _values()
+    for name in DAG_READERS:
+        _validate(_pod(name, values))
+    broken = _pod("workers", values)
+    broken["spec"]["initContainers"][1] = {**broken["spec"]["initContainers"][1], "restartPolicy": True}
+    with pytest.raises(kubernetes_validate.ValidationError, match="True is not of type 'string'"):
+        _validate(broken)

@@ -15,11 +15,9 @@ import json
 import os
 import re
 import shutil
-import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
 
 from sidecar.errors import (
     ObjectNotFoundError,
@@ -29,6 +27,7 @@ from sidecar.errors import (
 )
 from sidecar.layout import MANIFEST_NAME, DagsDir
 from sidecar.metadata import DagFile, PackageMetadata
+from sidecar.release_bundle import read_bundle
 from sidecar.store import CHUNK_BYTES, Store
 
 __all__ = ["BUNDLE_MIN_FILES", "REJECT_REASONS", "StageResult", "Stager", "file_sha256", "wants_bundle"]
@@ -75,33 +74,6 @@ def wants_bundle(to_fetch: int, total: int) -> bool:
     (for more than 8 files); a release that changes a handful of files fetches just those.
     """
     return to_fetch > BUNDLE_MIN_FILES and to_fetch > BUNDLE_MIN_SHARE * total
-
-
-class _BadBundle(Exception):
-    """The bundle cannot be used; the files it did not deliver are fetched one by one."""
-
-
-class _HashingReader:
-    """Counts and hashes every byte tarfile reads from the stream."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.size = 0
-        self._digest = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size if size is not None and size >= 0 else CHUNK_BYTES)
-        self.size += len(data)
-        self._digest.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(CHUNK_BYTES):
-            pass
-
-    @property
-    def sha256(self) -> str:
-        return self._digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -202,76 +174,18 @@ class Stager:
     def _fetch_bundle(
         self, meta: PackageMetadata, wanted: list[DagFile], staging: Path
     ) -> tuple[set[str], int, int, str | None]:
-        """Stream the release bundle once and keep the ``wanted`` files it holds, verified.
+        """Stream the release bundle once and keep the ``wanted`` files it holds, verified and compiled.
 
-        Returns (local names written and verified, bytes read, objects opened, problem or None). Any problem
-        with the bundle (missing, not a tar, a member that is not a regular file at a path listed
-        in metadata.json, a member whose sha256 or size differs, the tar's own sha256 or size) ends
-        its use; the caller fetches what is left one by one, and those files decide. Every kept
-        file matched its sha256 in metadata.json, so it is kept whatever happens to the rest.
-        A kept file that does not compile rejects the release (ReleaseRejectedError).
+        Returns (local names written and verified, bytes read, objects opened, problem or None).
+        The checks are sidecar.release_bundle's; any problem with the bundle ends its use and the
+        caller fetches what is left one by one, and those files decide. Every kept file matched its
+        sha256 in metadata.json, so it is kept whatever happens to the rest. A kept file that does
+        not compile rejects the release (ReleaseRejectedError).
         """
-        assert meta.bundle is not None
-        bundle = meta.bundle
-        key = f"{self._env}/{meta.package}/{bundle.key}"
-        address = self._store.address(key)
-        listed = {dag.file: dag for dag in meta.dags}
-        want = {dag.file for dag in wanted}
-        done: set[str] = set()
-        reader: _HashingReader | None = None
-        problem: str | None = None
-        current: Path | None = None
-        try:
-            with self._store.open_read(key, max_bytes=bundle.size) as raw:
-                reader = _HashingReader(raw)
-                seen: set[str] = set()
-                with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
-                    for member in tar:
-                        dag = listed.get(member.name)
-                        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
-                            raise _BadBundle(f"member {member.name!r} is not a regular file")
-                        if dag is None:
-                            raise _BadBundle(f"member {member.name!r} is not a file listed in metadata.json")
-                        if member.name in seen:
-                            raise _BadBundle(f"member {member.name!r} appears twice")
-                        seen.add(member.name)
-                        if member.size > self._max_file_bytes or (dag.size is not None and member.size != dag.size):
-                            raise _BadBundle(f"member {member.name!r} has {member.size} bytes, metadata.json "
-                                             f"says {dag.size}")
-                        if member.name not in want:
-                            continue  # reused locally: tarfile skips its data (still hashed above)
-                        src = tar.extractfile(member)
-                        assert src is not None
-                        current = staging / dag.name  # a name from metadata.json, never the member's
-                        digest = hashlib.sha256()
-                        with open(current, "wb") as out:
-                            while chunk := src.read(CHUNK_BYTES):
-                                digest.update(chunk)
-                                out.write(chunk)
-                        if digest.hexdigest() != dag.sha256:
-                            raise _BadBundle(f"member {member.name!r} has sha256 {digest.hexdigest()}, "
-                                             f"metadata.json says {dag.sha256}")
-                        self._compile(meta, dag, current)
-                        done.add(dag.name)
-                        current = None
-                reader.drain()
-            if reader.size != bundle.size or reader.sha256 != bundle.sha256:
-                problem = (f"the tar has {reader.size} bytes and sha256 {reader.sha256}, metadata.json says "
-                           f"{bundle.size} and {bundle.sha256}")
-            elif len(done) < len(want):
-                problem = f"{len(want) - len(done)} of the files to fetch are not in it"
-        except ReleaseRejectedError:
-            raise
-        except _BadBundle as exc:
-            problem = str(exc)
-        except ObjectNotFoundError:
-            problem = "it does not exist"
-        except Exception as exc:  # noqa: BLE001 - a broken stream, a bad tar, a store error: single files decide
-            problem = f"{type(exc).__name__}: {exc}"
-        if current is not None:
-            current.unlink(missing_ok=True)
-        return (done, reader.size if reader is not None else 0, 0 if reader is None else 1,
-                f"{address!r}: {problem}" if problem else None)
+        read = read_bundle(self._store, self._env, meta, wanted=wanted, dest=staging,
+                           max_file_bytes=self._max_file_bytes,
+                           check=lambda dag, path: self._compile(meta, dag, path))
+        return set(read.written), read.size, int(read.opened), read.problem
 
     def _fetch_all(
         self, meta: PackageMetadata, dags: list[DagFile], staging: Path, *, bundle_ok: bool, mismatches: list[str]

@@ -2,9 +2,9 @@
 ``AIRFLOW__SECTION__KEY`` environment of every Airflow process.
 
 The intervals follow the sidecar's: Airflow lists the dags folder every ``sync_interval`` seconds
-(``[dag_processor] refresh_interval``) and re-parses a file at most that often
-(``min_file_process_interval``), so a file the sidecar switches in is seen within about two
-intervals. ``airflow/settings.env`` shows the same settings for a deployment.
+(``[dag_processor] refresh_interval``, also each DAG bundle's refresh interval) and re-parses a
+file at most that often (``min_file_process_interval``), so a file the sidecar switches in is seen
+within about two intervals. ``airflow/settings.env`` shows the same settings for a deployment.
 """
 
 from __future__ import annotations
@@ -48,10 +48,20 @@ class ControlPlaneSettings:
     # False: the scheduler creates no scheduled runs, only triggered ones run (the local platform
     # holds one seeded day of data); a deployment keeps Airflow's default (True).
     scheduled_runs: bool = True
+    # The DAG delivery path. None: the dags folder, which the sidecar fills (Airflow's default
+    # bundle "dags-folder"). Else the JSON of [dag_processor] dag_bundle_config_list, one
+    # etl_dag_bundle.PackageDagBundle per package (etl_dag_bundle.bundle_config_json writes it);
+    # the bundles keep their versions under <home>/dag_bundles.
+    dag_bundles: str | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def dag_bundle_storage(self) -> Path:
+        """``[dag_processor] dag_bundle_storage_path``: the bundles' versions, per bundle name."""
+        return self.home / "dag_bundles"
 
     @property
     def passwords_file(self) -> Path:
@@ -106,6 +116,8 @@ class ControlPlaneSettings:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(self.scheduled_runs),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.dag_bundle_storage),
+            **({"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": self.dag_bundles} if self.dag_bundles else {}),
         }
 
 

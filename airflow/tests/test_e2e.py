@@ -1,71 +1,32 @@
-"""End to end: publish all -> sidecar -> Airflow; rebuild one package with a new image digest and
-republish it; roll it back; smoke-trigger a run. Real moto S3, docker-registry, ocitool, dagrender,
-publisher, sidecar and Airflow 3 (api-server, scheduler, dag-processor), all on loopback.
+"""End to end: publish all -> sidecar or DAG bundles -> Airflow; rebuild one package with a new image
+digest and republish it; roll it back; smoke-trigger a run. Real moto S3, docker-registry, ocitool,
+dagrender, publisher, sidecar or etl_dag_bundle, and Airflow 3 (api-server, scheduler,
+dag-processor), all on loopback.
 
-What changes between two snapshots is compared exactly: every S3 key with its ETag (moto's
-listing) and every file (sha256) and symlink under the sidecar's dags folder, per package.
+``ETL_DAG_DELIVERY`` picks the delivery path, as the demo's ``--dag-delivery`` (//airflow:test_e2e
+runs ``sidecar``, //airflow:test_e2e_bundle ``bundle``). What changes between two snapshots is
+compared exactly: every S3 key with its ETag (moto's listing) and every file (sha256) and symlink
+under the local folder Airflow reads (the sidecar's dags folder, or the bundles' storage), per package.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
 
 import boto3
 import demo
-import pytest
+from rebuild import rebuild_with_new_image
 
 from tools.testing.registry import registry_binary
 
-ROOT = Path(__file__).parent.parent.parent  # the workspace root (runfiles _main under Bazel)
 CHANGED = "file_processing"  # the package rebuilt with a new image digest
 SYNC_INTERVAL = 3.0
-
-
-def _child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-
-
-def _run(args: list[str], *, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=cwd, env=_child_env(), capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, f"{args[:3]} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def rebuild_with_new_image(build_dir: Path, package: str, out: Path, *, label: str) -> str:
-    """The package's build again, with an image that differs by one config label (a new digest).
-
-    The same tools as the Bazel rules: `ocitool image` on the built image, `dagrender render` of
-    every spec and `dagrender metadata`, with the rule's arguments. Returns the new digest.
-    """
-    built = build_dir / "packages" / package
-    out.mkdir(parents=True)
-    _run(["-m", "ocitool", "image", "--base", str(built / "image"), "--label", label,
-          "--out", str(out / "image"), "--digest-out", str(out / "image.digest")], cwd=ROOT)
-    digest = (out / "image.digest").read_text().strip()
-    repository = json.loads((built / "metadata.json").read_text())["image"]["repository"].rpartition("/")[0]
-    specs = sorted((ROOT / "packages" / package / "dags").glob("*.yaml"))
-    assert specs, f"no DAG specs under packages/{package}/dags in the runfiles"
-    (out / "dags").mkdir()
-    dag_args: list[str] = []
-    for spec in specs:
-        dag_id, rel = spec.stem, str(spec.relative_to(ROOT))
-        rendered = out / "dags" / f"{dag_id}.py"
-        _run(["-m", "dagrender", "render", "--spec", rel, "--package", package, "--repository", repository,
-              "--digest-file", str(out / "image.digest"), "--target", f"//packages/{package}:dag.{dag_id}",
-              "--entrypoints", str(built / f"{package}.jobs.txt"), "--out", str(rendered)], cwd=ROOT)
-        dag_args += ["--dag", rel, str(rendered)]
-    _run(["-m", "dagrender", "metadata", "--package", package, "--repository", repository,
-          "--digest-file", str(out / "image.digest"), *dag_args, "--out", str(out / "metadata.json")], cwd=ROOT)
-    return digest
+DELIVERY = os.environ.get("ETL_DAG_DELIVERY", "sidecar")
 
 
 def s3_snapshot(bucket: str) -> dict[str, dict[str, str]]:
@@ -79,7 +40,8 @@ def s3_snapshot(bucket: str) -> dict[str, dict[str, str]]:
 
 
 def local_snapshot(dags: Path) -> dict[str, dict[str, str]]:
-    """{package: {path: sha256 or '-> target'}} of the dags folder (the sidecar's state included)."""
+    """{package: {path: sha256 or '-> target'}} of the dags folder (the sidecar's state included), or
+    of the bundles' storage (``<pkg>/current``, ``<pkg>/followed/``, ``<pkg>/versions/``)."""
     by_package: dict[str, dict[str, str]] = {}
     for path in sorted(dags.rglob("*")):
         rel = path.relative_to(dags)
@@ -96,8 +58,10 @@ def local_snapshot(dags: Path) -> dict[str, dict[str, str]]:
 
 
 def visible_dag_files(dags: Path, package: str) -> dict[str, bytes]:
-    """What Airflow reads for ``package``: ``<dags>/<package>/*.py`` through the sidecar's symlink."""
-    return {p.name: p.read_bytes() for p in sorted((dags / package).glob("*.py"))}
+    """What Airflow's dag-processor reads for ``package``: ``<dags>/<package>/*.py`` through the
+    sidecar's symlink, or the bundle's tracking path ``<storage>/<package>/current/*.py``."""
+    folder = dags / package / "current" if DELIVERY == "bundle" else dags / package
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.py"))}
 
 
 def dag_source(api, dag_id: str) -> str | None:  # noqa: ANN001
@@ -125,17 +89,18 @@ def assert_only_package_changed(before: dict, after: dict, package: str, what: s
     assert before.get(package) != after.get(package), f"{what}: package {package!r} did not change"
 
 
-@pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed")
 def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build_dir: Path) -> None:
+    assert registry_binary() is not None, "docker-registry is not installed: ./bazelw provisions it in the toolchain root"
     from publisher import PackageKeys, list_releases, rollback_release
     from publisher.smoke import SmokeConfig, run_smoke
 
     build = build_dir
     args = demo.parse_args(["--state-dir", str(tmp_path / "state"), "--build-dir", str(build),
-                            "--sync-interval", str(SYNC_INTERVAL), "--timeout", "600"])
+                            "--sync-interval", str(SYNC_INTERVAL), "--timeout", "600", "--dag-delivery", DELIVERY])
     with contextlib.ExitStack() as stack:
         platform = demo.start_platform(args, stack)
-        api, dags, store = platform.api(), platform.dirs["dags"], platform.store()
+        api, store = platform.api(), platform.store()
+        dags = platform.bundles if DELIVERY == "bundle" else platform.dirs["dags"]
         assert api.dag_ids() >= platform.expected and api.import_errors() == []
         first = next(p for p in platform.published if p.package == CHANGED)
         original_files = visible_dag_files(dags, CHANGED)
@@ -158,7 +123,7 @@ def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build
                                       registry=platform.registry)
         t_committed = time.monotonic()
         assert second.outcome == "published" and second.release_id != first.release_id, second
-        t_synced = wait_until("synced by the sidecar", lambda: visible_dag_files(dags, CHANGED) == rebuilt,
+        t_synced = wait_until(f"delivered by the {DELIVERY}", lambda: visible_dag_files(dags, CHANGED) == rebuilt,
                               platform=platform)
         t_visible = wait_until(
             "showing the new digest in Airflow's API",
@@ -203,8 +168,8 @@ def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build
         assert run["dag_id"] == dag_id and run["conf"]["release_id"] == rolled.release_id
 
         refresh = platform.refresh_interval()
-        print(f"e2e: republish {CHANGED}: publish call {t_committed - t_publish:.1f}s, sidecar switched at "
+        print(f"e2e ({DELIVERY}): republish {CHANGED}: publish call {t_committed - t_publish:.1f}s, {DELIVERY} switched at "
               f"{t_synced - t_publish:.1f}s, new digest in Airflow's API at {t_visible - t_publish:.1f}s "
-              f"after the publish started (sidecar interval {SYNC_INTERVAL:g}s, Airflow refresh interval {refresh}s)")
-        print(f"e2e: rollback {CHANGED} to {first.release_id}: first digest back in Airflow's API after "
+              f"after the publish started (sync interval {SYNC_INTERVAL:g}s, Airflow refresh interval {refresh}s)")
+        print(f"e2e ({DELIVERY}): rollback {CHANGED} to {first.release_id}: first digest back in Airflow's API after "
               f"{t_back - t_rollback:.1f}s; smoke run {smoke.run_id} (waited {smoke.waited_seconds:.1f}s)")
