@@ -1,0 +1,1 @@
+"""Deployment manifests and IAM documents; the files derived from the packages are generated here."""

@@ -1,0 +1,1 @@
+"""IAM policy documents of the DAG store (generated: see generate.py)."""
