@@ -1,1 +1,0 @@
-"""Manifests of the Airflow control plane; the packages' ServiceAccounts are generated (service_accounts.py)."""

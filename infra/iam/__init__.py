@@ -1,1 +1,0 @@
-"""IAM policy documents of the DAG store (generated: see generate.py)."""
