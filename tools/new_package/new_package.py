@@ -144,12 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("new_package: regenerated from the package list (//infra:update; commit them with the package):")
         for path in changed:
             print(f"  {path}")
-    print(f"""next:
-  ./bazelw test //packages/{name}/...                      # its tests, DAG-spec and pyproject checks
-  ./bazelw build //packages/{name}:dags                    # its image and rendered DAG
-  ./bazelw run //packages/{name}:publish -- --dry-run      # what a publish would write
-  ./bazelw run //:demo -- --once                           # the whole platform, {name}_example included
-  docs/adding-a-package.md                                 # what the shared tests check, and why""")
+    steps = [
+        (f"./bazelw test //packages/{name}/...", "its tests, DAG-spec and pyproject checks"),
+        (f"./bazelw build //packages/{name}:dags", "its image and rendered DAG"),
+        (f"./bazelw run //packages/{name}:publish -- --dry-run", "what a publish would write"),
+        ("./bazelw run //:demo -- --once", f"the whole platform, {name}_example included"),
+        ("docs/adding-a-package.md", "what a package author must know"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    print("next:")
+    for command, why in steps:
+        print(f"  {command.ljust(width)}  # {why}")
     return 0
 
 
