@@ -75,7 +75,8 @@ def test_update_regenerates_what_a_new_package_needs(tmp_path: Path) -> None:
     docs = list(yaml.safe_load_all((tmp_path / update.RBAC).read_text()))
     (account,) = [d for d in docs if d and d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "zz-new"]
     _validate(account)
-    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::ACCOUNT_ID:role/etl-zz-new"}
+    role = "arn:aws:iam::ACCOUNT_ID:role/etl-zz-new"
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
     assert update.update(tmp_path) == []
 
 
