@@ -56,7 +56,7 @@ def _wait_for_line(proc: subprocess.Popen[str], log: Path, needle: str, timeout:
 @pytest.mark.parametrize(
     ("moment", "sig", "extra_wait"),
     [
-        ("publishing 3 packages", signal.SIGINT, 0.0),  # `airflow db migrate` running in a thread
+        (f"publishing {len(PACKAGES)} packages", signal.SIGINT, 0.0),  # `airflow db migrate` running in a thread
         ("Airflow processes started", signal.SIGINT, 0.0),  # the three components booting
         ("Airflow processes started", signal.SIGTERM, 3.0),  # waiting for the api-server
     ],

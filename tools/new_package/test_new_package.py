@@ -25,7 +25,21 @@ from tools.testing.package_metadata import problems
 
 RUNFILES = Path(__file__).parents[2]  # _main in runfiles (symlinks not resolved)
 PACKAGES = (RUNFILES / "packages" / "etl_packages.txt").read_text().split()
-NAME = "zz_example"
+
+
+def _free_name() -> str:
+    """A name the scaffolder accepts next to the real packages (zz_example may be one of them)."""
+    for candidate in ("zz_example", *(f"zz_probe{n}" for n in range(100))):
+        try:
+            new_package.check_name(candidate, [*PACKAGES, new_package.LIBRARY])
+        except new_package.InvalidName:
+            continue
+        return candidate
+    raise AssertionError("no free package name for the test")
+
+
+NAME = _free_name()
+ACCOUNT = NAME.replace("_", "-")
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -52,7 +66,7 @@ def _monorepo(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str], str]]:
-    """(root, tree before, stdout) after `new_package zz_example` into a fresh copy."""
+    """(root, tree before, stdout) after `new_package <NAME>` into a fresh copy of the inputs."""
     root = _monorepo(tmp_path_factory.mktemp("monorepo"))
     before = _tree(root)
     out = subprocess.run([sys.executable, new_package.__file__, NAME, "--root", str(root)],
@@ -120,7 +134,7 @@ def test_it_writes_the_package_and_only_the_generated_infra_files(scaffolded: tu
     assert f"./bazelw test //packages/{NAME}/..." in stdout and "./bazelw run //:demo -- --once" in stdout
     assert NAME in generate.packages(root)  # the generators see the new BUILD.bazel as an ETL package
     rbac = (root / "infra" / "airflow_control_plane" / "rbac.yaml").read_text()
-    assert "  name: zz-example\n  namespace: etl-jobs\n" in rbac
+    assert f"  name: {ACCOUNT}\n  namespace: etl-jobs\n" in rbac
 
 
 def test_the_spec_renders_and_passes_the_package_dag_checks(scaffolded: tuple[Path, dict[str, str], str]) -> None:
@@ -137,7 +151,7 @@ def test_the_spec_renders_and_passes_the_package_dag_checks(scaffolded: tuple[Pa
         assert callable(importlib.import_module(task.job).run)
         assert task.resources["limits"]["memory"]
         assert task.retries >= 0 and task.execution_timeout
-        assert task.service_account == "zz-example"
+        assert task.service_account == ACCOUNT
     image = dagrender.ImageRef(repository_prefix="localhost:5000/etl", package=NAME, digest="sha256:" + "a" * 64)
     source = dagrender.render_dag(resolved, image=image, spec_path=shown, target=f"//packages/{NAME}:dags")
     compile(source, f"{spec.dag_id}.py", "exec")
