@@ -36,7 +36,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-PACKAGES = ("file_processing", "data_pipeline", "observability")
+
+def _etl_packages() -> tuple[str, ...]:
+    """Every ETL package: //packages:etl_packages, which Bazel derives from the folders under packages/
+    (in the runfiles tree under Bazel, else in bazel-bin), so a new package needs no edit here."""
+    here = Path(os.path.abspath(__file__)).parent.parent  # not resolve(): stay in the runfiles tree
+    for listing in (here / "packages" / "etl_packages.txt", here / "bazel-bin" / "packages" / "etl_packages.txt"):
+        if listing.is_file():
+            return tuple(listing.read_text().split())
+    return ()
+
+
+PACKAGES = _etl_packages()
 BUCKET = "etl-dags"
 JOBS_NAMESPACE = "etl-jobs"  # where the DAG specs run their pods
 DELIVERIES = ("sidecar", "bundle")  # --dag-delivery: docs/airflow/dag-bundles.md compares them
@@ -145,7 +156,7 @@ def find_build_dir() -> Path | None:
     """Where the packages' build outputs are (the runfiles tree under Bazel, else bazel-bin), or None."""
     here = Path(os.path.abspath(__file__)).parent.parent  # not resolve(): stay in the runfiles tree
     for candidate in (here, here / "bazel-bin"):
-        if (candidate / "packages" / PACKAGES[0] / "metadata.json").is_file():
+        if PACKAGES and (candidate / "packages" / PACKAGES[0] / "metadata.json").is_file():
             return candidate
     return None
 
@@ -242,6 +253,8 @@ def publish_all(build_dir: Path, *, env: str, registry: LoopbackRegistry) -> lis
     from publisher import open_store
 
     store = open_store(f"s3://{BUCKET}")
+    if not PACKAGES:
+        raise DemoError("no package list (packages/etl_packages.txt); build first: ./bazelw build //airflow:demo")
     for package in PACKAGES:
         read_metadata(build_dir, package)  # one clear line when the build output is missing
     return [publish_package(build_dir / "packages" / p, p, store=store, env=env, registry=registry)

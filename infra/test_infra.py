@@ -1,7 +1,8 @@
-"""infra/: IAM documents match the generator and grant only what each role needs; the Helm values
-put the sidecar beside every Airflow component that parses DAGs and run it --once before workers;
-rbac.yaml gives the workers just what KubernetesPodOperator needs in the pods' namespace. Kubernetes
-objects are validated offline against the JSON schemas of kubernetes-validate (strict mode).
+"""infra/: the generated files (IAM documents, rbac.yaml's ServiceAccounts) match the packages and
+the IAM documents grant only what each role needs; the Helm values put the sidecar beside every
+Airflow component that parses DAGs and run it --once before workers; rbac.yaml gives the workers
+just what KubernetesPodOperator needs in the pods' namespace. Kubernetes objects are validated
+offline against the JSON schemas of kubernetes-validate (strict mode).
 """
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from infra import update
+from infra.airflow_control_plane import service_accounts
+from infra.iam import generate
+
 ROOT = Path(__file__).parents[1]  # _main in runfiles
 SOURCE_ROOT = Path(os.path.realpath(__file__)).parents[1]
-sys.path.insert(0, str(ROOT / "infra" / "iam"))
-import generate  # noqa: E402
+# Every ETL package, as Bazel derives it from the folders under packages/ (//packages:etl_packages).
+BAZEL_PACKAGES = (ROOT / "packages" / "etl_packages.txt").read_text().split()
 
 WRITES = {"s3:PutObject", "s3:DeleteObject"}
 
@@ -29,11 +33,66 @@ def _allowed(doc: dict, action: str, key: str) -> bool:
                for st in doc["Statement"] if st["Effect"] == "Allow")
 
 
+def test_the_generators_see_the_packages_bazel_derives() -> None:
+    # Bazel lists the folders under packages/ minus the libraries (packages/BUILD.bazel); the
+    # generators list the BUILD.bazel files that call etl_package. Both must name the same packages.
+    assert sorted(BAZEL_PACKAGES) == generate.packages(SOURCE_ROOT), (
+        "//packages:etl_packages differs from the packages whose BUILD.bazel calls etl_package: "
+        "a library folder under packages/ belongs in _LIBRARIES of packages/BUILD.bazel")
+
+
 def test_committed_documents_match_the_generator() -> None:
     expected = generate.documents(SOURCE_ROOT)
     committed = {p.name: p.read_text() for p in (ROOT / "infra" / "iam").glob("*.json")}
-    assert committed == expected, "infra/iam is stale: run `./bazelw run //infra:iam.update`"
-    assert {"publisher-file_processing.json", "publisher-data_pipeline.json", "publisher-observability.json"} <= set(committed)
+    assert committed == expected, "infra/iam is stale: run `./bazelw run //infra:update`"
+    assert set(committed) == {f"publisher-{pkg}.json" for pkg in BAZEL_PACKAGES} | {"sidecar.json"}
+
+
+def test_committed_service_accounts_match_the_generator() -> None:
+    committed = RBAC.read_text()
+    expected = service_accounts.render(committed, generate.packages(SOURCE_ROOT))
+    assert committed == expected, "rbac.yaml's ServiceAccounts are stale: run `./bazelw run //infra:update`"
+    assert service_accounts.NAMESPACE == next(d for d in _rbac_docs() if d["kind"] == "Namespace")["metadata"]["name"]
+
+
+def test_committed_package_images_match_the_generator() -> None:
+    committed = ADMISSION.read_text()
+    expected = service_accounts.render_images(committed, generate.packages(SOURCE_ROOT))
+    assert committed == expected, "admission.yaml's package images are stale: run `./bazelw run //infra:update`"
+
+
+def test_update_regenerates_what_a_new_package_needs(tmp_path: Path) -> None:
+    # A copy of the inputs the generators read, plus one new package: update() writes its IAM
+    # document and ServiceAccount, and a second run changes nothing.
+    for pkg in BAZEL_PACKAGES + ["zz_new"]:
+        build = tmp_path / "packages" / pkg / "BUILD.bazel"
+        build.parent.mkdir(parents=True)
+        build.write_text(f'etl_package(\n    name = "{pkg}",\n    lib = ":{pkg}_lib",\n)\n')
+    (tmp_path / "infra" / "iam").mkdir(parents=True)
+    for doc in (ROOT / "infra" / "iam").glob("*.json"):
+        (tmp_path / "infra" / "iam" / doc.name).write_text(doc.read_text())
+    (tmp_path / "infra" / "iam" / "publisher-gone.json").write_text("{}")
+    (tmp_path / update.RBAC).parent.mkdir(parents=True)
+    (tmp_path / update.RBAC).write_text(RBAC.read_text())
+    (tmp_path / update.ADMISSION).write_text(ADMISSION.read_text())
+    changed = update.update(tmp_path)
+    assert sorted(map(str, changed)) == ["infra/airflow_control_plane/admission.yaml",
+                                         "infra/airflow_control_plane/rbac.yaml", "infra/iam/publisher-gone.json",
+                                         "infra/iam/publisher-zz_new.json"]
+    params = next(d for d in yaml.safe_load_all((tmp_path / update.ADMISSION).read_text()) if d["kind"] == "ConfigMap")
+    assert params["data"]["zz-new"] == "registry.example.com/etl/zz_new"
+    assert not (tmp_path / "infra" / "iam" / "publisher-gone.json").exists()
+    docs = list(yaml.safe_load_all((tmp_path / update.RBAC).read_text()))
+    (account,) = [d for d in docs if d and d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "zz-new"]
+    _validate(account)
+    role = "arn:aws:iam::ACCOUNT_ID:role/etl-zz-new"
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+    assert update.update(tmp_path) == []
+
+
+def test_rbac_without_the_markers_is_refused() -> None:
+    with pytest.raises(service_accounts.MarkersMissing, match=r"rbac.yaml: the lines .*BEGIN generated.* are missing"):
+        service_accounts.render("apiVersion: v1\nkind: Namespace\n", ["a"])
 
 
 def test_each_publisher_writes_only_its_own_prefix() -> None:
@@ -78,6 +137,7 @@ def test_helm_values_run_the_sidecar_beside_dag_parsers_and_once_in_workers() ->
 
 K8S_VERSION = "1.33.0"  # the oldest cluster version the manifests must be valid for
 RBAC = ROOT / "infra" / "airflow_control_plane" / "rbac.yaml"
+ADMISSION = ROOT / "infra" / "airflow_control_plane" / "admission.yaml"
 KPO_RULES = {  # what KubernetesPodOperator does (see rbac.yaml); nothing more
     ("pods", frozenset({"create", "get", "list", "watch", "patch", "delete"})),
     ("pods/log", frozenset({"get"})),
@@ -102,8 +162,7 @@ def _spec_service_accounts() -> set[tuple[str, str]]:
     specs = sorted((ROOT / "packages").glob("*/dags/*.yaml"))
     have = {s.parts[-3] for s in specs}
     assert have == set(generate.packages(SOURCE_ROOT)), (
-        f"DAG specs of {sorted(set(generate.packages(SOURCE_ROOT)) - have)} missing: add "
-        "//packages/<pkg>:dag_specs to //infra:test_infra's data")
+        f"DAG specs of {sorted(set(generate.packages(SOURCE_ROOT)) - have)} missing from //packages:dag_specs")
     for spec in specs:
         doc = yaml.safe_load(spec.read_text())
         defaults = doc.get("defaults") or {}
@@ -165,6 +224,20 @@ def test_every_service_account_the_dags_use_exists_and_has_no_api_access() -> No
     for key, account in accounts.items():
         assert account.get("automountServiceAccountToken") is False, key
         assert key not in bound, f"the pods' account {key} must not be bound to a Role"
+
+
+def test_every_dag_runs_as_its_own_package_account() -> None:
+    # The account carries the package's cloud role: a pod running as another package's account
+    # would get that package's permissions.
+    for spec in sorted((ROOT / "packages").glob("*/dags/*.yaml")):
+        doc = yaml.safe_load(spec.read_text())
+        package = spec.parts[-3]
+        defaults = doc.get("defaults") or {}
+        for task in doc["tasks"]:
+            account = task.get("service_account", defaults.get("service_account"))
+            assert account in (None, service_accounts.account_name(package)), (
+                f"packages/{package}/dags/{spec.name}: task {task['task_id']!r} runs as {account!r}; "
+                f"use the package's own account {service_accounts.account_name(package)!r}")
 
 
 def test_sidecar_containers_in_the_helm_values_are_valid_container_specs() -> None:

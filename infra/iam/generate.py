@@ -1,7 +1,7 @@
 """Generate the IAM policy documents of the DAG store from the package list.
 
-    ./bazelw run //infra:iam.update      # rewrite infra/iam/*.json
-    (//infra:test_iam fails when the committed files drift or a policy grants too much)
+    ./bazelw run //infra:update      # rewrite infra/iam/*.json (and rbac.yaml's ServiceAccounts)
+    (//infra:test_infra fails when the committed files drift or a policy grants too much)
 
 One publisher policy per package: write only under `<env>/<pkg>/` of the DAG bucket (plus reading
 the other packages' metadata.json, which the publisher's dag_id collision check needs), and one
@@ -12,9 +12,7 @@ time (`${DAG_BUCKET}`, `${ENV}`), so one file serves every environment.
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from pathlib import Path
 
 BUCKET = "${DAG_BUCKET}"
@@ -60,18 +58,3 @@ def documents(root: Path) -> dict[str, str]:
     out = {f"publisher-{pkg}.json": publisher_policy(pkg) for pkg in packages(root)}
     out["sidecar.json"] = sidecar_policy()
     return {name: json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in out.items()}
-
-
-def main() -> int:
-    root = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY") or Path(__file__).resolve().parents[2])
-    target = root / "infra" / "iam"
-    for old in target.glob("*.json"):
-        old.unlink()
-    for name, text in documents(root).items():
-        (target / name).write_text(text)
-        print(f"iam: wrote infra/iam/{name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,8 @@
 """Monorepo-wide: no two DAG specs anywhere share a dag_id, and every package's specs are checked.
 
-The specs come in as data (each package's `:dag_specs`); the list of packages to cover comes from
-the source tree itself, so a new package that is not wired into this test fails it.
+The specs come in as data (`//packages:dag_specs`, every package's `:dag_specs`, derived from the
+folders under packages/); the test also compares them with the source tree, so a spec the
+derivation misses fails it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def test_every_spec_in_the_tree_is_checked() -> None:
     in_tree = {p.relative_to(SOURCE_ROOT).as_posix() for p in (SOURCE_ROOT / "packages").glob("*/dags/*.yaml")}
     checked = {p.relative_to(RUNFILES_ROOT).as_posix() for p in _specs_in_runfiles()}
     assert in_tree, "no DAG specs found under packages/*/dags"
-    assert in_tree == checked, f"specs not wired into //tools/bazel/tests:test_dag_ids_unique: {sorted(in_tree - checked)}"
+    assert in_tree == checked, f"specs missing from //packages:dag_specs (see packages/BUILD.bazel): {sorted(in_tree - checked)}"
 
 
 def test_dag_ids_are_unique_across_the_monorepo() -> None:

@@ -17,7 +17,8 @@ from tools.testing.registry import RegistryServer, registry_server
 from tools.testing.servers import MotoServer, moto_server
 
 ROOT = Path(__file__).parents[3]  # _main in runfiles
-PACKAGES = ("file_processing", "data_pipeline", "observability")
+# Every ETL package (//packages:etl_packages, derived from the folders under packages/).
+PACKAGES = tuple((ROOT / "packages" / "etl_packages.txt").read_text().split())
 
 
 @pytest.fixture(scope="module")

@@ -37,10 +37,11 @@ from helpers import (
 )
 
 PROBE = Path(__file__).parent / "airflow_probe.py"
-FIRST_PARTY = ["dagrender", "etl_core", "file_processing", "data_pipeline", "observability", "sidecar", "tools.testing"]
 _MARKERS = ("dagrender", "etl_core", "file_processing", "sidecar", "packages", "tools/testing", "tools/bazel")
-# The packages' own specs, in the runfiles (//packages/<pkg>:dag_specs) or the source tree.
+# The packages' own specs, in the runfiles (//packages:dag_specs) or the source tree.
 PACKAGE_SPECS = sorted((Path(__file__).parents[4] / "packages").glob("*/dags/*.yaml"))
+# Modules a DAG file must not be able to import: the platform's own and every package's.
+FIRST_PARTY = ["dagrender", "etl_core", "sidecar", "tools.testing", *sorted({s.parents[1].name for s in PACKAGE_SPECS})]
 PLATFORM_ENV_FROM = {"configMapRef": {"name": PLATFORM_CONFIG_MAP}}
 
 
