@@ -9,7 +9,7 @@ Side by side in one run, on one real moto server over HTTP:
 * publisher, ``python -m publisher``-style: a fresh interpreter running ``publisher.cli.main``
   (what CI pays, minus Bazel's start-up);
 * ``aws s3 sync`` (``python -m awscli``), two ways:
-  - "build only": syncs the build output (``dags/*.py`` + ``metadata.json``), as before;
+  - "build only": syncs the build output (``dags/*.py`` + ``metadata.json``);
   - "same files": syncs exactly the objects a publish writes for a release: the build output
     plus ``releases/<id>.tar`` (the bundle, built with the publisher's own code) and
     ``releases/<id>.json``. A sync checks nothing (no sha256s, no conditional commit, no

@@ -155,10 +155,6 @@ class PackageKeys:
         """``<ENV>/<pkg>/releases/<release_id>.json``: the release's metadata.json."""
         return f"{self.releases_prefix}{validate_release_id(release_id)}.json"
 
-    def legacy_release_dag(self, release_id: str, dag_id: str) -> str:
-        """``releases/<release_id>/dags/<dag_id>.py`` of a release stored before bundles (read only)."""
-        return f"{self.releases_prefix}{validate_release_id(release_id)}/{self.dag_file(dag_id)}"
-
     def release_id_of_metadata_key(self, key: str) -> str | None:
         """The release id of a ``<prefix>releases/<release_id>.json`` key, or None."""
         if not key.startswith(self.releases_prefix) or not key.endswith(".json"):

@@ -377,12 +377,9 @@ class _Run:
             raise
         self.emit(Event("commit", f"commit {self.store.address(key)} -> {release_id}", key=key))
 
-    def _committed_files(self, state: CurrentState) -> dict[str, bytes] | None:
-        """The DAG files of the committed release from its bundle (None: stored before bundles)."""
+    def _committed_files(self, state: CurrentState) -> dict[str, bytes]:
+        """The DAG files of the committed release, from its bundle."""
         assert state.metadata is not None and state.release_id is not None
-        release = state.metadata.document.get("release")
-        if not isinstance(release, dict) or not isinstance(release.get("bundle"), dict):
-            return None
         key = self.keys.release_bundle(state.release_id)
         obj = self.store.get(key)
         if obj is None:
@@ -402,17 +399,12 @@ class _Run:
             committed = current.metadata.dags if current.metadata else {}
             where = f"release {current.release_id}" if current.release_id else "no release (first publish)"
             files: dict[str, bytes] | None = None
-            loaded = False
             for dag_id in touched_live:
                 try:
                     if dag_id in committed and current.release_id is not None:
-                        if not loaded:
-                            loaded, files = True, self._committed_files(current)
-                        if files is not None:
-                            self.store.put(self.keys.dag(dag_id), files[dag_id])
-                        else:  # a release stored before bundles keeps per-file copies
-                            self.store.copy(self.keys.legacy_release_dag(current.release_id, dag_id),
-                                            self.keys.dag(dag_id))
+                        if files is None:
+                            files = self._committed_files(current)
+                        self.store.put(self.keys.dag(dag_id), files[dag_id])
                     else:
                         self.store.delete(self.keys.dag(dag_id))
                     self.emit(Event("restore", f"restore {self.store.address(self.keys.dag(dag_id))}"))
@@ -509,7 +501,7 @@ def publish_build(
                 options=options, on_event=on_event, clock=clock).execute()
 
 
-def load_release(store: Store, keys: PackageKeys, release_id: str, *, jobs: int = 8) -> tuple[dict[str, Any], dict[str, DagFile]]:
+def load_release(store: Store, keys: PackageKeys, release_id: str) -> tuple[dict[str, Any], dict[str, DagFile]]:
     """Read a stored release (``releases/<id>.json`` and its bundle) and check every file's sha256.
 
     The .json and the .tar are fetched in parallel (the bundle key follows from the release id;
@@ -522,9 +514,6 @@ def load_release(store: Store, keys: PackageKeys, release_id: str, *, jobs: int 
         bundle_future = pool.submit(store.get, bundle_key)
         obj, tar = meta_future.result(), bundle_future.result()
     if obj is None:
-        legacy = _load_legacy_release(store, keys, release_id, jobs=jobs)
-        if legacy is not None:
-            return legacy
         raise ReleaseNotFoundError(
             f"release {release_id!r} of package {keys.package!r} in env {keys.env!r} is not stored "
             f"({store.address(meta_key)}); see --list-releases"
@@ -554,36 +543,6 @@ def load_release(store: Store, keys: PackageKeys, release_id: str, *, jobs: int 
     return build_part(meta.document), dags
 
 
-def _load_legacy_release(
-    store: Store, keys: PackageKeys, release_id: str, *, jobs: int
-) -> tuple[dict[str, Any], dict[str, DagFile]] | None:
-    """A release stored before bundles (``releases/<id>/metadata.json`` + ``dags/``), or None."""
-    meta_key = f"{keys.releases_prefix}{release_id}/metadata.json"
-    obj = store.get(meta_key)
-    if obj is None:
-        return None
-    meta = parse_published(obj.data, where=store.address(meta_key), package=keys.package)
-    if meta.release_id != release_id:
-        raise ReleaseNotFoundError(f"{store.address(meta_key)} describes release {meta.release_id!r}, not {release_id!r}")
-
-    def fetch(dag_id: str) -> DagFile:
-        key = keys.legacy_release_dag(release_id, dag_id)
-        stored = store.get(key)
-        if stored is None:
-            raise ReleaseNotFoundError(f"release {release_id!r} is incomplete: {store.address(key)} is missing")
-        dag = DagFile(dag_id=dag_id, data=stored.data, origin=store.address(key))
-        if dag.sha256 != meta.dags[dag_id]:
-            raise ReleaseNotFoundError(
-                f"release {release_id!r} is damaged: {store.address(key)} has sha256 {dag.sha256!r}, "
-                f"its metadata says {meta.dags[dag_id]!r}"
-            )
-        return dag
-
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(meta.dags) or 1))) as pool:
-        files = list(pool.map(fetch, sorted(meta.dags)))
-    return build_part(meta.document), {dag.dag_id: dag for dag in files}
-
-
 def rollback_release(
     release_id: str,
     *,
@@ -601,7 +560,7 @@ def rollback_release(
     the registry.
     """
     keys = PackageKeys(env=env, package=package)
-    build, dags = load_release(store, keys, release_id, jobs=options.jobs)
+    build, dags = load_release(store, keys, release_id)
     for dag in dags.values():
         check_syntax(dag)
     _check_repository(options, str(build["image"]["repository"]), package)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from publisher.errors import MetadataError
-from publisher.keys import RELEASE_ID_RE, PackageKeys
+from publisher.keys import PackageKeys
 from publisher.metadata import PublishedMetadata, parse_published
 from publisher.store import Store
 
@@ -37,19 +37,13 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
     """Read every ``releases/<id>.json`` of the package (one listing, one GET each).
 
     A release is listed only if its .json exists: a bundle without one is an orphan of a publish
-    that failed before writing it. Releases stored before bundles
-    (``releases/<id>/metadata.json``) are listed too.
+    that failed before writing it.
     """
     meta_keys: dict[str, str] = {}
     for info in store.iter_objects(keys.releases_prefix):
         release_id = keys.release_id_of_metadata_key(info.key)
-        if release_id is None:
-            rest = info.key[len(keys.releases_prefix) :]
-            legacy_id, _, name = rest.partition("/")
-            if name == "metadata.json" and RELEASE_ID_RE.fullmatch(legacy_id):
-                meta_keys.setdefault(legacy_id, info.key)
-            continue
-        meta_keys[release_id] = info.key
+        if release_id is not None:
+            meta_keys[release_id] = info.key
     ids = sorted(meta_keys)
     current_obj = store.get(keys.metadata)
     current_id = None
