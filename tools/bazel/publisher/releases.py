@@ -6,9 +6,8 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from publisher.errors import MetadataError
-from publisher.keys import PackageKeys
-from publisher.metadata import PublishedMetadata, parse_published
+from storecontract import Metadata, MetadataError, PackageKeys, parse_metadata
+
 from publisher.store import Store
 
 __all__ = ["ReleaseInfo", "list_releases"]
@@ -48,19 +47,20 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
     current_obj = store.get(keys.metadata)
     current_id = None
     if current_obj is not None:
-        current_id = parse_published(current_obj.data, where=store.address(keys.metadata), package=keys.package).release_id
+        current_id = parse_metadata(current_obj.data, where=store.address(keys.metadata), package=keys.package,
+                                    env=keys.env).release_id
 
-    def load(release_id: str) -> tuple[str, PublishedMetadata | None, str | None]:
+    def load(release_id: str) -> tuple[str, Metadata | None, str | None]:
         key = meta_keys[release_id]
         obj = store.get(key)
         if obj is None:
             return release_id, None, "metadata deleted while listing"
         try:
-            return release_id, parse_published(obj.data, where=store.address(key), package=keys.package), None
+            return release_id, parse_metadata(obj.data, where=store.address(key), package=keys.package, env=keys.env), None
         except MetadataError as exc:
             return release_id, None, str(exc)
 
-    loaded: dict[str, tuple[PublishedMetadata | None, str | None]] = {}
+    loaded: dict[str, tuple[Metadata | None, str | None]] = {}
     if ids:
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ids)))) as pool:
             for release_id, meta, problem in pool.map(load, ids):
@@ -71,8 +71,7 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
     while cursor is not None and cursor not in chain and cursor in loaded:
         chain.add(cursor)
         meta = loaded[cursor][0]
-        release = meta.document.get("release") if meta else None
-        cursor = release.get("previous") if isinstance(release, dict) else None
+        cursor = meta.release.previous if meta and meta.release else None
 
     out: list[ReleaseInfo] = []
     for release_id in ids:
@@ -82,7 +81,7 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
             ReleaseInfo(
                 id=release_id,
                 published_at=release.get("published_at"),
-                image_digest=meta.image_digest if meta else None,
+                image_digest=meta.image.digest if meta else None,
                 image_tag=release.get("image_tag"),
                 dag_count=len(meta.dags) if meta else None,
                 previous=release.get("previous"),

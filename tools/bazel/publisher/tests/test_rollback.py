@@ -13,8 +13,8 @@ from publisher import (
     ReleaseNotFoundError,
     list_releases,
 )
-from publisher.bundle import make_bundle
-from publisher.keys import PackageKeys
+from storecontract import PackageKeys, write_bundle
+
 from publisher.tests.helpers import (
     FakeRegistry,
     Harness,
@@ -94,7 +94,7 @@ def test_rollback_refuses_a_damaged_release(harness: Harness, registry: FakeRegi
     do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2)}), registry)
     key = f"dev/{PKG}/releases/{first.release_id}.tar"
     good = harness.read(key)
-    harness.store().put(key, make_bundle(str(first.release_id), {"fp_a": b"tampered = 1\n"}).data)
+    harness.store().put(key, write_bundle({"fp_a": b"tampered = 1\n"}))
     with pytest.raises(ReleaseNotFoundError, match=(
         r"release '.*' is damaged: .*releases/.*\.tar has sha256 '[0-9a-f]{64}' and \d+ bytes, its metadata says"
     )):
