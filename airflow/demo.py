@@ -700,12 +700,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from controlplane.errors import ControlPlaneError
     from controlplane.localpods.runtime import RuntimeSetupError
-    from publisher.errors import PublishError
+    from publisher.errors import EXPECTED as PUBLISH_ERRORS
 
     from tools.testing.registry import RegistryToolMissing
     from tools.testing.servers import ServerStartError
 
-    expected = (DemoError, ControlPlaneError, PublishError, ServerStartError, RegistryToolMissing, RuntimeSetupError)
+    expected = (DemoError, ControlPlaneError, *PUBLISH_ERRORS, ServerStartError, RegistryToolMissing, RuntimeSetupError)
     _STOPPING.clear()
     _pending = None
     previous = {sig: signal.signal(sig, _on_signal) for sig in _STOP_SIGNALS}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.iam import generate
+
 ROOT = Path(__file__).parents[1]  # _main in runfiles
 SOURCE_ROOT = Path(os.path.realpath(__file__)).parents[1]
-sys.path.insert(0, str(ROOT / "infra" / "iam"))
-import generate  # noqa: E402
 
 K8S_VERSION = "1.33.0"
 ADMISSION = ROOT / "infra" / "airflow_control_plane" / "admission.yaml"

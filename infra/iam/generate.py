@@ -15,8 +15,13 @@ import json
 import re
 from pathlib import Path
 
+from storecontract import PackageKeys, validate_package
+
 BUCKET = "${DAG_BUCKET}"
 ENV = "${ENV}"
+# The store's keys (storecontract) with ${ENV} for the env and '*' for any package.
+ANY_PACKAGE = PackageKeys.pattern(ENV, "*")
+ENV_PREFIX = ANY_PACKAGE.env_prefix
 
 
 def packages(root: Path) -> list[str]:
@@ -25,7 +30,7 @@ def packages(root: Path) -> list[str]:
 
 
 def publisher_policy(pkg: str) -> dict[str, object]:
-    prefix = f"{ENV}/{pkg}/"
+    prefix = PackageKeys.pattern(ENV, validate_package(pkg)).prefix
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -34,9 +39,9 @@ def publisher_policy(pkg: str) -> dict[str, object]:
              "Resource": [f"arn:aws:s3:::{BUCKET}/{prefix}*"]},
             {"Sid": "ListOwnPrefixAndPeers", "Effect": "Allow", "Action": ["s3:ListBucket"],
              "Resource": [f"arn:aws:s3:::{BUCKET}"],
-             "Condition": {"StringLike": {"s3:prefix": [f"{ENV}/", f"{ENV}/*"]}}},
+             "Condition": {"StringLike": {"s3:prefix": [ENV_PREFIX, f"{ENV_PREFIX}*"]}}},
             {"Sid": "ReadPeersMetadataForDagIdCollisions", "Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}/{ENV}/*/metadata.json"]},
+             "Resource": [f"arn:aws:s3:::{BUCKET}/{ANY_PACKAGE.metadata}"]},
         ],
     }
 
@@ -46,10 +51,10 @@ def sidecar_policy() -> dict[str, object]:
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "ReadDagStore", "Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}/{ENV}/*"]},
+             "Resource": [f"arn:aws:s3:::{BUCKET}/{ENV_PREFIX}*"]},
             {"Sid": "ListDagStore", "Effect": "Allow", "Action": ["s3:ListBucket"],
              "Resource": [f"arn:aws:s3:::{BUCKET}"],
-             "Condition": {"StringLike": {"s3:prefix": [f"{ENV}/", f"{ENV}/*"]}}},
+             "Condition": {"StringLike": {"s3:prefix": [ENV_PREFIX, f"{ENV_PREFIX}*"]}}},
         ],
     }
 

@@ -9,7 +9,7 @@ Side by side in one run, on one real moto server over HTTP:
 * publisher, ``python -m publisher``-style: a fresh interpreter running ``publisher.cli.main``
   (what CI pays, minus Bazel's start-up);
 * ``aws s3 sync`` (``python -m awscli``), two ways:
-  - "build only": syncs the build output (``dags/*.py`` + ``metadata.json``), as before;
+  - "build only": syncs the build output (``dags/*.py`` + ``metadata.json``);
   - "same files": syncs exactly the objects a publish writes for a release: the build output
     plus ``releases/<id>.tar`` (the bundle, built with the publisher's own code) and
     ``releases/<id>.json``. A sync checks nothing (no sha256s, no conditional commit, no
@@ -50,8 +50,7 @@ for entry in (str(ROOT / "tools" / "bazel"), str(ROOT)):
 
 import botocore.session
 from publisher import PublishOptions, load_build_output, open_store, publish_build
-from publisher.bundle import make_bundle
-from publisher.metadata import canonical_json, make_release_id, with_release
+from storecontract import bundle_file, canonical_json, make_release_id, with_release, write_bundle
 
 from tools.testing.servers import MotoServer, moto_server
 
@@ -119,11 +118,12 @@ def write_release(out: Path, build_dir: Path, package: str, when: dt.datetime) -
     build = json.loads((build_dir / "metadata.json").read_text())
     release_id = make_release_id(when, build)
     files = {e["dag_id"]: (build_dir / e["file"]).read_bytes() for e in build["dags"]}
-    bundle = make_bundle(release_id, files)
+    bundle = write_bundle(files)
     (out / "releases").mkdir(parents=True, exist_ok=True)
-    (out / "releases" / f"{release_id}.tar").write_bytes(bundle.data)
+    (out / "releases" / f"{release_id}.tar").write_bytes(bundle)
+    block = {"key": bundle_file(release_id), "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
     release = {"id": release_id, "previous": None, "published_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-               "image_tag": None, "bundle": bundle.block()}
+               "image_tag": None, "bundle": block}
     (out / "releases" / f"{release_id}.json").write_bytes(canonical_json(with_release(build, env="dev", release=release)))
 
 

@@ -1,20 +1,21 @@
-"""The package's ``metadata.json`` (docs/store-layout.md, schema version 1, without env/release)."""
+"""The package's build ``metadata.json`` (without env/release): the store contract's document
+(storecontract.metadata, docs/store-layout.md), checked by the contract's own validator before it
+is written."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
+
+from storecontract import SCHEMA_VERSION, MetadataError, canonical_json, dag_file, validate_document
 
 from dagrender.checks import ResolvedDag
 from dagrender.errors import InputFileError
 from dagrender.image import ImageRef
 
-__all__ = ["SCHEMA_VERSION", "DagArtifact", "build_metadata", "dump_metadata", "read_revision"]
-
-SCHEMA_VERSION = 1
+__all__ = ["DagArtifact", "build_metadata", "dump_metadata", "read_revision"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,7 +69,7 @@ def build_metadata(*, image: ImageRef, artifacts: list[DagArtifact], revision: s
         dags.append(
             {
                 "dag_id": spec.dag_id,
-                "file": f"dags/{expected_name}",
+                "file": dag_file(spec.dag_id),
                 "sha256": hashlib.sha256(artifact.rendered).hexdigest(),
                 "size": len(artifact.rendered),
                 "schedule": spec.schedule,
@@ -77,15 +78,20 @@ def build_metadata(*, image: ImageRef, artifacts: list[DagArtifact], revision: s
             }
         )
     dags.sort(key=lambda entry: entry["dag_id"])
-    return {
+    document = {
         "schema_version": SCHEMA_VERSION,
         "package": image.package,
         "image": {"repository": image.repository, "digest": image.digest, "reference": image.reference},
         "revision": revision,
         "dags": dags,
     }
+    try:
+        validate_document(document, where="metadata.json", package=image.package)
+    except MetadataError as exc:
+        raise InputFileError(f"refusing to write {exc}") from exc
+    return document
 
 
 def dump_metadata(document: dict[str, Any]) -> str:
-    """Serialize as the store layout asks: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    """The stored form (storecontract.canonical_json): sorted keys, two-space indent, trailing newline."""
+    return canonical_json(document).decode("utf-8")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from storecontract import DAG_ID_PATTERN, NAME_PATTERN
+
 __all__ = [
     "CONFIG_KEY_RE",
     "DAG_ID_RE",
@@ -28,11 +30,10 @@ __all__ = [
     "service_account_belongs",
 ]
 
-# Airflow's own dag_id rule minus characters that are unsafe in S3 keys (docs/store-layout.md).
-DAG_ID_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+# dag_id and package name: the store contract's rules (they become store keys).
+DAG_ID_RE = DAG_ID_PATTERN
+PACKAGE_RE = NAME_PATTERN
 TASK_ID_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
-# Package names as used in store keys and image repositories (docs/store-layout.md).
-PACKAGE_RE = r"^[a-z][a-z0-9_-]{0,62}$"
 DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS1123_SUBDOMAIN_RE = r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"

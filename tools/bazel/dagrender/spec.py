@@ -147,7 +147,7 @@ Template = Annotated[
 ]
 DagId = Annotated[
     str,
-    _matches(DAG_ID_RE, "dag_id", "use letters, digits, '_', '.', '-' (first character not '.' or '-'), at most 250"),
+    _matches(DAG_ID_RE, "dag_id", "use letters, digits, '_', '.', '-' (first character not '.' or '-', no '..'), at most 250"),
     Field(json_schema_extra={"pattern": DAG_ID_RE}),
 ]
 TaskId = Annotated[

@@ -20,7 +20,6 @@ _WHERE = {
     "BuildOutput": "build", "DagFile": "build", "load_build_output": "build",
     "Event": "events", "EventSink": "events",
     "ImageOutcome": "image", "ImageRegistry": "image", "OcitoolRegistry": "image",
-    "PackageKeys": "keys",
     "PublishOptions": "publish", "PublishResult": "publish", "publish_build": "publish",
     "rollback_release": "publish",
     "ReleaseInfo": "releases", "list_releases": "releases",
@@ -35,6 +34,11 @@ _WHERE.update(dict.fromkeys(_ERRORS, "errors"))
 
 
 def __getattr__(name: str) -> Any:
+    if name == "PackageKeys":  # the store contract's, re-exported for the library API
+        from storecontract import PackageKeys
+
+        globals()[name] = PackageKeys
+        return PackageKeys
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'publisher' has no attribute {name!r}")
@@ -64,7 +68,7 @@ if TYPE_CHECKING:
     )
     from publisher.events import Event, EventSink
     from publisher.image import ImageOutcome, ImageRegistry, OcitoolRegistry
-    from publisher.keys import PackageKeys
+    from storecontract import PackageKeys
     from publisher.publish import (
         PublishOptions,
         PublishResult,

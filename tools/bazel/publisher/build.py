@@ -14,14 +14,11 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
-from publisher.errors import BuildOutputError, DagSyntaxError, InvalidNameError
-from publisher.keys import PackageKeys, validate_dag_id
-from publisher.metadata import SCHEMA_VERSION, build_part
+from storecontract import DIGEST_RE, DagEntry, MetadataError, build_part, validate_document
+
+from publisher.errors import BuildOutputError, DagSyntaxError
 
 __all__ = ["BuildOutput", "DagFile", "check_syntax", "load_build_output", "read_digest_file"]
-
-_SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +124,7 @@ def read_digest_file(path: Path) -> str:
         digest = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise BuildOutputError(f"cannot read image digest file {str(path)!r}: {exc.strerror}") from exc
-    if not _DIGEST_RE.fullmatch(digest):
+    if not DIGEST_RE.fullmatch(digest):
         raise BuildOutputError(f"image digest file {str(path)!r} holds {digest!r}, not sha256:<64 hex>")
     return digest
 
@@ -136,20 +133,9 @@ def _fail(where: Path, message: str) -> BuildOutputError:
     return BuildOutputError(f"{where}: {message}; rebuild the package's :dags target")
 
 
-def _check_image(meta_path: Path, image: object) -> None:
-    if not isinstance(image, dict):
-        raise _fail(meta_path, "'image' must be an object with repository, digest and reference")
-    repository, digest = image.get("repository"), image.get("digest")
-    if not isinstance(repository, str) or not repository:
-        raise _fail(meta_path, f"image.repository {repository!r} is not a repository name")
-    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-        raise _fail(meta_path, f"image.digest {digest!r} is not sha256:<64 hex>")
-    if image.get("reference") != f"{repository}@{digest}":
-        raise _fail(meta_path, f"image.reference {image.get('reference')!r} is not {repository}@{digest}")
-
-
 def load_build_output(dags_dir: Path, *, package: str, image_digest_file: Path | None = None) -> BuildOutput:
-    """Read and check the build output; every DAG file must match its metadata entry."""
+    """Read and check the build output: a valid build metadata.json (storecontract) whose every DAG
+    file is there with the listed sha256 and size, nothing else, and compiles."""
     meta_path = dags_dir / "metadata.json"
     try:
         document = json.loads(meta_path.read_bytes().decode("utf-8"))
@@ -157,55 +143,37 @@ def load_build_output(dags_dir: Path, *, package: str, image_digest_file: Path |
         raise BuildOutputError(f"{meta_path}: not found; is --dags-dir the package's :dags output?") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(meta_path, f"not readable UTF-8 JSON ({exc})") from exc
-    if not isinstance(document, dict):
-        raise _fail(meta_path, "expected a JSON object")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise _fail(meta_path, f"schema_version {document.get('schema_version')!r} is not {SCHEMA_VERSION}")
-    if document.get("package") != package:
-        raise _fail(meta_path, f"package {document.get('package')!r} is not {package!r}")
-    _check_image(meta_path, document.get("image"))
+    try:
+        meta = validate_document(document, where=str(meta_path), package=package)
+    except MetadataError as exc:
+        raise _fail(meta_path, exc.problem) from exc
     if image_digest_file is not None:
         digest = read_digest_file(image_digest_file)
-        if digest != document["image"]["digest"]:
+        if digest != meta.image.digest:
             raise _fail(
                 meta_path,
-                f"image.digest {document['image']['digest']!r} differs from {digest!r} in "
+                f"image.digest {meta.image.digest!r} differs from {digest!r} in "
                 f"{str(image_digest_file)!r} (the DAGs and the image come from different builds)",
             )
-    entries = document.get("dags")
-    if not isinstance(entries, list) or not entries:
-        raise _fail(meta_path, "'dags' must be a non-empty list")
-    dags: dict[str, DagFile] = {}
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise _fail(meta_path, "every entry of 'dags' must be an object")
-        try:
-            dag_id = validate_dag_id(entry.get("dag_id"))
-        except InvalidNameError as exc:
-            raise BuildOutputError(f"{meta_path}: {exc}") from exc
-        expected_file = PackageKeys.dag_file(dag_id)
-        if entry.get("file") != expected_file:
-            raise _fail(meta_path, f"dag {dag_id!r}: file {entry.get('file')!r} must be {expected_file!r}")
-        if dag_id in dags:
-            raise _fail(meta_path, f"dag_id {dag_id!r} is listed twice")
-        path = dags_dir / expected_file
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise _fail(path, f"cannot read the DAG file of {dag_id!r} ({exc.strerror})") from exc
-        dag = DagFile(dag_id=dag_id, data=data, origin=str(path))
-        sha, size = entry.get("sha256"), entry.get("size")
-        if not isinstance(sha, str) or not _SHA256_RE.fullmatch(sha) or sha != dag.sha256:
-            raise _fail(path, f"sha256 is {dag.sha256!r} but metadata.json says {sha!r}")
-        if size != len(data):
-            raise _fail(path, f"size is {len(data)} but metadata.json says {size!r}")
-        dags[dag_id] = dag
-    if list(dags) != sorted(dags):
-        raise _fail(meta_path, "'dags' must be sorted by dag_id")
-    listed = {f"{dag_id}.py" for dag_id in dags}
+    dags = {entry.dag_id: _read_dag(dags_dir, entry) for entry in meta.dags}
+    listed = {entry.name for entry in meta.dags}
     extra = sorted(p.name for p in (dags_dir / "dags").glob("*.py") if p.name not in listed)
     if extra:
         raise _fail(dags_dir / "dags", f"files not listed in metadata.json: {extra!r}")
     for dag in dags.values():
         check_syntax(dag)
     return BuildOutput(package=package, metadata=build_part(document), dags=dags)
+
+
+def _read_dag(dags_dir: Path, entry: DagEntry) -> DagFile:
+    path = dags_dir / entry.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _fail(path, f"cannot read the DAG file of {entry.dag_id!r} ({exc.strerror})") from exc
+    dag = DagFile(dag_id=entry.dag_id, data=data, origin=str(path))
+    if entry.sha256 != dag.sha256:
+        raise _fail(path, f"sha256 is {dag.sha256!r} but metadata.json says {entry.sha256!r}")
+    if entry.size != len(data):
+        raise _fail(path, f"size is {len(data)} but metadata.json says {entry.size!r}")
+    return dag

@@ -15,15 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from storecontract import InvalidNameError, PackageKeys, validate_dag_id, validate_release_id
+
 from publisher.build import load_build_output
-from publisher.errors import InvalidNameError, PublishError, UsageError
+from publisher.errors import EXPECTED, PublishError, UsageError
 from publisher.image import (
     ImageRegistry,
     OcitoolRegistry,
     validate_repository,
     validate_tag,
 )
-from publisher.keys import PackageKeys, validate_dag_id, validate_release_id
 from publisher.publish import (
     PublishOptions,
     PublishResult,
@@ -258,11 +259,12 @@ def main(
     try:
         args = _parse(argv, environ)
         payload = _run(args, environ, registry or OcitoolRegistry(), stdout, stderr)
-    except PublishError as exc:
+    except EXPECTED as exc:
+        code = getattr(exc, "exit_code", 1)  # a broken store contract (storecontract's errors): a runtime failure
         print(f"{PROG}: error: {exc}", file=stderr, flush=True)
         if as_json:
-            stdout.write(json.dumps({"ok": False, "error": str(exc), "exit_code": exc.exit_code}) + "\n")
-        return exc.exit_code
+            stdout.write(json.dumps({"ok": False, "error": str(exc), "exit_code": code}) + "\n")
+        return code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=stderr)
         return 130

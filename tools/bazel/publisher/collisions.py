@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from publisher.errors import DagIdCollisionError, InvalidNameError
-from publisher.keys import NAME_RE, PackageKeys, env_prefix, package_metadata_key
-from publisher.metadata import parse_published
+from storecontract import NAME_RE, PackageKeys, env_prefix, package_metadata_key, parse_metadata
+
+from publisher.errors import DagIdCollisionError
 from publisher.store import Store
 
 __all__ = ["check_collisions", "read_owners"]
@@ -28,10 +28,10 @@ def read_owners(store: Store, *, env: str, exclude: str, jobs: int = 8) -> dict[
         obj = store.get(key)
         if obj is None:
             return name, {}
-        meta = parse_published(obj.data, where=store.address(key), package=name)
+        meta = parse_metadata(obj.data, where=store.address(key), package=name, env=env)
         if meta.decommissioned:  # --decommission freed its dag ids
             return name, {}
-        return name, {dag_id: store.address(key) for dag_id in meta.dags}
+        return name, {entry.dag_id: store.address(key) for entry in meta.dags}
 
     if not names:
         return {}
@@ -48,11 +48,7 @@ def check_collisions(store: Store, *, keys: PackageKeys, dag_ids: Iterable[str],
         common = sorted(ours & set(owned))
         if not common:
             continue
-        try:
-            decommissioned = store.head(PackageKeys(env=keys.env, package=other).removed_marker) is not None
-        except InvalidNameError:  # pragma: no cover - names were filtered above
-            decommissioned = False
-        if decommissioned:
+        if store.head(PackageKeys(env=keys.env, package=other).removed_marker) is not None:
             continue  # its REMOVED marker frees its dag ids
         clashes.extend(f"dag_id {d!r} is owned by package {other!r} ({owned[d]})" for d in common)
     if clashes:

@@ -1,8 +1,18 @@
-"""Exception classes: one per kind of expected failure. The CLI prints the message and exits."""
+"""Exception classes: one per kind of expected failure. The CLI prints the message and exits.
+
+A broken store contract (a bad name, a malformed metadata.json or bundle) raises the contract's own
+errors (``storecontract.ContractError``: ``InvalidNameError``, ``MetadataError``...), re-exported
+here; ``EXPECTED`` is what the CLI reports as one line.
+"""
 
 from __future__ import annotations
 
+from storecontract import BundleError, ContractError, InvalidNameError, MetadataError
+
 __all__ = [
+    "EXPECTED",
+    "BundleError",
+    "ContractError",
     "BuildOutputError",
     "ConcurrentPublishError",
     "DagIdCollisionError",
@@ -33,20 +43,12 @@ class UsageError(PublishError):
     exit_code = 2
 
 
-class InvalidNameError(PublishError):
-    """An env, package, dag_id or release id is not safe to use in a store key."""
-
-
 class OutsidePrefixError(PublishError):
     """A write was about to leave the package's own ``<ENV>/<pkg>/`` prefix."""
 
 
 class BuildOutputError(PublishError):
     """The build output (metadata.json, dags/, image digest) is missing or inconsistent."""
-
-
-class MetadataError(PublishError):
-    """A metadata.json read from the store does not follow schema version 1."""
 
 
 class DagSyntaxError(PublishError):
@@ -83,3 +85,7 @@ class ReleaseNotFoundError(PublishError):
 
 class SmokeError(PublishError):
     """The smoke run through the Airflow REST API failed or timed out."""
+
+
+EXPECTED = (PublishError, ContractError)
+"""Every expected failure: printed as one line, exit code ``exit_code`` (1 for contract errors)."""

@@ -7,10 +7,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from storecontract import Metadata, PackageKeys, parse_metadata
+
 from publisher.build import DagFile
 from publisher.errors import MassDeleteError
-from publisher.keys import PackageKeys
-from publisher.metadata import PublishedMetadata, parse_published
 from publisher.store import ObjectInfo, Store
 
 __all__ = ["CurrentState", "Plan", "check_mass_delete", "make_plan", "read_state"]
@@ -22,7 +22,7 @@ _MD5_RE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 class CurrentState:
     """What is stored under ``<ENV>/<pkg>/`` now: metadata.json, and the live objects if listed."""
 
-    metadata: PublishedMetadata | None
+    metadata: Metadata | None
     metadata_etag: str | None
     live: dict[str, ObjectInfo] | None  # dag_id -> live object under dags/; None: not listed
     removed_marker: bool  # a REMOVED marker was listed (only known when listed)
@@ -77,7 +77,7 @@ def read_state(store: Store, keys: PackageKeys, *, list_live: bool = False) -> C
     metadata = None
     etag = None
     if obj is not None:
-        metadata = parse_published(obj.data, where=store.address(keys.metadata), package=keys.package)
+        metadata = parse_metadata(obj.data, where=store.address(keys.metadata), package=keys.package, env=keys.env)
         etag = obj.etag
     return CurrentState(
         metadata=metadata,
@@ -144,7 +144,7 @@ def make_plan(
     env: str,
 ) -> Plan:
     """Compare the build with the current state; verify live objects against the new bytes."""
-    current = state.metadata.dags if state.metadata else {}
+    current = state.metadata.sha256s if state.metadata else {}
     added = tuple(d for d in dags if d not in current)
     changed = tuple(d for d in dags if d in current and current[d] != dags[d].sha256)
     unchanged = tuple(d for d in dags if d in current and current[d] == dags[d].sha256)
@@ -170,7 +170,7 @@ def make_plan(
         unchanged=unchanged,
         repair=repair,
         live_ok=live_ok,
-        digest_before=state.metadata.image_digest if state.metadata else None,
+        digest_before=state.metadata.image.digest if state.metadata else None,
         digest_after=str(build["image"]["digest"]),
         metadata_current=metadata_current,
     )
@@ -178,7 +178,7 @@ def make_plan(
 
 def check_mass_delete(plan: Plan, state: CurrentState, *, keys: PackageKeys, allow: bool) -> None:
     """Refuse a release that removes more than half of the package's DAGs (unless ``allow``)."""
-    current = set(state.metadata.dags if state.metadata else {}) | set(state.live or {})
+    current = set(state.metadata.sha256s if state.metadata else {}) | set(state.live or {})
     if allow or not plan.removed or len(plan.removed) * 2 <= len(current):
         return
     raise MassDeleteError(

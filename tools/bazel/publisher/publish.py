@@ -41,12 +41,28 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from storecontract import (
+    BundleError,
+    PackageKeys,
+    bundle_file,
+    canonical_json,
+    dag_file,
+    make_release_id,
+    parse_metadata,
+    read_bundle,
+    release_time,
+    validate_release_id,
+    with_release,
+    write_bundle,
+)
+
 from publisher.build import BuildOutput, DagFile, check_syntax
-from publisher.bundle import make_bundle, read_bundle
 from publisher.collisions import check_collisions
 from publisher.errors import (
+    EXPECTED,
     ConcurrentPublishError,
     MassDeleteError,
+    OutsidePrefixError,
     PreconditionFailedError,
     PublishError,
     ReleaseNotFoundError,
@@ -55,15 +71,6 @@ from publisher.errors import (
 )
 from publisher.events import Event, EventSink, ignore_events
 from publisher.image import ImageOutcome, ImageRegistry, ensure_image
-from publisher.keys import PackageKeys, validate_release_id
-from publisher.metadata import (
-    build_part,
-    canonical_json,
-    make_release_id,
-    parse_published,
-    release_time,
-    with_release,
-)
 from publisher.plan import CurrentState, Plan, check_mass_delete, make_plan, read_state
 from publisher.store import Store
 
@@ -194,19 +201,26 @@ class _Run:
         with self._mutex:
             self.writes[kind] += 1
 
+    def _writable(self, key: str) -> str:
+        if not self.keys.owns(key):
+            raise OutsidePrefixError(
+                f"refusing to write {key!r}: package {self.keys.package!r} may only write under {self.keys.prefix!r}"
+            )
+        return key
+
     def _put(self, key: str, data: bytes, **conditions: Any) -> str:
-        etag = self.store.put(self.keys.check_writable(key), data, **conditions)
+        etag = self.store.put(self._writable(key), data, **conditions)
         self._count("put")
         self.emit(Event("put", f"put    {self.store.address(key)}", key=key, size=len(data)))
         return etag
 
     def _copy(self, src: str, dst: str, *, src_etag: str | None = None) -> None:
-        self.store.copy(src, self.keys.check_writable(dst), src_etag=src_etag)
+        self.store.copy(src, self._writable(dst), src_etag=src_etag)
         self._count("copy")
         self.emit(Event("copy", f"copy   {self.store.address(dst)}  (from {src})", key=dst))
 
     def _delete(self, key: str) -> None:
-        self.store.delete(self.keys.check_writable(key))
+        self.store.delete(self._writable(key))
         self._count("delete")
         self.emit(Event("delete", f"delete {self.store.address(key)}", key=key))
 
@@ -312,13 +326,13 @@ class _Run:
             stamp = max(now, release_time(state.release_id) + dt.timedelta(seconds=1))
         build, dags = self.desired.build, self.desired.dags
         release_id = make_release_id(stamp, build)
-        bundle = make_bundle(release_id, {d: f.data for d, f in dags.items()})
+        bundle = write_bundle({d: f.data for d, f in dags.items()})
         info: dict[str, Any] = {
             "id": release_id,
             "previous": state.release_id,
             "published_at": _iso(now),
             "image_tag": self.options.image_tag,
-            "bundle": bundle.block(),
+            "bundle": {"key": bundle_file(release_id), "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)},
         }
         if self.desired.rollback_of is not None:
             info["rollback_of"] = self.desired.rollback_of
@@ -331,7 +345,7 @@ class _Run:
             touched_live.extend(done)
             if failed:
                 raise failed[0][1]
-            for key, data in ((self.keys.release_bundle(release_id), bundle.data),
+            for key, data in ((self.keys.release_bundle(release_id), bundle),
                               (self.keys.release_metadata(release_id), document)):
                 self._put(key, data, if_none_match=True)  # the .json only once its .tar is stored
                 written.append(key)
@@ -342,7 +356,7 @@ class _Run:
                 f"another publish of package {self.keys.package!r} wrote the same release meanwhile ({exc}); "
                 f"{note}; retry the publish"
             ) from exc
-        except PublishError as exc:
+        except EXPECTED as exc:
             note = self._undo(touched_live, written)
             raise type(exc)(f"{exc}; {note}") from exc
         self._prune(plan, drop_marker=state.decommissioned or state.removed_marker)
@@ -361,9 +375,9 @@ class _Run:
                 stored = self.store.get(key)
                 committed = (
                     stored is not None
-                    and parse_published(stored.data, where=key, package=self.keys.package).release_id == release_id
+                    and parse_metadata(stored.data, where=key, package=self.keys.package).release_id == release_id
                 )
-            except PublishError:
+            except EXPECTED:
                 committed = False
             if committed:
                 self._warn(f"the commit of {self.store.address(key)} reported {exc}, but it is in place")
@@ -377,17 +391,17 @@ class _Run:
             raise
         self.emit(Event("commit", f"commit {self.store.address(key)} -> {release_id}", key=key))
 
-    def _committed_files(self, state: CurrentState) -> dict[str, bytes] | None:
-        """The DAG files of the committed release from its bundle (None: stored before bundles)."""
-        assert state.metadata is not None and state.release_id is not None
-        release = state.metadata.document.get("release")
-        if not isinstance(release, dict) or not isinstance(release.get("bundle"), dict):
-            return None
-        key = self.keys.release_bundle(state.release_id)
+    def _committed_files(self, state: CurrentState) -> dict[str, bytes]:
+        """The DAG files of the committed release, from its bundle."""
+        assert state.metadata is not None and state.metadata.release is not None
+        release = state.metadata.release
+        if release.bundle is None:
+            raise ReleaseNotFoundError(f"{self.store.address(self.keys.metadata)}: {release.bundle_problem}")
+        key = self.keys.release_bundle(release.id)
         obj = self.store.get(key)
         if obj is None:
             raise ReleaseNotFoundError(f"{self.store.address(key)} is missing")
-        return read_bundle(obj.data, where=self.store.address(key), expected=state.metadata.dags)
+        return read_bundle(obj.data, where=self.store.address(key), dags=state.metadata.dags)
 
     def _undo(self, touched_live: list[str], written: list[str]) -> str:
         """Put back the live keys written before a failed commit; drop the unfinished release.
@@ -399,26 +413,21 @@ class _Run:
         unrestored: list[str] = []
         try:
             current = read_state(self.store, self.keys)
-            committed = current.metadata.dags if current.metadata else {}
+            committed = current.metadata.sha256s if current.metadata else {}
             where = f"release {current.release_id}" if current.release_id else "no release (first publish)"
             files: dict[str, bytes] | None = None
-            loaded = False
             for dag_id in touched_live:
                 try:
                     if dag_id in committed and current.release_id is not None:
-                        if not loaded:
-                            loaded, files = True, self._committed_files(current)
-                        if files is not None:
-                            self.store.put(self.keys.dag(dag_id), files[dag_id])
-                        else:  # a release stored before bundles keeps per-file copies
-                            self.store.copy(self.keys.legacy_release_dag(current.release_id, dag_id),
-                                            self.keys.dag(dag_id))
+                        if files is None:
+                            files = self._committed_files(current)
+                        self.store.put(self.keys.dag(dag_id), files[dag_id])
                     else:
                         self.store.delete(self.keys.dag(dag_id))
                     self.emit(Event("restore", f"restore {self.store.address(self.keys.dag(dag_id))}"))
-                except PublishError:
+                except EXPECTED:
                     unrestored.append(dag_id)
-        except PublishError as exc:
+        except EXPECTED as exc:
             where = f"a release this publish could not read back ({exc})"
             unrestored = list(touched_live)
         for key in reversed(written):
@@ -452,7 +461,7 @@ def _introduced_ids(state: CurrentState, dags: Mapping[str, DagFile]) -> list[st
     A decommissioned package owns nothing (another package may have taken its ids since), so
     then every id counts as introduced; so does every id of a first publish.
     """
-    owned = set(state.metadata.dags) if state.metadata is not None and not state.owns_nothing else set()
+    owned = set(state.metadata.sha256s) if state.metadata is not None and not state.owns_nothing else set()
     return sorted(set(dags) - owned)
 
 
@@ -509,7 +518,7 @@ def publish_build(
                 options=options, on_event=on_event, clock=clock).execute()
 
 
-def load_release(store: Store, keys: PackageKeys, release_id: str, *, jobs: int = 8) -> tuple[dict[str, Any], dict[str, DagFile]]:
+def load_release(store: Store, keys: PackageKeys, release_id: str) -> tuple[dict[str, Any], dict[str, DagFile]]:
     """Read a stored release (``releases/<id>.json`` and its bundle) and check every file's sha256.
 
     The .json and the .tar are fetched in parallel (the bundle key follows from the release id;
@@ -522,66 +531,34 @@ def load_release(store: Store, keys: PackageKeys, release_id: str, *, jobs: int 
         bundle_future = pool.submit(store.get, bundle_key)
         obj, tar = meta_future.result(), bundle_future.result()
     if obj is None:
-        legacy = _load_legacy_release(store, keys, release_id, jobs=jobs)
-        if legacy is not None:
-            return legacy
         raise ReleaseNotFoundError(
             f"release {release_id!r} of package {keys.package!r} in env {keys.env!r} is not stored "
             f"({store.address(meta_key)}); see --list-releases"
         )
     where = store.address(meta_key)
-    meta = parse_published(obj.data, where=where, package=keys.package)
-    if meta.release_id != release_id:
+    meta = parse_metadata(obj.data, where=where, package=keys.package, env=keys.env)
+    if meta.release is None or meta.release.id != release_id:
         raise ReleaseNotFoundError(f"{where} describes release {meta.release_id!r}, not {release_id!r}")
-    block = meta.document["release"].get("bundle")
-    if not isinstance(block, dict) or block.get("key") != keys.bundle_file(release_id):
-        raise ReleaseNotFoundError(
-            f"{where}: release.bundle {block!r} must be an object with key {keys.bundle_file(release_id)!r}"
-        )
+    block = meta.release.bundle
+    if block is None:
+        raise ReleaseNotFoundError(f"{where}: {meta.release.bundle_problem}")
     if tar is None:
         raise ReleaseNotFoundError(f"release {release_id!r} is incomplete: {store.address(bundle_key)} is missing")
     sha = hashlib.sha256(tar.data).hexdigest()
-    if sha != block.get("sha256") or len(tar.data) != block.get("size"):
+    if sha != block.sha256 or len(tar.data) != block.size:
         raise ReleaseNotFoundError(
             f"release {release_id!r} is damaged: {store.address(bundle_key)} has sha256 {sha!r} and "
-            f"{len(tar.data)} bytes, its metadata says {block.get('sha256')!r} and {block.get('size')!r}"
+            f"{len(tar.data)} bytes, its metadata says {block.sha256!r} and {block.size!r}"
         )
-    files = read_bundle(tar.data, where=store.address(bundle_key), expected=meta.dags)
+    try:
+        files = read_bundle(tar.data, where=store.address(bundle_key), dags=meta.dags)
+    except BundleError as exc:
+        raise ReleaseNotFoundError(f"release {release_id!r} is damaged: {exc}; roll back to another release") from exc
     dags = {
-        dag_id: DagFile(dag_id=dag_id, data=data, origin=f"{store.address(bundle_key)}:{keys.dag_file(dag_id)}")
+        dag_id: DagFile(dag_id=dag_id, data=data, origin=f"{store.address(bundle_key)}:{dag_file(dag_id)}")
         for dag_id, data in files.items()
     }
-    return build_part(meta.document), dags
-
-
-def _load_legacy_release(
-    store: Store, keys: PackageKeys, release_id: str, *, jobs: int
-) -> tuple[dict[str, Any], dict[str, DagFile]] | None:
-    """A release stored before bundles (``releases/<id>/metadata.json`` + ``dags/``), or None."""
-    meta_key = f"{keys.releases_prefix}{release_id}/metadata.json"
-    obj = store.get(meta_key)
-    if obj is None:
-        return None
-    meta = parse_published(obj.data, where=store.address(meta_key), package=keys.package)
-    if meta.release_id != release_id:
-        raise ReleaseNotFoundError(f"{store.address(meta_key)} describes release {meta.release_id!r}, not {release_id!r}")
-
-    def fetch(dag_id: str) -> DagFile:
-        key = keys.legacy_release_dag(release_id, dag_id)
-        stored = store.get(key)
-        if stored is None:
-            raise ReleaseNotFoundError(f"release {release_id!r} is incomplete: {store.address(key)} is missing")
-        dag = DagFile(dag_id=dag_id, data=stored.data, origin=store.address(key))
-        if dag.sha256 != meta.dags[dag_id]:
-            raise ReleaseNotFoundError(
-                f"release {release_id!r} is damaged: {store.address(key)} has sha256 {dag.sha256!r}, "
-                f"its metadata says {meta.dags[dag_id]!r}"
-            )
-        return dag
-
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(meta.dags) or 1))) as pool:
-        files = list(pool.map(fetch, sorted(meta.dags)))
-    return build_part(meta.document), {dag.dag_id: dag for dag in files}
+    return meta.build, dags
 
 
 def rollback_release(
@@ -601,7 +578,7 @@ def rollback_release(
     the registry.
     """
     keys = PackageKeys(env=env, package=package)
-    build, dags = load_release(store, keys, release_id, jobs=options.jobs)
+    build, dags = load_release(store, keys, release_id)
     for dag in dags.values():
         check_syntax(dag)
     _check_repository(options, str(build["image"]["repository"]), package)
@@ -644,7 +621,7 @@ def decommission_package(
     if not state.decommissioned:
         document["decommissioned"] = {"at": now, "release": state.release_id}
         try:
-            store.put(keys.check_writable(keys.metadata), canonical_json(document), if_match=state.metadata_etag)
+            store.put(keys.metadata, canonical_json(document), if_match=state.metadata_etag)
         except PreconditionFailedError as exc:
             raise ConcurrentPublishError(
                 f"{where} was changed by a publish of package {package!r} while decommissioning it "
@@ -653,7 +630,7 @@ def decommission_package(
         on_event(Event("commit", f"commit {where} -> decommissioned", key=keys.metadata))
     marker = json.dumps({"decommissioned_at": document["decommissioned"]["at"],
                          "release": state.release_id}, sort_keys=True) + "\n"
-    store.put(keys.check_writable(keys.removed_marker), marker.encode("utf-8"))
+    store.put(keys.removed_marker, marker.encode("utf-8"))
     on_event(Event("put", f"put    {store.address(keys.removed_marker)}", key=keys.removed_marker))
     return {
         "ok": True,
@@ -662,6 +639,6 @@ def decommission_package(
         "package": package,
         "location": store.address(keys.prefix),
         "release": {"id": state.release_id},
-        "dags": sorted(state.metadata.dags),
+        "dags": [entry.dag_id for entry in state.metadata.dags],
         "decommissioned_at": document["decommissioned"]["at"],
     }

@@ -6,9 +6,8 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from publisher.errors import MetadataError
-from publisher.keys import RELEASE_ID_RE, PackageKeys
-from publisher.metadata import PublishedMetadata, parse_published
+from storecontract import Metadata, MetadataError, PackageKeys, parse_metadata
+
 from publisher.store import Store
 
 __all__ = ["ReleaseInfo", "list_releases"]
@@ -37,36 +36,31 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
     """Read every ``releases/<id>.json`` of the package (one listing, one GET each).
 
     A release is listed only if its .json exists: a bundle without one is an orphan of a publish
-    that failed before writing it. Releases stored before bundles
-    (``releases/<id>/metadata.json``) are listed too.
+    that failed before writing it.
     """
     meta_keys: dict[str, str] = {}
     for info in store.iter_objects(keys.releases_prefix):
         release_id = keys.release_id_of_metadata_key(info.key)
-        if release_id is None:
-            rest = info.key[len(keys.releases_prefix) :]
-            legacy_id, _, name = rest.partition("/")
-            if name == "metadata.json" and RELEASE_ID_RE.fullmatch(legacy_id):
-                meta_keys.setdefault(legacy_id, info.key)
-            continue
-        meta_keys[release_id] = info.key
+        if release_id is not None:
+            meta_keys[release_id] = info.key
     ids = sorted(meta_keys)
     current_obj = store.get(keys.metadata)
     current_id = None
     if current_obj is not None:
-        current_id = parse_published(current_obj.data, where=store.address(keys.metadata), package=keys.package).release_id
+        current_id = parse_metadata(current_obj.data, where=store.address(keys.metadata), package=keys.package,
+                                    env=keys.env).release_id
 
-    def load(release_id: str) -> tuple[str, PublishedMetadata | None, str | None]:
+    def load(release_id: str) -> tuple[str, Metadata | None, str | None]:
         key = meta_keys[release_id]
         obj = store.get(key)
         if obj is None:
             return release_id, None, "metadata deleted while listing"
         try:
-            return release_id, parse_published(obj.data, where=store.address(key), package=keys.package), None
+            return release_id, parse_metadata(obj.data, where=store.address(key), package=keys.package, env=keys.env), None
         except MetadataError as exc:
             return release_id, None, str(exc)
 
-    loaded: dict[str, tuple[PublishedMetadata | None, str | None]] = {}
+    loaded: dict[str, tuple[Metadata | None, str | None]] = {}
     if ids:
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ids)))) as pool:
             for release_id, meta, problem in pool.map(load, ids):
@@ -77,8 +71,7 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
     while cursor is not None and cursor not in chain and cursor in loaded:
         chain.add(cursor)
         meta = loaded[cursor][0]
-        release = meta.document.get("release") if meta else None
-        cursor = release.get("previous") if isinstance(release, dict) else None
+        cursor = meta.release.previous if meta and meta.release else None
 
     out: list[ReleaseInfo] = []
     for release_id in ids:
@@ -88,7 +81,7 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
             ReleaseInfo(
                 id=release_id,
                 published_at=release.get("published_at"),
-                image_digest=meta.image_digest if meta else None,
+                image_digest=meta.image.digest if meta else None,
                 image_tag=release.get("image_tag"),
                 dag_count=len(meta.dags) if meta else None,
                 previous=release.get("previous"),

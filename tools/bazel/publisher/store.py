@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+
+from storecontract import StoreUrlError, parse_dag_bucket
 
 from publisher.errors import UsageError
 
@@ -22,7 +21,6 @@ __all__ = [
 ]
 
 DEFAULT_STORE_SUBDIR = ".etl/dag-store"
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,47 +97,16 @@ def default_store_url(workspace: str | None) -> str:
     return (Path(workspace).resolve() / DEFAULT_STORE_SUBDIR).as_uri()
 
 
-def parse_store_url(url: str) -> tuple[str, str]:
-    """Split a DAG_BUCKET value into ("s3", bucket) or ("file", absolute dir)."""
-    if not url.isprintable():
-        # urlsplit silently deletes tabs and newlines anywhere in a URL ("s3://buck\net" is the
-        # bucket 'bucket'): refuse them instead of publishing somewhere the user did not write.
-        raise UsageError(
-            f"invalid flag: --bucket/DAG_BUCKET {url!r}: contains control characters (a newline or a tab?)"
-        )
-    parts = urlsplit(url)
-    if parts.scheme == "s3":
-        bucket = parts.netloc
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise UsageError(
-                f"invalid flag: --bucket/DAG_BUCKET {url!r}: give the bucket only "
-                "(s3://<bucket>); the publisher adds <ENV>/<pkg>/ itself"
-            )
-        if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
-            raise UsageError(f"invalid flag: --bucket/DAG_BUCKET {url!r}: {bucket!r} is not a valid S3 bucket name")
-        return "s3", bucket
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise UsageError(
-                f"invalid flag: --bucket/DAG_BUCKET {url!r}: a local store must be an absolute "
-                "path, file:///<dir>"
-            )
-        path = unquote(parts.path)
-        if "\x00" in path or any(p == ".." for p in path.split("/")):
-            raise UsageError(f"invalid flag: --bucket/DAG_BUCKET {url!r}: '..' and NUL are not allowed")
-        return "file", os.path.normpath(path)
-    raise UsageError(
-        f"invalid flag: --bucket/DAG_BUCKET {url!r}: must be s3://<bucket> or file:///<dir>"
-    )
-
-
 def open_store(url: str, *, jobs: int = 8) -> Store:
-    """Open ``s3://bucket`` (botocore, AWS_ENDPOINT_URL and the usual credential chain) or ``file:///dir``."""
-    kind, where = parse_store_url(url)
-    if kind == "s3":
+    """Open ``s3://bucket`` (AWS_ENDPOINT_URL and the usual credential chain) or ``file:///dir``."""
+    try:
+        where = parse_dag_bucket(url)
+    except StoreUrlError as exc:
+        raise UsageError(f"invalid flag: --bucket/DAG_BUCKET {exc}") from exc
+    if where.scheme == "s3":
         from publisher._s3store import S3Store
 
-        return S3Store(bucket=where, max_pool_connections=max(10, jobs * 2))
+        return S3Store(bucket=where.bucket, max_pool_connections=max(10, jobs * 2))
     from publisher._filestore import FileStore
 
-    return FileStore(Path(where))
+    return FileStore(Path(where.path))

@@ -98,9 +98,12 @@ def test_no_store_and_no_workspace_is_a_usage_error(tmp_path: Path) -> None:
     [
         (["--env", "../prod"], {}, r"invalid flag: invalid env '\.\./prod': it contains '/'"),
         ([], {"ENV": "%2e%2e"}, r"invalid flag: invalid env '%2e%2e': it contains '%'"),
-        (["--bucket", "s3://bucket/prefix"], {}, r"give the bucket only"),
+        (["--bucket", "s3://bucket/prefix"], {},
+         r"--bucket/DAG_BUCKET 's3://bucket/prefix': give the bucket only \(s3://<bucket>\): keys start with <ENV>/"),
         (["--bucket", "file://relative/dir"], {}, r"must be an absolute path"),
-        (["--bucket", "gs://x"], {}, r"must be s3://<bucket> or file:///<dir>"),
+        (["--bucket", "gs://x"], {}, r"--bucket/DAG_BUCKET 'gs://x': must be s3://<bucket> or file:///<absolute dir>$"),
+        (["--env", "dev-"], {}, r"invalid env 'dev-': it must be 1-63 of a-z, 0-9, '_', '-', starting with a letter, "
+                               r"ending with a letter or digit$"),
         (["--rollback", "../x"], {}, r"invalid release id '\.\./x'"),
         (["--tag", "v1 2"], {}, r"--tag/IMAGE_TAG 'v1 2'"),
         (["--list-releases", "--rollback", "20261127T042000Z-3f2a9c1d"], {}, r"not allowed with argument"),
@@ -137,6 +140,19 @@ def test_subprocess_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert json.loads(proc.stdout) == {"ok": False, "error": proc.stderr.strip()[len("publish: error: "):],
                                        "exit_code": 1}
     assert not store.exists()
+
+
+def test_a_stored_metadata_json_that_breaks_the_contract_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    # storecontract's MetadataError is not a PublishError: the CLI still reports it as one line.
+    store = tmp_path / "store"
+    meta = store / "dev" / PKG / "metadata.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text('{"schema_version": 2}\n')
+    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")})
+    code, out, err = run_main([*rule_args(build), "--output", "json"], {"DAG_BUCKET": store.as_uri()})
+    assert code == 1
+    assert err == f"publish: error: {meta.as_uri()}: schema_version 2 is not 1\n"
+    assert json.loads(out) == {"ok": False, "error": err.strip()[len("publish: error: "):], "exit_code": 1}
 
 
 def test_subprocess_dry_run_and_list_releases(tmp_path: Path) -> None:

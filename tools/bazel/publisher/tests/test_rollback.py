@@ -13,8 +13,8 @@ from publisher import (
     ReleaseNotFoundError,
     list_releases,
 )
-from publisher.bundle import make_bundle
-from publisher.keys import PackageKeys
+from storecontract import PackageKeys, write_bundle
+
 from publisher.tests.helpers import (
     FakeRegistry,
     Harness,
@@ -94,7 +94,7 @@ def test_rollback_refuses_a_damaged_release(harness: Harness, registry: FakeRegi
     do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2)}), registry)
     key = f"dev/{PKG}/releases/{first.release_id}.tar"
     good = harness.read(key)
-    harness.store().put(key, make_bundle(str(first.release_id), {"fp_a": b"tampered = 1\n"}).data)
+    harness.store().put(key, write_bundle({"fp_a": b"tampered = 1\n"}))
     with pytest.raises(ReleaseNotFoundError, match=(
         r"release '.*' is damaged: .*releases/.*\.tar has sha256 '[0-9a-f]{64}' and \d+ bytes, its metadata says"
     )):
@@ -132,27 +132,3 @@ def test_list_releases_marks_unfinished_releases(harness: Harness, registry: Fak
         ("20990103T000000Z-12345678", False, False),
     ]
     assert releases[2].problem is not None and "not valid UTF-8 JSON" in releases[2].problem
-
-
-def test_a_release_stored_before_bundles_is_listed_and_restored(
-    harness: Harness, registry: FakeRegistry, tmp_path: Path
-) -> None:
-    """Old stores hold releases/<id>/metadata.json + releases/<id>/dags/*.py: still readable."""
-    first = do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 1)}), registry)
-    meta = json.loads(harness.read(f"dev/{PKG}/metadata.json") or b"")
-    legacy_id = "20200101T000000Z-" + str(first.release_id).split("-")[1]
-    meta["release"] = {"id": legacy_id, "previous": None, "published_at": "2020-01-01T00:00:00Z", "image_tag": None}
-    store = harness.store()
-    store.put(f"dev/{PKG}/releases/{legacy_id}/metadata.json", json.dumps(meta).encode())
-    store.put(f"dev/{PKG}/releases/{legacy_id}/dags/fp_a.py", dag_source("fp_a", 1).encode())
-    do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2)}), registry)
-
-    listed = {r.id: r for r in list_releases(harness.store(), PackageKeys(env="dev", package=PKG))}
-    assert legacy_id in listed and listed[legacy_id].dag_count == 1 and listed[legacy_id].problem is None
-
-    result = do_rollback(harness, PKG, legacy_id, registry)
-
-    assert result.rollback_of == legacy_id
-    assert harness.read(f"dev/{PKG}/dags/fp_a.py") == dag_source("fp_a", 1).encode()
-    now = harness.metadata("dev", PKG)
-    assert now is not None and now["release"]["bundle"]["key"] == f"releases/{result.release_id}.tar"
