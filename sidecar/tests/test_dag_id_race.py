@@ -46,6 +46,7 @@ def _dag_ids(dags: Path) -> list[str]:
 def test_concurrent_publishes_of_one_new_dag_id_never_install_two_files(tmp_path: Path) -> None:
     counts: collections.Counter[str] = collections.Counter()
     duplicates: list[str] = []
+    (tmp_path / "moto").mkdir()
     with moto_server(log_dir=tmp_path / "moto") as moto:
         s3 = boto3.client("s3", endpoint_url=moto.endpoint_url, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
