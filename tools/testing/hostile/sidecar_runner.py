@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -260,16 +261,26 @@ process that once held 100 MiB would report at least that; forked from this laun
 sidecar's ru_maxrss is its own (plus the launcher's ~10 MiB at most)."""
 
 
-def run_sidecar(root: Path, *, extra_env: Mapping[str, str] | None = None) -> SidecarRun:
-    """Run the real sidecar once over ``root/store`` into ``root/dags``; its own peak RSS from wait4."""
+def run_sidecar(root: Path, *, extra_env: Mapping[str, str] | None = None, dags_volume_kib: int | None = None
+                ) -> SidecarRun:
+    """Run the real sidecar once over ``root/store`` into ``root/dags``; its own peak RSS from wait4.
+
+    ``dags_volume_kib``: the dags folder is a tmpfs of that size (a full volume gives ENOSPC),
+    mounted in a mount namespace of the child (``unshare -m`` as root, ``unshare -Urm`` otherwise).
+    """
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
            "DAG_BUCKET": (root / "store").as_uri(), "DAGS_DIR": str(root / "dags"), "ENV": ENV,
            "METRICS_PORT": "0", "GRACE_PERIOD": "0", "SYNC_RETRIES": "0", **(extra_env or {})}
     started = time.monotonic()
     result = root / "launcher.json"
+    argv = [sys.executable, "-c", _LAUNCHER, str(result)]
+    if dags_volume_kib is not None:
+        (root / "dags").mkdir(parents=True, exist_ok=True)
+        # root (Bazel's chroot) takes a mount namespace; anyone else a user namespace too (refused in a chroot)
+        argv = ["unshare", "-m" if os.getuid() == 0 else "-Urm", "sh", "-c",
+                f'mount -t tmpfs -o size={dags_volume_kib}k tmpfs "$DAGS_DIR" && exec "$@"', "sh", *argv]
     with open(root / "sidecar.log", "ab") as log:
-        subprocess.run([sys.executable, "-c", _LAUNCHER, str(result)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                       cwd=root, check=True, timeout=600)
+        subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, check=True, timeout=600)
     seconds = time.monotonic() - started
     measured = json.loads(result.read_text())
     events = []
@@ -308,7 +319,8 @@ def sidecar_outcome(doc: Mapping[str, Any], root: Path) -> tuple[str, list[Sidec
     for phase in phases:
         build_store(doc, root, phase=phase)
         for _ in range(int(doc.get("runs", 1)) if phase == phases[-1] else 1):
-            runs.append(run_sidecar(root))
+            volume = doc.get("dags_volume_kib")
+            runs.append(run_sidecar(root, dags_volume_kib=int(volume) if volume is not None else None))
     dags = root / "dags"
     installed = _installed(dags)
     if len(installed) > 4:
@@ -326,6 +338,8 @@ def sidecar_outcome(doc: Mapping[str, Any], root: Path) -> tuple[str, list[Sidec
         if event in names:
             first = next(e for run in runs for e in run.events if e.get("event") == event)
             detail = first.get("problem") or first.get("error") or first.get("package") or ""
+            if event == "local_disk_error":  # the free space and the staging folder's name vary
+                detail = f"{first.get('errno')} writing {re.sub(r'/staging/[0-9a-f]+', '/staging/<nonce>', first['path'])}"
             text = str(detail).replace(str(root), "<work>")
             parts.append(f"{event}: {text if text.isprintable() else repr(text)}")
     if (root / "outside").exists():
