@@ -20,6 +20,7 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sidecar.errors import (
@@ -43,6 +44,8 @@ from storecontract.limits import METADATA_MAX_BYTES
 
 __all__ = ["CRASH_LIMIT", "METADATA_MAX_BYTES", "CycleResult", "Syncer", "build_syncer"]
 
+QUARANTINE_COPY_MAX = 256 * 1024
+"""Largest metadata.json kept in memory between the cycle's two phases for a quarantine copy."""
 CRASH_LIMIT = 2
 """A release whose processing was cut short by the process dying this many times is rejected
 (``staging_crashed``): one death may be a node drain, two in a row on the same ETag is the release."""
@@ -76,7 +79,8 @@ class _Pending:
     pkg: str
     meta: PackageMetadata
     etag: str
-    raw: bytes
+    raw: bytes | None
+    """metadata.json's bytes for the quarantine copy; None over QUARANTINE_COPY_MAX (kept per pending package)."""
     reuse: dict[str, Path]
 
     @property
@@ -265,13 +269,12 @@ class Syncer:
     def _guarded(
         self,
         pkg: str,
-        step: object,
+        step: Callable[[str], str | _Pending],
         outcomes: dict[str, str],
         errors: list[str],
         disk_errors: list[str],
     ) -> str | _Pending:
         """Run ``step(pkg)``; a failure is recorded as the package's outcome (and "stopped" returned on a stop)."""
-        assert callable(step)
         try:
             result = step(pkg)
         except LocalDiskError as exc:
@@ -420,7 +423,8 @@ class Syncer:
         reuse: dict[str, Path] = {}
         if current is not None and trusted:
             reuse = {sha: current.path / name for name, sha in current.files.items()}
-        return _Pending(pkg=pkg, meta=meta, etag=obj.etag, raw=obj.data, reuse=reuse)
+        return _Pending(pkg=pkg, meta=meta, etag=obj.etag,
+                        raw=obj.data if len(obj.data) <= QUARANTINE_COPY_MAX else None, reuse=reuse)
 
     def _owners(self, *, exclude: str) -> dict[str, str]:
         """dag_id -> package, for the dag_ids of every package installed here but ``exclude``."""
@@ -470,7 +474,8 @@ class Syncer:
         return outcome
 
     def _stage_and_switch(
-        self, pkg: str, meta: PackageMetadata, etag: str, raw: bytes, reuse: dict[str, Path], st: _PackageState
+        self, pkg: str, meta: PackageMetadata, etag: str, raw: bytes | None, reuse: dict[str, Path],
+        st: _PackageState
     ) -> str:
         started = time.monotonic()
         staging = self.dags_dir.new_staging(pkg)
