@@ -197,10 +197,9 @@ def check_metadata_document(data: bytes, *, where: str, dag_sizes: list[int] | N
     ``json.loads``. Raises LimitError naming ``where``, the limit and its value.
     """
     check_metadata_bytes(len(data), where=where)
-    shape = check_json_shape(data, where=where)
-    if dag_sizes is not None:
+    if dag_sizes is not None:  # first: "2001 DAGs" says more than "an array of more than 2000 items"
         check_release_sizes(dag_sizes, where=where)
-    return shape
+    return check_json_shape(data, where=where)
 
 
 def check_release_sizes(dag_sizes: list[int], *, where: str) -> None:
