@@ -17,7 +17,6 @@ import json
 import re
 from typing import Any
 
-from sidecar.errors import MetadataError
 from storecontract.limits import (
     DAG_FILE_MAX_BYTES,
     MAX_DAGS,
@@ -27,6 +26,8 @@ from storecontract.limits import (
     check_json_shape,
     check_metadata_bytes,
 )
+
+from sidecar.errors import MetadataError
 
 __all__ = [
     "BUNDLE_KEY_RE",

@@ -22,7 +22,6 @@ from pathlib import Path
 from sidecar.errors import (
     ObjectNotFoundError,
     OversizedObjectError,
-    LocalDiskError,
     ReleaseRejectedError,
     StoreError,
 )

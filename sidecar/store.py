@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from storecontract.limits import METADATA_MAX_BYTES
+
 from sidecar.errors import (
     ConfigError,
     LocalDiskError,
@@ -28,7 +30,6 @@ from sidecar.errors import (
     StoppingError,
     StoreError,
 )
-from storecontract.limits import METADATA_MAX_BYTES
 from sidecar.localfs import create_file, local_writes
 from sidecar.retry import RetryPolicy, call_with_retry
 

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from storecontract.limits import METADATA_MAX_BYTES
+
 from sidecar.errors import (
     LocalDiskError,
     LocalLayoutError,
@@ -40,7 +42,6 @@ from sidecar.retry import RetryPolicy
 from sidecar.settings import Settings
 from sidecar.stage import Stager, file_sha256
 from sidecar.store import METADATA_NAME, Store, open_store
-from storecontract.limits import METADATA_MAX_BYTES
 
 __all__ = ["CRASH_LIMIT", "METADATA_MAX_BYTES", "CycleResult", "Syncer", "build_syncer"]
 
@@ -382,7 +383,6 @@ class Syncer:
                 return "noop"
             self.log.info("dag_id_released", package=pkg, dag_ids=sorted(st.conflict),
                           hint="the packages that owned these dag_ids no longer do; retrying the release")
-            st.rejected_etag, st.conflict = None, None
         if not self._mark(pkg, entry.metadata_etag):
             return self._reject(pkg, ReleaseRejectedError(
                 "staging_crashed", f"working on {self.store.address(f'{env}/{pkg}/{METADATA_NAME}')!r} (ETag "
@@ -439,8 +439,9 @@ class Syncer:
         return owners
 
     def _clear_rejection(self, pkg: str, st: _PackageState) -> None:
-        if st.rejected_etag is not None or st.conflict is not None:
-            self.dags_dir.remove_record(pkg, REJECTED_RECORD)
+        """The package's release is good again: forget its rejection, on disk too."""
+        self.dags_dir.remove_record(pkg, REJECTED_RECORD)
+        if pkg in self.health.rejected():
             self.health.set_rejected(pkg, None)
         st.rejected_etag, st.conflict = None, None
 

@@ -119,8 +119,7 @@ def _huge_header(meta: Path, params: Mapping[str, Any]) -> None:
     with open(bundle, "wb") as out:
         out.write(_header(b"././@PaxHeader" if typeflag == b"x" else b"././@LongLink", size, typeflag))
         block = b"0" * _MIB
-        for _ in range(size // _MIB):
-            out.write(block)
+        out.writelines(block for _ in range(size // _MIB))
         out.write(b"0" * (size % _MIB) + b"\x00" * (-size % 512))
         out.write(original)
     digest = hashlib.sha256()
@@ -147,14 +146,12 @@ def _metadata_bytes(meta: Path, params: Mapping[str, Any]) -> None:
         if shape == "nested":
             half = size // 2
             for piece in (b"[", b"]"):
-                for _ in range(half // _MIB):
-                    out.write(piece * _MIB)
+                out.writelines(piece * _MIB for _ in range(half // _MIB))
                 out.write(piece * (half % _MIB))
         elif shape == "flat":
             count = (size - 2) // 3
             out.write(b"[[]")
-            for _ in range((count - 1) // 65536):
-                out.write(b",[]" * 65536)
+            out.writelines(b",[]" * 65536 for _ in range((count - 1) // 65536))
             out.write(b",[]" * ((count - 1) % 65536) + b"]")
         elif shape == "string":
             doc = _document(meta.parent / "releases" / next(p.name for p in (meta.parent / "releases").glob("*.json")))
