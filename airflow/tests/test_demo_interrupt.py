@@ -285,7 +285,7 @@ def start_demo(tmp_path: Path, build_dir: Path) -> Iterator[StartDemo]:
 @pytest.mark.parametrize(
     ("moment", "sig", "extra_wait"),
     [
-        (f"publishing {len(PACKAGES)} packages", signal.SIGINT, 0.0),  # `airflow db migrate` running in a thread
+        (f"publishing {len(demo.PACKAGES)} packages", signal.SIGINT, 0.0),  # `airflow db migrate` running in a thread
         ("Airflow processes started", signal.SIGINT, 0.0),  # the three components booting
         ("Airflow processes started", signal.SIGTERM, 3.0),  # waiting for the api-server
         ("demo: running", signal.SIGHUP, 0.0),  # the terminal closed while everything runs
