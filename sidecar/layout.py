@@ -355,7 +355,7 @@ class DagsDir:
         link = self.link_path(package)
         if link.is_symlink():
             with contextlib.suppress(FileNotFoundError):
-                os.utime(self.root / os.readlink(link))
+                os.utime(self.root / os.readlink(link), follow_symlinks=False)
 
     def quarantine(
         self,
