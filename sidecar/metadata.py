@@ -26,6 +26,7 @@ from storecontract.limits import (
     check_json_shape,
     check_metadata_bytes,
 )
+from storecontract.names import DAG_ID_RE, NAME_RE
 
 from sidecar.errors import MetadataError
 
@@ -43,9 +44,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-# Use with fullmatch(): unanchored on purpose, so ``.match`` is never mistaken for a whole-value check.
-NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}", re.ASCII)
-DAG_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}", re.ASCII)
+# env, package and dag_id rules are the store contract's (storecontract.names; use with fullmatch)
 _FILE_RE = re.compile(r"dags/(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}\.py)", re.ASCII)
 _SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 BUNDLE_KEY_RE = re.compile(r"releases/[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}\.tar", re.ASCII)

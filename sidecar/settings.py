@@ -94,7 +94,7 @@ def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def _env_name(raw: str) -> str:
     if not NAME_RE.fullmatch(raw):
-        raise ValueError("must match ^[a-z][a-z0-9_-]{0,62}$ (e.g. dev, staging, prod)")
+        raise ValueError(f"must match {NAME_RE.pattern} (e.g. dev, staging, prod)")
     return raw
 
 
@@ -104,7 +104,7 @@ def _packages(raw: str) -> frozenset[str] | None:
         return None
     for name in names:
         if not NAME_RE.fullmatch(name):
-            raise ValueError(f"package name {name!r} must match ^[a-z][a-z0-9_-]{{0,62}}$")
+            raise ValueError(f"package name {name!r} must match {NAME_RE.pattern}")
     return frozenset(names)
 
 

@@ -321,7 +321,7 @@ class Syncer:
                 valid.append(name)
             else:
                 self._warn_once(f"bad-name:{name}", "package_name_invalid", package=name,
-                                hint="package prefixes must match ^[a-z][a-z0-9_-]{0,62}$; skipped")
+                                hint=f"package prefixes must match {NAME_RE.pattern} (storecontract); skipped")
         allow = self.settings.packages
         if allow is not None:
             for name in sorted(allow - set(valid)):
