@@ -41,7 +41,7 @@ FILE_MODE = 0o644
 DIR_MODE = 0o755
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _NAMED = {errno.ENOSPC: "ENOSPC", errno.EDQUOT: "EDQUOT", errno.EROFS: "EROFS"}
-DISK_ERRNOS = tuple(_NAMED.values()) + ("other",)
+DISK_ERRNOS = (*_NAMED.values(), "other")
 """Values of the ``errno`` label of ``etl_sidecar_local_disk_errors_total``."""
 
 

@@ -157,7 +157,7 @@ def read_bundle(
         problem = str(exc)
     except ObjectNotFoundError:
         problem = "it does not exist"
-    except Exception as exc:  # noqa: BLE001 - a broken stream, a bad tar, a store error: the caller decides
+    except Exception as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if current is not None:
         current.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ ROOT = HERE.parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.testing.hostile.sidecar_runner import CHART_MEMORY_LIMIT, sidecar_outcome
+from tools.testing.hostile.sidecar_runner import CHART_MEMORY_LIMIT, sidecar_outcome  # noqa: E402
 
 CASES = ROOT / "tools" / "testing" / "hostile" / "cases" / "sidecar"
 _MIB = 1024 * 1024

@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import pytest
-
 from storecontract import canonical_json, write_bundle
 from storecontract.limits import (
     JSON_MAX_CONTAINER_ITEMS,
