@@ -1,7 +1,7 @@
 """Command line: ``python -m sidecar [flags]`` runs the sync loop, ``--once`` one cycle (init container).
 
 Exit codes: 0 on success (or after SIGTERM in loop mode), 1 when ``--once`` could not read the
-store, was stopped before its cycle finished, or start-up failed, 2 on usage errors (one line on
+store or write the dags folder, was stopped before its cycle finished, or start-up failed, 2 on usage errors (one line on
 stderr). SIGTERM/SIGINT set the syncer's stop event: waits and retries end at once (README,
 "Stopping").
 """
@@ -103,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if result.status == "error":
                 log.error("sync_failed", error=result.errors[0], errors=len(result.errors),
                           hint="init container: the pod restarts it; the store must be readable")
+                return 1
+            if result.status == "disk_error":
+                log.error("sync_failed", error=syncer.health.snapshot().get("local_disk_error"),
+                          hint="init container: the dags folder's volume cannot be written")
                 return 1
             return 0
         run_loop(syncer, interval=settings.sync_interval)

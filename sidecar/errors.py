@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "LocalDiskError",
     "LocalLayoutError",
     "MetadataError",
     "ObjectNotFoundError",
@@ -40,7 +41,15 @@ class OversizedObjectError(SidecarError):
 
 
 class MetadataError(SidecarError):
-    """A package's metadata.json is not valid JSON or breaks the schema."""
+    """A package's metadata.json is not valid JSON, breaks the schema, or is over a limit of storecontract/limits.py.
+
+    ``reason`` is the rejection reason: ``invalid_metadata``, ``metadata_too_large`` or
+    ``metadata_too_complex``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid_metadata") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ReleaseRejectedError(SidecarError):
@@ -53,3 +62,15 @@ class ReleaseRejectedError(SidecarError):
 
 class LocalLayoutError(SidecarError):
     """The dags folder holds something at a path the sidecar manages, but did not write."""
+
+
+class LocalDiskError(SidecarError):
+    """Writing the dags folder failed (no space, quota, read-only...): a local problem, not the store's.
+
+    ``errno_name`` is ``ENOSPC``, ``EDQUOT``, ``EROFS`` or another errno's name; ``path`` what was written.
+    """
+
+    def __init__(self, message: str, *, path: str, errno_name: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno_name = errno_name

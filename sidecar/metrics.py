@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sidecar.localfs import DISK_ERRNOS
 from sidecar.stage import REJECT_REASONS
 
 __all__ = ["STATUSES", "Metrics"]
 
-STATUSES = ("success", "error", "noop")
-"""Outcome of a sync cycle: something switched, the store could not be read, nothing changed."""
+STATUSES = ("success", "error", "disk_error", "noop")
+"""Outcome of a sync cycle: something switched, the store could not be read, the dags folder could
+not be written (no space, quota, read-only), nothing changed."""
 
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -51,6 +53,21 @@ class Metrics:
             "etl_sidecar_rejected_releases_total", "Releases rejected whole and quarantined, by reason.",
             ["reason"], registry=r,
         )
+        self.rejected_packages = Gauge(
+            "etl_sidecar_rejected_packages", "Packages whose latest release stays rejected (remembered on disk), "
+            "by reason.", ["reason"], registry=r,
+        )
+        self.dag_id_conflicts = Counter(
+            "etl_sidecar_dag_id_conflicts_total", "dag_ids a release claimed that another installed package owns "
+            "(the release is quarantined, reason dag_id_conflict).", registry=r,
+        )
+        self.disk_errors = Counter(
+            "etl_sidecar_local_disk_errors_total", "Failed writes to the dags folder, by errno (ENOSPC, EDQUOT, "
+            "EROFS, other); the live release is kept.", ["errno"], registry=r,
+        )
+        self.gc_refused = Counter(
+            "etl_sidecar_gc_refused_total", "Folders GC refused to enter because they were symlinks.", registry=r,
+        )
         self.removed = Counter(
             "etl_sidecar_packages_removed_total", "Packages removed locally because of a REMOVED marker.", registry=r
         )
@@ -68,5 +85,8 @@ class Metrics:
             self.sync_duration.labels(status)
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
+            self.rejected_packages.labels(reason).set(0)
+        for name in DISK_ERRNOS:
+            self.disk_errors.labels(name)
         for result in ("used", "fallback"):
             self.bundles.labels(result)

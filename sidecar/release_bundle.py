@@ -4,8 +4,9 @@ The one implementation of the bundle checks of docs/store-layout.md. Two readers
 sidecar's stager (a cold start or a big change of the current release) and the versioned DAG
 bundle (``airflow/etl_dag_bundle/``: every version it materialises, old ones included).
 
-One GET, read by ``tarfile`` in ``r|`` mode (64 KiB reads, never the whole tar in memory), every
-byte hashed on the way:
+One GET, read by sidecar.tarstream (64 KiB reads, never the whole tar in memory, and never a
+header bigger than storecontract.limits.PAX_HEADER_MAX_BYTES: ``tarfile`` buffers a pax or GNU
+long-name header whole before any check), every byte hashed on the way:
 
 - a member must be a regular file whose name is exactly a ``dags[*].file`` of the metadata, once;
   anything else (``../`` or absolute names, links, devices, unlisted or repeated names, a size
@@ -24,14 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tarfile
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO
 
-from sidecar.errors import ObjectNotFoundError, ReleaseRejectedError
+from sidecar.errors import LocalDiskError, ObjectNotFoundError, ReleaseRejectedError
+from sidecar.localfs import create_file, local_writes
 from sidecar.metadata import DagFile, PackageMetadata
 from sidecar.store import CHUNK_BYTES, Store
+from sidecar.tarstream import TarFormatError, TarReader
 
 __all__ = ["BundleRead", "read_bundle"]
 
@@ -109,36 +111,36 @@ def read_bundle(
         with store.open_read(key, max_bytes=bundle.size) as raw:
             reader = _HashingReader(raw)
             seen: set[str] = set()
-            with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
-                for member in tar:
-                    dag = listed.get(member.name)
-                    if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
-                        raise _BadBundle(f"member {member.name!r} is not a regular file")
-                    if dag is None:
-                        raise _BadBundle(f"member {member.name!r} is not a file listed in metadata.json")
-                    if member.name in seen:
-                        raise _BadBundle(f"member {member.name!r} appears twice")
-                    seen.add(member.name)
-                    if member.size > max_file_bytes or (dag.size is not None and member.size != dag.size):
-                        raise _BadBundle(f"member {member.name!r} has {member.size} bytes, metadata.json "
-                                         f"says {dag.size}")
-                    if member.name not in want:
-                        continue  # not needed (e.g. reused locally): tarfile skips its data, still hashed
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    current = dest / dag.name  # a name from metadata.json, never the member's
-                    digest = hashlib.sha256()
-                    with open(current, "wb") as out:
-                        while chunk := src.read(CHUNK_BYTES):
-                            digest.update(chunk)
-                            out.write(chunk)
-                    if digest.hexdigest() != dag.sha256:
-                        raise _BadBundle(f"member {member.name!r} has sha256 {digest.hexdigest()}, "
-                                         f"metadata.json says {dag.sha256}")
-                    if check is not None:
-                        check(dag, current)
-                    done.add(dag.name)
-                    current = None
+            tar = TarReader(reader)
+            for member in tar:
+                dag = listed.get(member.name)
+                if not member.regular:
+                    raise _BadBundle(f"member {member.name!r} is not a regular file ({member.kind})")
+                if dag is None:
+                    raise _BadBundle(f"member {member.name!r} is not a file listed in metadata.json")
+                if member.name in seen:
+                    raise _BadBundle(f"member {member.name!r} appears twice")
+                seen.add(member.name)
+                if member.size > max_file_bytes or (dag.size is not None and member.size != dag.size):
+                    raise _BadBundle(f"member {member.name!r} has {member.size} bytes, metadata.json "
+                                     f"says {dag.size}")
+                if member.name not in want:
+                    continue  # not needed (e.g. reused locally): the reader skips its data, still hashed
+                current = dest / dag.name  # a name from metadata.json, never the member's
+                digest = hashlib.sha256()
+                with local_writes(current):
+                    current.unlink(missing_ok=True)
+                with local_writes(current), create_file(current) as out:
+                    while chunk := tar.read_data(CHUNK_BYTES):
+                        digest.update(chunk)
+                        out.write(chunk)
+                if digest.hexdigest() != dag.sha256:
+                    raise _BadBundle(f"member {member.name!r} has sha256 {digest.hexdigest()}, "
+                                     f"metadata.json says {dag.sha256}")
+                if check is not None:
+                    check(dag, current)
+                done.add(dag.name)
+                current = None
             reader.drain()
         if reader.size != bundle.size or reader.sha256 != bundle.sha256:
             problem = (f"the tar has {reader.size} bytes and sha256 {reader.sha256}, metadata.json says "
@@ -146,12 +148,16 @@ def read_bundle(
         elif len(done) < len(want):
             problem = f"{len(want) - len(done)} of the files to fetch are not in it"
     except ReleaseRejectedError:
+        raise  # the rejected file stays for the caller's quarantine
+    except LocalDiskError:
+        if current is not None:
+            current.unlink(missing_ok=True)
         raise
-    except _BadBundle as exc:
+    except (_BadBundle, TarFormatError) as exc:
         problem = str(exc)
     except ObjectNotFoundError:
         problem = "it does not exist"
-    except Exception as exc:  # noqa: BLE001 - a broken stream, a bad tar, a store error: the caller decides
+    except Exception as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if current is not None:
         current.unlink(missing_ok=True)

@@ -95,6 +95,8 @@ class S3Client:
         endpoint, self.region = endpoint_settings(self._session)
         self.bucket = bucket
         if endpoint:
+            if not endpoint.isprintable():  # urlsplit would delete a newline or tab without a word
+                raise ValueError(f"AWS_ENDPOINT_URL={endpoint!r} contains control characters (a newline or a tab?)")
             parts = urllib.parse.urlsplit(endpoint)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"AWS_ENDPOINT_URL={endpoint!r} is not an http(s) URL")

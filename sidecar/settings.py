@@ -93,8 +93,8 @@ def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def _env_name(raw: str) -> str:
-    if not NAME_RE.match(raw):
-        raise ValueError("must match ^[a-z][a-z0-9_-]{0,62}$ (e.g. dev, staging, prod)")
+    if not NAME_RE.fullmatch(raw):
+        raise ValueError(f"must match {NAME_RE.pattern} (e.g. dev, staging, prod)")
     return raw
 
 
@@ -103,8 +103,8 @@ def _packages(raw: str) -> frozenset[str] | None:
     if not names:
         return None
     for name in names:
-        if not NAME_RE.match(name):
-            raise ValueError(f"package name {name!r} must match ^[a-z][a-z0-9_-]{{0,62}}$")
+        if not NAME_RE.fullmatch(name):
+            raise ValueError(f"package name {name!r} must match {NAME_RE.pattern}")
     return frozenset(names)
 
 

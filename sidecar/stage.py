@@ -26,6 +26,7 @@ from sidecar.errors import (
     StoreError,
 )
 from sidecar.layout import MANIFEST_NAME, DagsDir
+from sidecar.localfs import FILE_MODE, create_file, local_writes
 from sidecar.metadata import DagFile, PackageMetadata
 from sidecar.release_bundle import read_bundle
 from sidecar.store import CHUNK_BYTES, Store
@@ -39,14 +40,19 @@ BUNDLE_MIN_SHARE = 0.25
 
 REJECT_REASONS = (
     "invalid_metadata",
+    "metadata_too_large",
+    "metadata_too_complex",
     "empty_release",
     "oversized",
     "missing_file",
     "size_mismatch",
     "hash_mismatch",
     "syntax_error",
+    "dag_id_conflict",
+    "staging_crashed",
 )
-_RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}$")
+"""Why a release is rejected (the ``reason`` label of etl_sidecar_rejected_releases_total); README "Failure behaviour"."""
+_RELEASE_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}", re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +94,9 @@ def _link_or_copy(src: Path, dest: Path) -> None:
     try:
         os.link(src, dest)
     except OSError:
-        shutil.copyfile(src, dest)
+        with local_writes(dest):
+            shutil.copyfile(src, dest)
+            os.chmod(dest, FILE_MODE)
 
 
 class Stager:
@@ -163,8 +171,10 @@ class Stager:
             "store": str(self._store.location),
             "staged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "files": {dag.name: dag.sha256 for dag in meta.dags},
+            "dag_ids": sorted(meta.dag_ids),
         }
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        with local_writes(staging / MANIFEST_NAME), create_file(staging / MANIFEST_NAME) as out:
+            out.write((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         release_dir = self._dags_dir.commit(package, staging, meta.tree)
         return StageResult(
             release_dir=release_dir, fetched_objects=fetched_objects, fetched_bytes=fetched_bytes, reused=reused,
@@ -244,7 +254,7 @@ class Stager:
                     raise exc from None
                 mismatches.append(dag.file)
                 return read, 1 + opened
-            if not meta.release_id or not _RELEASE_ID_RE.match(meta.release_id):
+            if not meta.release_id or not _RELEASE_ID_RE.fullmatch(meta.release_id):
                 raise
             copy_key = f"{self._env}/{package}/releases/{meta.release_id}/{dag.file}"
             try:

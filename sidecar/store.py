@@ -20,13 +20,17 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from storecontract.limits import METADATA_MAX_BYTES
+
 from sidecar.errors import (
     ConfigError,
+    LocalDiskError,
     ObjectNotFoundError,
     OversizedObjectError,
     StoppingError,
     StoreError,
 )
+from sidecar.localfs import create_file, local_writes
 from sidecar.retry import RetryPolicy, call_with_retry
 
 __all__ = [
@@ -45,8 +49,9 @@ __all__ = [
 CHUNK_BYTES = 64 * 1024
 METADATA_NAME = "metadata.json"
 REMOVED_NAME = "REMOVED"
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_ROOT_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+# matched whole (fullmatch): "$" let a trailing newline through ("s3://bucket\n" named the bucket "bucket\n")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+_ROOT_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", re.ASCII)
 OnRetry = Callable[[str, int, float, BaseException], None]
 
 
@@ -76,12 +81,17 @@ class StoreLocation:
 def parse_store_url(url: str) -> StoreLocation:
     """Parse ``DAG_BUCKET``; raise ConfigError naming the bad value and the accepted forms."""
     accepted = "use s3://<bucket>[/<root>] or file:///<absolute dir>"
+    if not url.isprintable():
+        # Parsed by hand, not by urlsplit (which deletes tabs and newlines anywhere in a URL without a
+        # word): a control character is refused here rather than kept in a bucket or folder name.
+        raise ConfigError(f"invalid flag: --dag-bucket={url!r}: contains control characters (a newline or a tab?); "
+                          f"{accepted}")
     if url.startswith("s3://"):
         rest = url[len("s3://") :].strip("/")
         bucket, _, root = rest.partition("/")
-        if not _BUCKET_RE.match(bucket):
+        if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
             raise ConfigError(f"invalid flag: --dag-bucket={url!r}: bucket name {bucket!r} is not valid; {accepted}")
-        if root and not _ROOT_RE.match(root):
+        if root and not _ROOT_RE.fullmatch(root):
             raise ConfigError(f"invalid flag: --dag-bucket={url!r}: root {root!r} is not a plain key prefix; {accepted}")
         return StoreLocation(scheme="s3", bucket=bucket, prefix=f"{root}/" if root else "")
     if url.startswith("file://"):
@@ -172,9 +182,12 @@ class Store(abc.ABC):
 
 
 def _stream_to_file(chunks: Iterable[bytes], dest: Path, *, max_bytes: int, address: str) -> Downloaded:
+    """Write ``chunks`` to the new file ``dest`` (mode 0644); a failed local write is a LocalDiskError."""
     digest = hashlib.sha256()
     size = 0
-    with open(dest, "wb") as out:
+    with local_writes(dest):
+        dest.unlink(missing_ok=True)  # a retry, or a second source for the same file, starts over
+    with local_writes(dest), create_file(dest) as out:
         for chunk in chunks:
             size += len(chunk)
             if size > max_bytes:
@@ -184,6 +197,14 @@ def _stream_to_file(chunks: Iterable[bytes], dest: Path, *, max_bytes: int, addr
             digest.update(chunk)
             out.write(chunk)
     return Downloaded(size=size, sha256=digest.hexdigest())
+
+
+def _metadata_too_big(address: str, size: int | None, max_bytes: int) -> OversizedObjectError:
+    what = f"is {size} bytes" if size is not None else "is larger than that"
+    return OversizedObjectError(
+        f"{address!r} {what}, more than the {max_bytes} allowed for metadata.json "
+        "(storecontract/limits.py METADATA_MAX_BYTES); split the package"
+    )
 
 
 # --------------------------------------------------------------------------------------------- S3
@@ -301,7 +322,7 @@ class S3Store(Store):
     def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
         try:
             return self._retry(what, key, fn, _s3_retryable)
-        except (OversizedObjectError, StoreError):
+        except (OversizedObjectError, StoreError, LocalDiskError):
             raise
         except Exception as exc:
             raise self._fail(exc, key) from exc
@@ -351,16 +372,13 @@ class S3Store(Store):
             if resp is None:
                 return None  # 304
             try:
+                # Content-Length first: a too big metadata.json is refused before one byte of it is read
                 length = self._length(resp)
                 if length is not None and length > max_bytes:
-                    raise OversizedObjectError(
-                        f"{self.address(key)!r} is {length} bytes, more than the {max_bytes} allowed for metadata.json"
-                    )
-                data = resp.read(max_bytes + 1)
+                    raise _metadata_too_big(self.address(key), length, max_bytes)
+                data = resp.read(max_bytes + 1)  # no (or a lying) Content-Length: stop one byte past the limit
                 if len(data) > max_bytes:
-                    raise OversizedObjectError(
-                        f"{self.address(key)!r} is more than the {max_bytes} bytes allowed for metadata.json"
-                    )
+                    raise _metadata_too_big(self.address(key), None, max_bytes)
             finally:
                 _finish(resp)
             return MetadataObject(data=data, etag=str(resp.headers.get("ETag", "")))
@@ -436,7 +454,7 @@ class FileStore(Store):
     def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
         try:
             return self._retry(what, key, fn, _file_retryable)
-        except (OversizedObjectError, StoreError):
+        except (OversizedObjectError, StoreError, LocalDiskError):
             raise
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise ObjectNotFoundError(f"{self.address(key)!r} does not exist") from exc
@@ -459,11 +477,12 @@ class FileStore(Store):
 
     def _read_small(self, key: str, max_bytes: int) -> bytes:
         with open(self._root / key, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            if size > max_bytes:  # the file's size, as S3's Content-Length: refused before reading
+                raise _metadata_too_big(self.address(key), size, max_bytes)
             data = src.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise OversizedObjectError(
-                f"{self.address(key)!r} is more than the {max_bytes} bytes allowed for metadata.json"
-            )
+            raise _metadata_too_big(self.address(key), None, max_bytes)
         return data
 
     def package_entry(self, env: str, package: str) -> PackageEntry:
@@ -472,13 +491,26 @@ class FileStore(Store):
         def attempt() -> PackageEntry:
             removed = (self._root / env / package / REMOVED_NAME).exists()
             try:
-                etag: str | None = _sha256_etag(self._read_small(key, 1 << 30))
+                etag: str | None = self._etag(key)
             except FileNotFoundError:
                 etag = None
             return PackageEntry(metadata_etag=etag, removed=removed)
 
         result: PackageEntry = self._call("list package", key, attempt)
         return result
+
+    def _etag(self, key: str) -> str:
+        """The sha256 of the content, hashed in chunks (the old code read the whole file, up to 1 GiB,
+        into memory every cycle); a file over METADATA_MAX_BYTES is named by size and mtime instead,
+        so a huge one is neither read nor hashed again each cycle."""
+        with open(self._root / key, "rb") as src:
+            st = os.fstat(src.fileno())
+            if st.st_size > METADATA_MAX_BYTES:
+                return f"stat:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            digest = hashlib.sha256()
+            while chunk := src.read(CHUNK_BYTES):
+                digest.update(chunk)
+        return "sha256:" + digest.hexdigest()
 
     def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
         key = f"{env}/{package}/{METADATA_NAME}"

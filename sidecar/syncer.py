@@ -6,16 +6,27 @@ the REMOVED marker. When the ETag differs from the one last applied, a condition
 rest are linked from the current release), and the package switches only when its set of files
 (the ``tree`` digest) really changed. A store that cannot be read, or lists nothing, never
 removes local DAGs; only a REMOVED marker does.
+
+Hostile input (README "Failure behaviour"): a rejected release is remembered on disk
+(``.sidecar/<pkg>/REJECTED.json``, by metadata.json ETag) and a release being worked on is marked
+(``STAGING.json``), so a release whose processing killed the process (an OOM kill) is rejected
+as ``staging_crashed`` at the next start instead of killing it again. A dag_id is installed from
+one package only: the first owner keeps it (``_claim_conflicts``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from storecontract.limits import METADATA_MAX_BYTES
+
 from sidecar.errors import (
+    LocalDiskError,
     LocalLayoutError,
     MetadataError,
     OversizedObjectError,
@@ -23,7 +34,7 @@ from sidecar.errors import (
     StoreError,
 )
 from sidecar.health import Health
-from sidecar.layout import DagsDir, LocalRelease
+from sidecar.layout import REJECTED_RECORD, STAGING_RECORD, DagsDir, LocalRelease
 from sidecar.logs import JsonLogger
 from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
 from sidecar.metrics import Metrics
@@ -32,15 +43,21 @@ from sidecar.settings import Settings
 from sidecar.stage import Stager, file_sha256
 from sidecar.store import METADATA_NAME, Store, open_store
 
-__all__ = ["METADATA_MAX_BYTES", "CycleResult", "Syncer", "build_syncer"]
+__all__ = ["CRASH_LIMIT", "METADATA_MAX_BYTES", "CycleResult", "Syncer", "build_syncer"]
 
-METADATA_MAX_BYTES = 64 * 1024 * 1024
+QUARANTINE_COPY_MAX = 256 * 1024
+"""Largest metadata.json kept in memory between the cycle's two phases for a quarantine copy."""
+CRASH_LIMIT = 2
+"""A release whose processing was cut short by the process dying this many times is rejected
+(``staging_crashed``): one death may be a node drain, two in a row on the same ETag is the release."""
 
 
 @dataclasses.dataclass
 class _PackageState:
     applied_etag: str | None = None
     rejected_etag: str | None = None
+    conflict: dict[str, str] | None = None
+    """dag_id -> owning package, when ``rejected_etag`` was rejected as dag_id_conflict (retried once they go)."""
     verified_release: str | None = None
     warned: set[str] = dataclasses.field(default_factory=set)
 
@@ -54,6 +71,23 @@ class CycleResult:
     outcomes: dict[str, str]
     errors: list[str]
     duration: float
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A package whose new release passed every check that needs no download: staged in phase 2."""
+
+    pkg: str
+    meta: PackageMetadata
+    etag: str
+    raw: bytes | None
+    """metadata.json's bytes for the quarantine copy; None over QUARANTINE_COPY_MAX (kept per pending package)."""
+    reuse: dict[str, Path]
+
+    @property
+    def order(self) -> tuple[str, str]:
+        # dag_id ties between releases new in one cycle go to the earliest published one, then by name
+        return (self.meta.published_at or "9999", self.pkg)
 
 
 class Syncer:
@@ -90,6 +124,8 @@ class Syncer:
         )
         self._state: dict[str, _PackageState] = {}
         self._warned: set[str] = set()
+        self._crashed: dict[str, dict[str, object]] = {}
+        """STAGING.json records found at start: the process died while working on that ETag."""
 
     # ---------------------------------------------------------------- start-up
 
@@ -110,11 +146,63 @@ class Syncer:
                 logged_at = now
             if self.stop_event.wait(1.0):
                 return False
-        leftovers = self.dags_dir.clean_leftovers()
+        leftovers = self.dags_dir.clean_leftovers(on_refused=self._gc_refused)
         if leftovers:
             self.log.info("cleaned_leftovers", paths=[str(p) for p in leftovers[:20]], count=len(leftovers))
+        self._load_records()
         self.metrics.packages.set(len(self.dags_dir.linked_packages()))
         return True
+
+    def _load_records(self) -> None:
+        """Rejections and interrupted work remembered on disk by an earlier process."""
+        for pkg in self.dags_dir.recorded_packages(REJECTED_RECORD):
+            record = self.dags_dir.read_record(pkg, REJECTED_RECORD)
+            if record is None or not isinstance(record.get("metadata_etag"), str):
+                continue
+            st = self._state.setdefault(pkg, _PackageState())
+            st.rejected_etag = record["metadata_etag"]
+            conflict = record.get("conflict")
+            st.conflict = {str(k): str(v) for k, v in conflict.items()} if isinstance(conflict, dict) else None
+            self.health.set_rejected(pkg, record)
+            self.log.info("rejection_remembered", package=pkg, reason=record.get("reason"),
+                          release=record.get("release"), metadata_etag=record["metadata_etag"],
+                          hint="not retried until metadata.json changes")
+        for pkg in self.dags_dir.recorded_packages(STAGING_RECORD):
+            record = self.dags_dir.read_record(pkg, STAGING_RECORD)
+            if record is None or not isinstance(record.get("metadata_etag"), str):
+                self.dags_dir.remove_record(pkg, STAGING_RECORD)
+                continue
+            self._crashed[pkg] = record
+            self.log.warning("staging_interrupted", package=pkg, metadata_etag=record["metadata_etag"],
+                             attempts=record.get("attempts"), crash_limit=CRASH_LIMIT,
+                             hint="the process died while working on this release (an OOM kill?); it is "
+                                  f"rejected after {CRASH_LIMIT} such deaths")
+
+    def _gc_refused(self, message: str) -> None:
+        self.metrics.gc_refused.inc()
+        self.log.error("gc_refused", error=message, hint="a symlink was planted in the sidecar's state folder; "
+                       "nothing was removed through it")
+
+    def _mark(self, pkg: str, etag: str) -> bool:
+        """Write STAGING.json before work that reads the package's release; False when the release
+        already killed the process CRASH_LIMIT times (the caller rejects it)."""
+        prev = self._crashed.get(pkg)
+        attempts = 1
+        if prev is not None and prev.get("metadata_etag") == etag:
+            count = prev.get("attempts")
+            attempts = (count if isinstance(count, int) else 1) + 1
+        if attempts > CRASH_LIMIT:
+            return False
+        self.dags_dir.write_record(pkg, STAGING_RECORD, {
+            "metadata_etag": etag, "attempts": attempts, "pid": os.getpid(),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+        return True
+
+    def _unmark(self, pkg: str, *, finished: bool) -> None:
+        self.dags_dir.remove_record(pkg, STAGING_RECORD)
+        if finished:
+            self._crashed.pop(pkg, None)
 
     def close(self) -> None:
         self.dags_dir.unlock()
@@ -135,27 +223,36 @@ class Syncer:
             listed = None
             errors.append(str(exc))
             self.log.error("store_unreadable", error=str(exc), hint="keeping the last good DAGs")
+        disk_errors: list[str] = []
         if listed is not None:
+            # Phase 1 reads each changed metadata.json; phase 2 stages and switches in (published_at,
+            # package) order, so two releases new in one cycle that claim one dag_id are decided by
+            # the store's content, not by the order packages are listed.
+            pending: list[_Pending] = []
             for pkg in self._targets(listed):
                 if self.stop_event.is_set():
                     return self._stopped(started, outcomes)
-                try:
-                    outcomes[pkg] = self.sync_package(pkg)
-                except (StoreError, LocalLayoutError, OSError) as exc:
-                    if isinstance(exc, StoreError) and self.stop_event.is_set():
-                        return self._stopped(started, outcomes)  # its staging was discarded
-                    outcomes[pkg] = "error"
-                    errors.append(str(exc))
-                    self.log.error("package_sync_failed", package=pkg, error=str(exc),
-                                   error_type=type(exc).__name__, hint="keeping its last good DAGs")
+                result = self._guarded(pkg, self._check, outcomes, errors, disk_errors)
+                if isinstance(result, _Pending):
+                    pending.append(result)
+                elif result == "stopped":
+                    return self._stopped(started, outcomes)
+            for item in sorted(pending, key=lambda p: p.order):
+                if self.stop_event.is_set():
+                    return self._stopped(started, outcomes)
+                result = self._guarded(item.pkg, lambda _pkg, item=item: self._apply(item), outcomes, errors,
+                                       disk_errors)
+                if result == "stopped":
+                    return self._stopped(started, outcomes)
         try:
-            for path in self.dags_dir.gc(grace_period=self.settings.grace_period):
+            for path in self.dags_dir.gc(grace_period=self.settings.grace_period, on_refused=self._gc_refused):
                 self.log.info("release_removed", path=str(path))
         except OSError as exc:
             self.log.warning("gc_failed", error=str(exc))
         self.metrics.packages.set(len(self.dags_dir.linked_packages()))
+        self.health.set_disk_error(disk_errors[0] if disk_errors else None)
         changed = any(o in ("switched", "removed") for o in outcomes.values())
-        status = "error" if errors else ("success" if changed else "noop")
+        status = "error" if errors else "disk_error" if disk_errors else ("success" if changed else "noop")
         duration = time.monotonic() - started
         self.metrics.syncs.labels(status).inc()
         self.metrics.sync_duration.labels(status).observe(duration)
@@ -169,6 +266,41 @@ class Syncer:
                       rejected=sorted(p for p, o in outcomes.items() if o == "rejected"),
                       packages=len(outcomes), healthy=self.health.healthy)
         return CycleResult(status=status, outcomes=outcomes, errors=errors, duration=duration)
+
+    def _guarded(
+        self,
+        pkg: str,
+        step: Callable[[str], str | _Pending],
+        outcomes: dict[str, str],
+        errors: list[str],
+        disk_errors: list[str],
+    ) -> str | _Pending:
+        """Run ``step(pkg)``; a failure is recorded as the package's outcome (and "stopped" returned on a stop)."""
+        try:
+            result = step(pkg)
+        except LocalDiskError as exc:
+            self._unmark(pkg, finished=False)
+            outcomes[pkg] = "disk_error"
+            disk_errors.append(str(exc))
+            self.metrics.disk_errors.labels(exc.errno_name).inc()
+            self.log.error("local_disk_error", package=pkg, error=str(exc), path=exc.path, errno=exc.errno_name,
+                           hint="a local problem of the dags folder's volume, not of the store; its last good "
+                                "DAGs keep serving")
+            return "disk_error"
+        except (StoreError, LocalLayoutError, OSError) as exc:
+            self._unmark(pkg, finished=False)
+            if isinstance(exc, StoreError) and self.stop_event.is_set():
+                return "stopped"  # its staging was discarded
+            outcomes[pkg] = "error"
+            errors.append(str(exc))
+            self.log.error("package_sync_failed", package=pkg, error=str(exc),
+                           error_type=type(exc).__name__, hint="keeping its last good DAGs")
+            return "error"
+        if isinstance(result, _Pending):
+            return result
+        assert isinstance(result, str)
+        outcomes[pkg] = result
+        return result
 
     def _stopped(self, started: float, outcomes: dict[str, str]) -> CycleResult:
         duration = time.monotonic() - started
@@ -185,11 +317,11 @@ class Syncer:
     def _targets(self, listed: list[str]) -> list[str]:
         valid = []
         for name in listed:
-            if NAME_RE.match(name):
+            if NAME_RE.fullmatch(name):
                 valid.append(name)
             else:
                 self._warn_once(f"bad-name:{name}", "package_name_invalid", package=name,
-                                hint="package prefixes must match ^[a-z][a-z0-9_-]{0,62}$; skipped")
+                                hint=f"package prefixes must match {NAME_RE.pattern} (storecontract); skipped")
         allow = self.settings.packages
         if allow is not None:
             for name in sorted(allow - set(valid)):
@@ -213,6 +345,17 @@ class Syncer:
 
     def sync_package(self, pkg: str) -> str:
         """Bring one package up to date; returns switched, removed, rejected, superseded or noop."""
+        result = self._check(pkg)
+        return self._apply(result) if isinstance(result, _Pending) else result
+
+    def _check(self, pkg: str) -> str | _Pending:
+        """Everything before staging: an outcome, or the release to stage (STAGING.json stays off disk between)."""
+        try:
+            return self._check_marked(pkg)
+        finally:
+            self._unmark(pkg, finished=False)
+
+    def _check_marked(self, pkg: str) -> str | _Pending:
         env = self.settings.env
         st = self._state.setdefault(pkg, _PackageState())
         entry = self.store.package_entry(env, pkg)
@@ -236,7 +379,15 @@ class Syncer:
         if linked and entry.metadata_etag == st.applied_etag:
             return "noop"
         if entry.metadata_etag == st.rejected_etag:
-            return "noop"
+            if not st.conflict or any(self._owners(exclude=pkg).get(d) == o for d, o in st.conflict.items()):
+                return "noop"
+            self.log.info("dag_id_released", package=pkg, dag_ids=sorted(st.conflict),
+                          hint="the packages that owned these dag_ids no longer do; retrying the release")
+        if not self._mark(pkg, entry.metadata_etag):
+            return self._reject(pkg, ReleaseRejectedError(
+                "staging_crashed", f"working on {self.store.address(f'{env}/{pkg}/{METADATA_NAME}')!r} (ETag "
+                f"{entry.metadata_etag}) killed the sidecar {CRASH_LIMIT} times (.sidecar/{pkg}/{STAGING_RECORD}); "
+                "publish a fixed release"), etag=entry.metadata_etag, staging=None, metadata=None, meta=None)
         current = self.dags_dir.current_release(pkg)
         address = self.store.address(f"{env}/{pkg}/{METADATA_NAME}")
         try:
@@ -244,7 +395,7 @@ class Syncer:
                 env, pkg, if_none_match=st.applied_etag if linked else None, max_bytes=METADATA_MAX_BYTES
             )
         except OversizedObjectError as exc:
-            return self._reject(pkg, ReleaseRejectedError("oversized", str(exc)), etag=entry.metadata_etag,
+            return self._reject(pkg, ReleaseRejectedError("metadata_too_large", str(exc)), etag=entry.metadata_etag,
                                 staging=None, metadata=None, meta=None)
         if obj is None:
             return "noop"  # 304: unchanged since it was applied
@@ -253,8 +404,9 @@ class Syncer:
         try:
             meta = parse_metadata(obj.data, package=pkg, env=env, address=address)
         except MetadataError as exc:
-            return self._reject(pkg, ReleaseRejectedError("invalid_metadata", str(exc)), etag=obj.etag,
-                                staging=None, metadata=obj.data, meta=None)
+            return self._reject(pkg, ReleaseRejectedError(exc.reason, str(exc)), etag=obj.etag,
+                                staging=None, metadata=obj.data if exc.reason == "invalid_metadata" else None,
+                                meta=None)
         if not meta.dags:
             return self._reject(
                 pkg,
@@ -265,16 +417,66 @@ class Syncer:
         trusted = self._verify(pkg, current, st)
         if current is not None and trusted and current.tree == meta.tree:
             st.applied_etag = obj.etag
-            st.rejected_etag = None
+            self._clear_rejection(pkg, st)
             self.log.info("release_unchanged", package=pkg, release=meta.release_id, tree=meta.tree[:12])
             return "noop"
         reuse: dict[str, Path] = {}
         if current is not None and trusted:
             reuse = {sha: current.path / name for name, sha in current.files.items()}
-        return self._stage_and_switch(pkg, meta, obj.etag, obj.data, reuse, st)
+        return _Pending(pkg=pkg, meta=meta, etag=obj.etag,
+                        raw=obj.data if len(obj.data) <= QUARANTINE_COPY_MAX else None, reuse=reuse)
+
+    def _owners(self, *, exclude: str) -> dict[str, str]:
+        """dag_id -> package, for the dag_ids of every package installed here but ``exclude``."""
+        owners: dict[str, str] = {}
+        for other in sorted(self.dags_dir.linked_packages()):
+            if other == exclude:
+                continue
+            release = self.dags_dir.current_release(other)
+            if release is not None:
+                for dag_id in release.dag_ids:
+                    owners.setdefault(dag_id, other)
+        return owners
+
+    def _clear_rejection(self, pkg: str, st: _PackageState) -> None:
+        """The package's release is good again: forget its rejection, on disk too."""
+        self.dags_dir.remove_record(pkg, REJECTED_RECORD)
+        if pkg in self.health.rejected():
+            self.health.set_rejected(pkg, None)
+        st.rejected_etag, st.conflict = None, None
+
+    def _apply(self, item: _Pending) -> str:
+        """Stage and switch one package's release, unless another installed package owns one of its dag_ids."""
+        pkg, meta, etag = item.pkg, item.meta, item.etag
+        st = self._state[pkg]
+        owners = self._owners(exclude=pkg)
+        lost = {dag_id: owners[dag_id] for dag_id in sorted(meta.dag_ids) if dag_id in owners}
+        if lost:
+            # The first owner keeps a dag_id: the package already installed here that lists it (README
+            # "dag_id ownership"). The whole release waits in quarantine; no file of it is installed.
+            st.conflict = lost
+            self.metrics.dag_id_conflicts.inc(len(lost))
+            address = self.store.address(f"{self.settings.env}/{pkg}/{METADATA_NAME}")
+            detail = ", ".join(f"{d!r} (owned by package {o!r})" for d, o in lost.items())
+            return self._reject(pkg, ReleaseRejectedError(
+                "dag_id_conflict", f"{address!r} lists dag_ids another package already owns: {detail}; the first "
+                "owner keeps a dag_id: rename the DAG, or decommission it in the owning package"),
+                etag=etag, staging=None, metadata=item.raw, meta=meta, conflict=lost)
+        if not self._mark(pkg, etag):
+            return self._reject(pkg, ReleaseRejectedError(
+                "staging_crashed", f"staging release {meta.release_id!r} of package {pkg!r} killed the sidecar "
+                f"{CRASH_LIMIT} times; publish a fixed release"), etag=etag, staging=None, metadata=None, meta=meta)
+        try:
+            outcome = self._stage_and_switch(pkg, meta, etag, item.raw, item.reuse, st)
+        except BaseException:
+            self._unmark(pkg, finished=False)
+            raise
+        self._unmark(pkg, finished=True)
+        return outcome
 
     def _stage_and_switch(
-        self, pkg: str, meta: PackageMetadata, etag: str, raw: bytes, reuse: dict[str, Path], st: _PackageState
+        self, pkg: str, meta: PackageMetadata, etag: str, raw: bytes | None, reuse: dict[str, Path],
+        st: _PackageState
     ) -> str:
         started = time.monotonic()
         staging = self.dags_dir.new_staging(pkg)
@@ -313,7 +515,7 @@ class Syncer:
         previous = self.dags_dir.current_release(pkg)
         self.dags_dir.switch(pkg, result.release_dir)
         st.applied_etag = etag
-        st.rejected_etag = None
+        self._clear_rejection(pkg, st)
         st.verified_release = result.release_dir.name
         self.metrics.switches.inc()
         self.log.info("release_switched", package=pkg, release=meta.release_id, tree=meta.tree[:12],
@@ -331,29 +533,40 @@ class Syncer:
         staging: Path | None,
         metadata: bytes | None,
         meta: PackageMetadata | None,
+        conflict: dict[str, str] | None = None,
     ) -> str:
         st = self._state[pkg]
         st.rejected_etag = etag
-        report = {
+        st.conflict = conflict
+        self._unmark(pkg, finished=True)
+        report: dict[str, object] = {
             "package": pkg,
             "env": self.settings.env,
             "message": str(exc),
             "metadata_etag": etag,
             "release": meta.release_id if meta else None,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "conflict": conflict,
         }
         try:
             where: str | None = str(self.dags_dir.quarantine(
                 pkg, staging=staging, tree=meta.tree if meta else "", reason=exc.reason, report=report,
                 metadata=metadata, keep=self.settings.quarantine_keep,
             ))
-        except OSError as qexc:
+        except (OSError, LocalDiskError) as qexc:
             where = None
             if staging is not None:
                 self.dags_dir.discard(staging)
             self.log.warning("quarantine_failed", package=pkg, error=str(qexc))
+        record = {**report, "reason": exc.reason, "conflict": conflict, "quarantine": where}
+        try:
+            self.dags_dir.write_record(pkg, REJECTED_RECORD, record, fsync=True)
+        except (OSError, LocalDiskError) as rexc:
+            self.log.warning("rejection_not_recorded", package=pkg, error=str(rexc),
+                             hint="it is retried after a restart")
+        self.health.set_rejected(pkg, record)
         self.metrics.rejected.labels(exc.reason).inc()
-        self.log.error("release_rejected", package=pkg, reason=exc.reason, error=str(exc),
+        self.log.error("release_rejected", package=pkg, reason=exc.reason, error=str(exc), conflict=conflict,
                        release=meta.release_id if meta else None, quarantine=where,
                        hint="the previous release keeps serving")
         return "rejected"

@@ -92,7 +92,7 @@ class PackageDagBundle(BaseDagBundle):
         self.dag_bucket = dag_bucket
         self.env = check_name(f"{where}: env", env)
         self.package = check_name(f"{where}: package", package if package is not None else self.name)
-        if self.version is not None and not VERSION_RE.match(self.version):
+        if self.version is not None and not VERSION_RE.fullmatch(self.version):
             raise BundleConfigError(f"{where}: version {self.version!r} is not a release id "
                                     f"(must match {VERSION_RE.pattern})")
         for field, value in (("max_file_bytes", max_file_bytes), ("timeout", timeout), ("grace_period", grace_period)):

@@ -46,6 +46,7 @@ from typing import Any
 
 from sidecar.errors import MetadataError, ObjectNotFoundError, OversizedObjectError, StoreError
 from sidecar.layout import write_file_atomic
+from storecontract.limits import METADATA_MAX_BYTES  # the store's limit, as the sidecar
 from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
 from sidecar.release_bundle import read_bundle
 from sidecar.stage import file_sha256
@@ -63,9 +64,8 @@ MANIFEST_NAME = ".release.json"
 METADATA_COPY_NAME = ".metadata.json"
 REMOVED_SUFFIX = ".removed"
 """A decommissioned package is served as an empty folder whose version is ``<release id>.removed``."""
-VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}$")
+VERSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}", re.ASCII)
 """A release id (the publisher's ``YYYYMMDDTHHMMSSZ-<8 hex>``, or any id the store contract allows)."""
-METADATA_MAX_BYTES = 64 * 1024 * 1024  # as the sidecar: a metadata.json of 1,000 DAGs is ~0.5 MB
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +188,7 @@ class PackageReleases:
             meta = parse_metadata(data, package=self.package, env=self.env, address=address)
         except MetadataError as exc:
             raise ReleaseUnavailableError(str(exc)) from exc
-        if not meta.release_id or not VERSION_RE.match(meta.release_id):
+        if not meta.release_id or not VERSION_RE.fullmatch(meta.release_id):
             raise ReleaseUnavailableError(
                 f"{address!r}: release.id {meta.release_id!r} is missing or not a release id; publish the "
                 "package with the publisher (it writes release.id)")
@@ -387,6 +387,6 @@ class PackageReleases:
 
 def check_name(kind: str, value: object) -> str:
     """An env or package name of the store contract, or BundleConfigError naming it."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise BundleConfigError(f"invalid {kind} {value!r}: must match {NAME_RE.pattern} (docs/store-layout.md)")
     return value

@@ -145,8 +145,8 @@ BAD_BUNDLES = {
     "member_hash": "member 'dags/d05.py' has sha256 ",
     "tar_hash": "the tar has ",
     "missing": "it does not exist",
-    "not_a_tar": "ReadError",
-    "truncated": "the tar has ",
+    "not_a_tar": "header at byte 0: checksum",
+    "truncated": "the tar ends inside a header",
     "bad_block": "release.bundle.key '../../other/x.tar' must look like",
 }
 

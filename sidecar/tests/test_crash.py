@@ -60,7 +60,9 @@ def publisher(kit: FileKit, published: Published, stop: threading.Event, seed: i
     for pkg in PACKAGES:
         serial += 1
         release = f"r{serial:06d}"
-        current[pkg] = {f"d{i:03d}": dag_source(f"d{i:03d}", release) for i in range(DAGS_PER_PACKAGE)}
+        # dag_ids are unique across the env, as the publisher keeps them (the sidecar refuses a
+        # release that claims another installed package's dag_id)
+        current[pkg] = {f"{pkg}_d{i:03d}": dag_source(f"{pkg}_d{i:03d}", release) for i in range(DAGS_PER_PACKAGE)}
         published.record(pkg, release, current[pkg])
         kit.publish(pkg, current[pkg], release_id=release)
     while not stop.is_set():
@@ -73,7 +75,7 @@ def publisher(kit: FileKit, published: Published, stop: threading.Event, seed: i
         if rng.random() < 0.3 and len(files) > 10:
             del files[rng.choice(sorted(files))]  # a DAG goes away
         if rng.random() < 0.3:
-            new_id = f"d{rng.randrange(DAGS_PER_PACKAGE, 2 * DAGS_PER_PACKAGE):03d}"
+            new_id = f"{pkg}_d{rng.randrange(DAGS_PER_PACKAGE, 2 * DAGS_PER_PACKAGE):03d}"
             files[new_id] = dag_source(new_id, release)
         published.record(pkg, release, files)
         kit.publish(pkg, files, release_id=release)

@@ -373,3 +373,50 @@ def test_publisher_window_is_bridged_by_the_release_copy(kit: StoreKit, tmp_path
         assert local_files(dags, "alpha") == v1
         # metadata + d1 (live, wrong) + d1 (release copy) + d2
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == 4
+
+
+def test_a_dag_id_owned_by_an_installed_package_is_refused_until_the_owner_lets_it_go(
+    kit: StoreKit, tmp_path: Path
+) -> None:
+    """Issue #16: the first owner keeps a dag_id; the other release is quarantined, then retried."""
+    kit.publish("beta", files_for("r1", "shared_daily", "beta_own"), release_id="r1")
+    dags = tmp_path / "dags"
+    log = io.StringIO()
+    with running_syncer(kit, dags, log=log) as syncer:
+        assert syncer.run_cycle().outcomes == {"beta": "switched"}
+        kit.publish("alpha", files_for("r1", "alpha_own", "shared_daily"), release_id="r1")
+        assert syncer.run_cycle().outcomes == {"alpha": "rejected", "beta": "noop"}
+        assert not (dags / "alpha").exists()  # none of the loser's files is installed
+        assert local_files(dags, "beta") == files_for("r1", "shared_daily", "beta_own")
+        record = json.loads((dags / STATE_DIR_NAME / "alpha" / "REJECTED.json").read_text())
+        assert record["reason"] == "dag_id_conflict" and record["conflict"] == {"shared_daily": "beta"}
+        assert "'shared_daily' (owned by package 'beta')" in record["message"]
+        assert syncer.health.snapshot()["rejected"]["alpha"]["reason"] == "dag_id_conflict"
+        assert metric(syncer, "etl_sidecar_rejected_releases_total", {"reason": "dag_id_conflict"}) == 1
+        assert metric(syncer, "etl_sidecar_dag_id_conflicts_total") == 1
+        assert metric(syncer, "etl_sidecar_rejected_packages", {"reason": "dag_id_conflict"}) == 1
+        assert syncer.run_cycle().outcomes == {"alpha": "noop", "beta": "noop"}  # not retried while owned
+        # the owner drops the id: at the next cycle alpha's same metadata.json is installed, unpublished
+        kit.publish("beta", files_for("r2", "beta_own"), release_id="r2")
+        assert syncer.run_cycle().outcomes == {"alpha": "noop", "beta": "switched"}
+        assert syncer.run_cycle().outcomes == {"alpha": "switched", "beta": "noop"}
+        assert local_files(dags, "alpha") == files_for("r1", "alpha_own", "shared_daily")
+        assert not (dags / STATE_DIR_NAME / "alpha" / "REJECTED.json").exists()
+        assert syncer.health.snapshot()["rejected"] == {}
+    assert [e for e in map(json.loads, log.getvalue().splitlines()) if e["event"] == "dag_id_released"]
+
+
+def test_a_rejection_is_remembered_by_the_next_process(kit: StoreKit, tmp_path: Path) -> None:
+    """A restart (an OOM kill) does not fetch a rejected metadata.json again."""
+    kit.publish("alpha", files_for("r1", "alpha_one"), release_id="r1")
+    kit.put("dev/alpha/metadata.json", b'{"schema_version": 1, "dags": [[[[')  # a hand-made metadata.json
+    dags = tmp_path / "dags"
+    with running_syncer(kit, dags) as syncer:
+        assert syncer.run_cycle().outcomes == {"alpha": "rejected"}
+    log = io.StringIO()
+    with running_syncer(kit, dags, log=log) as syncer:
+        assert syncer.run_cycle().outcomes == {"alpha": "noop"}
+        assert metric(syncer, "etl_sidecar_objects_fetched_total") == 0
+        assert syncer.health.snapshot()["rejected"]["alpha"]["reason"] == "invalid_metadata"
+    (event,) = [e for e in map(json.loads, log.getvalue().splitlines()) if e["event"] == "rejection_remembered"]
+    assert event["package"] == "alpha"

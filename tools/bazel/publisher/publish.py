@@ -55,6 +55,10 @@ from storecontract import (
     with_release,
     write_bundle,
 )
+from storecontract.limits import (
+    bundle_size_bound,
+    check_metadata_document,
+)
 
 from publisher.build import BuildOutput, DagFile, check_syntax
 from publisher.collisions import check_collisions
@@ -281,6 +285,7 @@ class _Run:
         plan = make_plan(self.store, state, build=build, dags=dags, env=self.keys.env)
         self.emit(Event("plan", _plan_line(plan)))
         check_mass_delete(plan, state, keys=self.keys, allow=self.options.allow_mass_delete)
+        self._check_limits(build, dags)
         introduced = _introduced_ids(state, dags)
         if introduced and (not plan.noop or self.options.dry_run):
             # Only ids the package does not own yet can collide: the env-wide uniqueness invariant
@@ -311,6 +316,17 @@ class _Run:
         release_id = self._release(plan, state)
         return self._result("published", plan, state, release_id=release_id, image=image, started=started)
 
+    def _check_limits(self, build: Mapping[str, Any], dags: Mapping[str, DagFile]) -> None:
+        """Refuse what the sidecar would refuse (storecontract.limits, one definition for both):
+        the metadata.json this publish writes, with the largest release block it can have."""
+        probe = {"id": "00000000T000000Z-00000000", "previous": "00000000T000000Z-00000000",
+                 "rollback_of": "00000000T000000Z-00000000", "published_at": "0000-00-00T00:00:00Z",
+                 "image_tag": self.options.image_tag,
+                 "bundle": {"key": bundle_file("00000000T000000Z-00000000"), "sha256": "0" * 64, "size": 10**15}}
+        check_metadata_document(canonical_json(with_release(build, env=self.keys.env, release=probe)),
+                                where=self.store.address(self.keys.metadata),
+                                dag_sizes=[len(f.data) for f in dags.values()])
+
     def _maintain(self, plan: Plan) -> None:
         """metadata.json is already right: rewrite bad live files and prune strays only."""
         dags = self.desired.dags
@@ -337,6 +353,10 @@ class _Run:
         if self.desired.rollback_of is not None:
             info["rollback_of"] = self.desired.rollback_of
         document = canonical_json(with_release(build, env=self.keys.env, release=info))
+        check_metadata_document(document, where=self.store.address(self.keys.metadata))
+        bound = bundle_size_bound([len(f.data) for f in dags.values()])
+        if len(bundle) > bound:  # the sidecar would not read it: a bug of write_bundle, never of the input
+            raise AssertionError(f"bundle of {len(bundle)} bytes over storecontract.limits.bundle_size_bound {bound}")
 
         written: list[str] = []
         touched_live: list[str] = []

@@ -6,6 +6,7 @@ and the IAM generator must agree on (docs/store-layout.md is the prose; this is 
 - :mod:`storecontract.metadata`  ``metadata.json``: schema version, model, validation, release ids
 - :mod:`storecontract.bundle`    the release bundle: deterministic tar, member checks
 - :mod:`storecontract.storeurl`  ``DAG_BUCKET`` parsing
+- :mod:`storecontract.limits`    size and shape limits of what a package may store
 
 Standard library only, so every program (and the sidecar's small image) can take it.
 """

@@ -4,7 +4,9 @@ Each case is a folder with ``case.yaml`` (``about``, ``expect`` and the runner's
 README.md) and its input files. The runners call the real command lines in-process, as the
 Bazel actions and ``bazel run`` do: dagrender's ``render`` (then a real Airflow 3.3 DagBag imports
 what rendered, in a child interpreter) and the publisher's ``main`` (``--dry-run`` against a local
-store). Every case and its outcome is printed to the test log.
+store), and the sidecar's ``python -m sidecar --once`` in a child process over a store written with
+the store contract's writers and then damaged (sidecar_runner.py). Every case and its outcome is
+printed to the test log.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pytest
 import yaml
 from dagrender.cli import main as dagrender_main
 from publisher.cli import main as publisher_main
+
+from tools.testing.hostile.sidecar_runner import sidecar_outcome
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "cases"
@@ -158,9 +162,17 @@ def run_publish(case: Case, work: Path) -> tuple[str, Path | None]:
     return f"exit {code}: {errors[0]}".replace(str(work), "<work>"), None
 
 
+def run_sidecar_case(case: Case, work: Path) -> tuple[str, Path | None]:
+    """Build the case's store, run the real sidecar --once over it (a child), describe what it did."""
+    outcome, _ = sidecar_outcome(case.doc, work)
+    shutil.rmtree(work / "store", ignore_errors=True)  # 100 MiB bundles: free the disk as we go
+    return outcome, None
+
+
 RUNNERS: dict[str, Callable[[Case, Path], tuple[str, Path | None]]] = {
     "spec": run_spec,
     "publish": run_publish,
+    "sidecar": run_sidecar_case,
 }
 
 

@@ -20,6 +20,8 @@ from publisher import (
 )
 from publisher.build import load_build_output
 from publisher.publish import decommission_package
+from storecontract.limits import LimitError
+
 from publisher.tests.helpers import (
     FakeRegistry,
     Harness,
@@ -494,3 +496,22 @@ def test_file_store_modes_do_not_depend_on_the_umask(tmp_path: Path, umask: int)
         "store/dev/file_processing/dags/fp_a.py": 0o644,
         "store/dev/file_processing/metadata.json": 0o644,
     }
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"fp_huge": dag_source("fp_huge") + "#" * (5 * 1024 * 1024)},
+     r"lists a DAG file of \d+ bytes, more than the 5242880 allowed \(storecontract/limits.py DAG_FILE_MAX_BYTES\)"),
+    ({f"fp_{i:04d}": dag_source(f"fp_{i:04d}") for i in range(2001)},
+     r"lists 2001 DAGs, more than the 2000 a release may have"),
+])
+def test_a_release_over_the_store_limits_is_refused_before_any_write(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    """What the sidecar would refuse to read (storecontract.limits) is never written."""
+    before = harness.snapshot()
+    with pytest.raises(LimitError, match=message):
+        do_publish(harness, write_build(tmp_path, PKG, files), registry, dry_run=True)
+    with pytest.raises(LimitError, match=r"metadata.json' lists"):
+        do_publish(harness, write_build(tmp_path, PKG, files), registry)
+    assert harness.snapshot() == before
+    assert registry.pushes == []
