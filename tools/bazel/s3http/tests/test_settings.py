@@ -1,0 +1,36 @@
+"""Endpoint, addressing and region from the AWS environment variables (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from s3http import S3Client, S3ConfigError
+from s3http.settings import resolve_endpoint
+
+CREDS = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+
+
+def test_aws_endpoints_are_virtual_hosted_except_for_dotted_buckets() -> None:
+    assert resolve_endpoint("my-dags", "us-east-1", {}).url == "https://my-dags.s3.us-east-1.amazonaws.com/"
+    assert resolve_endpoint("dotted.bucket", "eu-west-1", {}).url == "https://s3.eu-west-1.amazonaws.com/dotted.bucket/"
+
+
+def test_configured_endpoints_are_path_style_and_s3_specific_wins() -> None:
+    env = {"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_ENDPOINT_URL_S3": "http://s3-only:9000/base/"}
+    endpoint = resolve_endpoint("my-dags", "eu-central-1", env)
+    assert (endpoint.url, endpoint.host, endpoint.port) == ("http://s3-only:9000/base/my-dags/", "s3-only", 9000)
+    assert resolve_endpoint("my-dags", "r", {"AWS_ENDPOINT_URL": "http://minio:9000"}).url == "http://minio:9000/my-dags/"
+    ignored = {**env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
+    assert resolve_endpoint("my-dags", "eu-central-1", ignored).url == "https://my-dags.s3.eu-central-1.amazonaws.com/"
+
+
+@pytest.mark.parametrize("value", ["s3-only:9000", "ftp://host/", "http://"])
+def test_an_endpoint_that_is_not_http_is_refused_with_the_value(value: str) -> None:
+    with pytest.raises(S3ConfigError, match=rf"^invalid AWS_ENDPOINT_URL {value!r}: must be an http:// or https://"):
+        resolve_endpoint("b", "r", {"AWS_ENDPOINT_URL": value})
+
+
+def test_region_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**CREDS, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-central-1"}
+    assert S3Client("b", environ=env).region == "eu-central-1"
+    assert S3Client("b", environ={**CREDS, "AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
