@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import http.client
 import os
+import socket
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -55,10 +56,14 @@ T = TypeVar("T")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth another attempt: throttling, 5xx, dropped connections, timeouts."""
+    """True for failures worth another attempt: throttling, 5xx, refused or dropped connections,
+    timeouts, DNS failures, broken HTTP. Not other OSErrors (a full disk while streaming is not
+    the network's fault), and not S3ConnectionError (raised after the client's own retries)."""
     if isinstance(exc, S3ResponseError):
         return exc.retryable
-    return isinstance(exc, (OSError, http.client.HTTPException)) and not isinstance(exc, S3ConnectionError)
+    if isinstance(exc, S3ConnectionError):
+        return False
+    return isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, http.client.HTTPException))
 
 
 def _etag(value: str | None) -> str:
@@ -202,6 +207,11 @@ class S3Client:
     def address(self, key: str) -> str:
         """``s3://bucket/key``, for messages."""
         return f"s3://{self.bucket}/{key}"
+
+    def url(self, key: str, query: Mapping[str, str] | None = None) -> str:
+        """The request URL of ``key`` (and ``query``), as sent."""
+        path = self._endpoint.base_path + quote_key(key)
+        return self._endpoint.origin + path + ("?" + canonical_query(dict(query)) if query else "")
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -131,6 +131,11 @@ class AwsSession:
             return region
         try:
             return str(self._session().get_config_variable("region") or "us-east-1")
+        except ImportError as exc:
+            raise S3ConfigError(
+                "no AWS region: set AWS_REGION (botocore, which would read it from the shared config, "
+                f"is not installed: {exc})"
+            ) from exc
         except Exception as exc:  # botocore: e.g. ProfileNotFound for a bad AWS_PROFILE
             raise S3ConfigError(f"reading the AWS config for the region: {exc}; set AWS_REGION") from exc
 
@@ -140,6 +145,9 @@ class AwsSession:
             return self._static
         try:
             session = self._session()
+        except ImportError as exc:
+            raise S3CredentialsError(f"{NO_CREDENTIALS}; botocore, for profiles and roles, is not installed") from exc
+        try:
             with self._lock:
                 if self._chain is None:  # looked up again until found (e.g. a token file mounted later)
                     self._chain = session.get_credentials()

@@ -22,16 +22,10 @@ from publisher import _s3store
 from publisher._s3store import S3Store
 from publisher.errors import PreconditionFailedError, StoreError
 from publisher.tests.helpers import Harness
+from s3http.tests.awkward import AWKWARD_KEYS
 from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
-AWKWARD_KEYS = [
-    "dev/pkg/a b.py",
-    "dev/pkg/ünïcødé/дата.json",
-    "dev/pkg/plus+equals=tilde~.py",
-    "dev/pkg/odd !$&'()*,;:@[]%25.txt",
-    "dev/pkg/trailing space ",
-]
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 ADMIN = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}]}

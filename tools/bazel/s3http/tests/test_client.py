@@ -18,16 +18,10 @@ import pytest
 from retrypolicy import RetryPolicy
 
 from s3http import CHUNK_BYTES, S3Client, S3ConnectionError, S3ResponseError, describe, is_transient
+from s3http.tests.awkward import AWKWARD_KEYS
 from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
-AWKWARD_KEYS = [
-    "dev/pkg/a b.py",
-    "dev/pkg/ünïcødé/дата.json",
-    "dev/pkg/plus+equals=tilde~.py",
-    "dev/pkg/odd !$&'()*,;:@[]%25.txt",
-    "dev/pkg/trailing space ",
-]
 FAST = RetryPolicy(retries=2, backoff=0.01, max_delay=0.05)
 
 
@@ -196,6 +190,8 @@ def test_retries_on_throttling_and_5xx_and_none_when_the_caller_retries(
         with pytest.raises(S3ResponseError, match=r"^InvalidArgument: injected$") as bad:
             retrying.get("dev/p/a.py")
         assert not bad.value.retryable and not is_transient(bad.value)
+        assert is_transient(ConnectionResetError()) and is_transient(TimeoutError())
+        assert not is_transient(OSError(28, "No space left on device"))  # the disk, while streaming
         # the sidecar's way: no retries in the client, the error says whether to retry
         once = S3Client(client.bucket, environ=proxied, retry=RetryPolicy(retries=0))
         before = len(faults.seen)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from s3http import S3Client, S3ConfigError
+from s3http import S3Client, S3ConfigError, S3CredentialsError
 from s3http.settings import resolve_endpoint
 
-CREDS = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+CREDS = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
 
 
 def test_aws_endpoints_are_virtual_hosted_except_for_dotted_buckets() -> None:
@@ -30,7 +30,20 @@ def test_an_endpoint_that_is_not_http_is_refused_with_the_value(value: str) -> N
         resolve_endpoint("b", "r", {"AWS_ENDPOINT_URL": value})
 
 
-def test_region_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    env = {**CREDS, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-central-1"}
+def test_region_order_and_what_is_said_without_botocore() -> None:
+    keys = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    env = {**keys, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-central-1"}
     assert S3Client("b", environ=env).region == "eu-central-1"
-    assert S3Client("b", environ={**CREDS, "AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert S3Client("b", environ={**keys, "AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    # this test target does not depend on botocore: the fallbacks say what to set instead
+    with pytest.raises(S3ConfigError, match=r"^no AWS region: set AWS_REGION \(botocore, which would read it"):
+        S3Client("b", environ=keys)
+    no_keys = S3Client("b", environ={"AWS_REGION": "us-east-1"})
+    with pytest.raises(S3CredentialsError, match=r"^no AWS credentials found .*; botocore, for profiles and roles"):
+        no_keys.get("k")
+
+
+def test_urls_are_aws_encoded_with_a_sorted_query() -> None:
+    client = S3Client("my-dags", environ={**CREDS, "AWS_ENDPOINT_URL_S3": "http://s3-only:9000/"})
+    assert client.url("dev/a b+ü.py") == "http://s3-only:9000/my-dags/dev/a%20b%2B%C3%BC.py"
+    assert client.url("", {"prefix": "dev/", "list-type": "2"}) == "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F"

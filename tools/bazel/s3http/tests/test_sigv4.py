@@ -7,14 +7,8 @@ import hashlib
 import pytest
 
 from s3http.sigv4 import Credentials, canonical_query, quote_key, sign
+from s3http.tests.awkward import AWKWARD_KEYS
 
-AWKWARD_KEYS = [
-    "dev/pkg/a b.py",
-    "dev/pkg/ünïcødé/дата.json",
-    "dev/pkg/plus+equals=tilde~.py",
-    "dev/pkg/odd !$&'()*,;:@[]%25.txt",
-    "dev/pkg/trailing space ",
-]
 EXAMPLE = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 
 
