@@ -9,7 +9,9 @@ and ``delete`` (``If-Match``). ETags are unquoted hex strings everywhere, in and
 Failures raise the classes of ``s3http.errors``; the caller adds the object's address
 (``describe`` words the common cases). Requests are retried by ``retry`` (a
 ``retrypolicy.RetryPolicy``; ``RetryPolicy(retries=0)`` leaves retries to the caller) on
-connection errors, timeouts, throttling and 5xx (``is_transient``); a keep-alive connection the
+connection errors, timeouts, throttling and 5xx (``is_transient``), and a connection error that
+outlasts them is raised as S3ConnectionError (with ``RetryPolicy(retries=0)``, as it came, for the
+caller's ``is_transient``); a keep-alive connection the
 server closed is replaced once without counting as a retry.
 """
 
@@ -268,8 +270,8 @@ class S3Client:
         try:
             return call_with_retry(fn, policy=self.retry, is_retryable=is_transient, on_retry=counted)
         except (OSError, http.client.HTTPException) as exc:
-            if isinstance(exc, S3ConnectionError):
-                raise
+            if isinstance(exc, S3ConnectionError) or self.retry.retries == 0:
+                raise  # without retries of its own, the caller's loop sees the error itself
             tries = f"after {attempts} attempts" if attempts > 1 else "1 attempt"
             raise S3ConnectionError(
                 f"{type(exc).__name__}: {exc} ({tries} to {self._endpoint.origin}; {what})"

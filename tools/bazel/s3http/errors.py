@@ -31,10 +31,11 @@ class S3ConnectionError(S3Error, OSError):
 
 
 class S3ResponseError(S3Error):
-    """S3 answered with an error; ``code`` is the XML ``<Code>``, else the HTTP status as text."""
+    """S3 answered with an error (``HTTP 503 SlowDown: <message>``); ``code`` is the XML ``<Code>``,
+    else the HTTP status as text."""
 
     def __init__(self, status: int, code: str, message: str, *, region: str | None = None) -> None:
-        super().__init__(f"{code}: {message}" if message else code)
+        super().__init__(f"HTTP {status} {code}: {message}" if message else f"HTTP {status} {code}")
         self.status = status
         self.code = code
         self.message = message

@@ -92,7 +92,7 @@ def test_conditional_writes_and_error_kinds(client: S3Client) -> None:
     with pytest.raises(S3ResponseError) as missing_head:
         client.head("dev/p/a.json")
     assert missing_head.value.missing and missing_head.value.status == 404
-    with pytest.raises(S3ResponseError, match=r"^NoSuchKey: ") as missing_open:
+    with pytest.raises(S3ResponseError, match=r"^HTTP 404 NoSuchKey: ") as missing_open:
         client.open("dev/p/a.json")
     assert missing_open.value.missing
 
@@ -187,7 +187,7 @@ def test_retries_on_throttling_and_5xx_and_none_when_the_caller_retries(
         partial.close()  # closed before its last byte: dropped, never reused
         assert len(retrying._pool._idle) == 0
         faults.add("/dev/p/a.py", 400, "InvalidArgument", 1)
-        with pytest.raises(S3ResponseError, match=r"^InvalidArgument: injected$") as bad:
+        with pytest.raises(S3ResponseError, match=r"^HTTP 400 InvalidArgument: injected$") as bad:
             retrying.get("dev/p/a.py")
         assert not bad.value.retryable and not is_transient(bad.value)
         assert is_transient(ConnectionResetError()) and is_transient(TimeoutError())
