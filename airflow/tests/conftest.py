@@ -11,8 +11,9 @@ import demo
 
 @pytest.fixture()
 def build_dir() -> Path:
-    """The packages' build outputs (the runfiles tree under Bazel, else bazel-bin); skips without them."""
+    """The packages' build outputs (the runfiles tree under Bazel, else bazel-bin); fails without them."""
     found = demo.find_build_dir()
     if found is None:
-        pytest.skip("no build outputs of the packages (run ./bazelw build //airflow:demo)")
+        pytest.fail("no build outputs of the packages: run the test with `./bazelw test`, or `./bazelw build "
+                    "//airflow:demo` first", pytrace=False)
     return found

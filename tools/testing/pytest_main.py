@@ -2,14 +2,46 @@
 
 Bazel owns test selection and sharding; pytest only runs and reports. Results go to the XML
 file Bazel asks for (``XML_OUTPUT_FILE``) so they show up in the test log and BEP.
+
+Each run gets its own pytest base folder under /tmp (short paths: podman's sockets and the
+demo's state live there), never the shared ``/tmp/pytest-of-<user>``, whose clean-up of "old"
+sessions would delete the folders of a test running at the same time. The folder is removed at
+the end, after unmounting anything a killed process left mounted in it (podman's overlay storage
+of a demo the test SIGKILLed).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+
+
+def _mounts_under(folder: Path) -> list[str]:
+    """Mount points at or below ``folder``, deepest first (from /proc/self/mountinfo)."""
+    prefix = str(folder)
+    try:
+        rows = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = []
+    for row in rows:
+        # field 5 is the mount point, with spaces etc. as octal escapes
+        point = row.split(" ")[4].encode().decode("unicode_escape")
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def _remove(folder: Path) -> None:
+    for point in _mounts_under(folder):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> int:
@@ -21,7 +53,15 @@ def main() -> int:
     if test_filter:
         args += ["-k", test_filter]
     args += sys.argv[1:]
-    code = pytest.main(args)
+    basetemp = None
+    if not any(a.startswith("--basetemp") for a in args):
+        basetemp = Path(tempfile.mkdtemp(prefix="pytest-", dir="/tmp"))
+        args.append(f"--basetemp={basetemp}")
+    try:
+        code = pytest.main(args)
+    finally:
+        if basetemp is not None:
+            _remove(basetemp)
     return 0 if code == pytest.ExitCode.OK else int(code)
 
 

@@ -130,7 +130,7 @@ def _reference_kept(table: pa.Table, spec: DedupSpec, out: list[bool]) -> list[i
 
 
 def test_dedup_edge_cases_match_a_plain_model() -> None:
-    # A null order_by value sorts lowest, also with keep=last (it used to overflow to the highest).
+    # A null order_by value sorts lowest, also with keep=last (an overflow must not turn it into the highest).
     table = pa.table({"id": [1, 1, 2, 2], "v": [None, 5, 7, None], "__line": [2, 3, 4, 5]})
     assert _kept_lines(table, DedupSpec(keys=["id"], order_by="v")) == (2, [3, 4])
     # A row already rejected (or a row with an empty key) between two duplicates does not split them.
