@@ -21,8 +21,10 @@ def test_the_module_imports_with_its_target_deps_only() -> None:
     try:
         importlib.import_module(f"etl_core.{module}")
     except ImportError as exc:
-        pytest.fail(f"etl_core.{module} cannot be imported with its target's deps alone ({exc}); add the target "
-                    f"that provides it to the deps of //packages/etl_core:{module}")
+        pytest.fail(
+            f"etl_core.{module} cannot be imported with its target's deps alone ({exc}); add the target "
+            f"that provides it to the deps of //packages/etl_core:{module}"
+        )
     others = sorted(m.split(".")[1] for m in sys.modules if m.startswith("etl_core.") and m.count(".") == 1)
     assert set(others) <= SIBLINGS
 

@@ -38,8 +38,9 @@ class S3Store:
         self.bucket = bucket
         self.url = f"s3://{bucket}"
         try:
-            self._client = S3Client(bucket, max_connections=max_pool_connections, retry=RETRY,
-                                    user_agent="etl-publisher")
+            self._client = S3Client(
+                bucket, max_connections=max_pool_connections, retry=RETRY, user_agent="etl-publisher"
+            )
         except S3ConfigError as exc:
             raise StoreError(f"opening {self.url!r}: {exc}") from exc
         self.region = self._client.region
@@ -78,7 +79,7 @@ class S3Store:
 
     def list_dirs(self, prefix: str) -> list[str]:
         try:
-            return [p[len(prefix):].rstrip("/") for p in self._client.list_prefixes(prefix)]
+            return [p[len(prefix) :].rstrip("/") for p in self._client.list_prefixes(prefix)]
         except S3Error as exc:
             raise self._fail("listing", prefix, exc) from exc
 
@@ -101,10 +102,11 @@ class S3Store:
         return ObjectInfo(key=key, size=head.size, etag=head.etag or None, sha256=head.metadata.get("sha256"))
 
     def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
-        content_type = _CONTENT_TYPES.get(key[key.rfind("."):]) if "." in key else None
+        content_type = _CONTENT_TYPES.get(key[key.rfind(".") :]) if "." in key else None
         try:
-            return self._client.put(key, data, if_match=if_match, if_none_match=if_none_match,
-                                    content_type=content_type)
+            return self._client.put(
+                key, data, if_match=if_match, if_none_match=if_none_match, content_type=content_type
+            )
         except S3Error as exc:
             if if_match is not None:
                 raise self._gone("writing", key, exc) from exc

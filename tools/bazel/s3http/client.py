@@ -153,8 +153,9 @@ class ObjectStream:
     def __enter__(self) -> ObjectStream:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -166,16 +167,26 @@ def _response_error(method: str, status: int, headers: http.client.HTTPMessage, 
             root = _xml.parse(body)
         except _xml.ParseError:
             if status >= 300:
-                return S3ResponseError(status, str(status), body[:200].decode(errors="replace").strip(),
-                                       region=headers.get("x-amz-bucket-region"))
+                return S3ResponseError(
+                    status,
+                    str(status),
+                    body[:200].decode(errors="replace").strip(),
+                    region=headers.get("x-amz-bucket-region"),
+                )
     if 200 <= status < 300 or status == 304:
         if root is None or _xml.local(root.tag) != "Error":
             return None
-        return S3ResponseError(500, _xml.child_text(root, "Code") or "InternalError", _xml.child_text(root, "Message") or "")
+        return S3ResponseError(
+            500, _xml.child_text(root, "Code") or "InternalError", _xml.child_text(root, "Message") or ""
+        )
     region = headers.get("x-amz-bucket-region")
     if root is not None:
-        return S3ResponseError(status, _xml.child_text(root, "Code") or str(status),
-                               _xml.child_text(root, "Message") or "", region=region or _xml.child_text(root, "Region"))
+        return S3ResponseError(
+            status,
+            _xml.child_text(root, "Code") or str(status),
+            _xml.child_text(root, "Message") or "",
+            region=region or _xml.child_text(root, "Region"),
+        )
     return S3ResponseError(status, str(status), "", region=region)
 
 
@@ -203,8 +214,9 @@ class S3Client:
         """``<scheme>://<host>[:port]<base path>``: where keys are (for messages and tests)."""
         self.max_keys: int | None = None
         """Keys per listing page (S3's default, 1000, when None); tests lower it to page."""
-        self._pool = ConnectionPool(self._endpoint, max_idle=max_connections, connect_timeout=connect_timeout,
-                                    read_timeout=read_timeout)
+        self._pool = ConnectionPool(
+            self._endpoint, max_idle=max_connections, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
 
     def address(self, key: str) -> str:
         """``s3://bucket/key``, for messages."""
@@ -217,14 +229,22 @@ class S3Client:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def _start(self, method: str, key: str, query: str, headers: Mapping[str, str],
-               body: bytes | None) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _start(
+        self, method: str, key: str, query: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send one signed request; the response's headers are read, its body is not."""
         path = self._endpoint.base_path + quote_key(key)
         payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
-        signed = sign(method=method, path=path, query=query, headers={"Host": self._endpoint.netloc, **headers},
-                      payload_sha256=payload, credentials=self._aws.credentials(), region=self.region,
-                      amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+        signed = sign(
+            method=method,
+            path=path,
+            query=query,
+            headers={"Host": self._endpoint.netloc, **headers},
+            payload_sha256=payload,
+            credentials=self._aws.credentials(),
+            region=self.region,
+            amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        )
         signed["User-Agent"] = self.user_agent
         signed["Accept-Encoding"] = "identity"  # the stored bytes, not a decoded form (sha256s are of those)
         if body is not None or method in ("PUT", "POST"):
@@ -277,8 +297,15 @@ class S3Client:
                 f"{type(exc).__name__}: {exc} ({tries} to {self._endpoint.origin}; {what})"
             ) from exc
 
-    def request(self, method: str, key: str, *, query: Mapping[str, str] | None = None,
-                headers: Mapping[str, str] | None = None, body: bytes | None = None) -> _Response:
+    def request(
+        self,
+        method: str,
+        key: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> _Response:
         """A signed request with retries; the whole 2xx response, else S3ResponseError/S3ConnectionError."""
         query_string = canonical_query(dict(query or {}))
 
@@ -323,13 +350,25 @@ class S3Client:
 
     def head(self, key: str) -> HeadResult:
         resp = self.request("HEAD", key)
-        meta = {name.lower()[len("x-amz-meta-"):]: value for name, value in resp.headers.items()
-                if name.lower().startswith("x-amz-meta-")}
-        return HeadResult(size=int(resp.headers.get("Content-Length") or 0), etag=_etag(resp.headers.get("ETag")),
-                          metadata=meta)
+        meta = {
+            name.lower()[len("x-amz-meta-") :]: value
+            for name, value in resp.headers.items()
+            if name.lower().startswith("x-amz-meta-")
+        }
+        return HeadResult(
+            size=int(resp.headers.get("Content-Length") or 0), etag=_etag(resp.headers.get("ETag")), metadata=meta
+        )
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False,
-            content_type: str | None = None, metadata: Mapping[str, str] | None = None) -> str:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> str:
         """PutObject with a SHA-256 checksum (and ``x-amz-meta-sha256``); the new ETag.
 
         ``if_match``: only over that ETag; ``if_none_match``: only if the key does not exist.
@@ -398,8 +437,13 @@ class S3Client:
             elif name == "Contents":
                 key = _xml.child_text(child, "Key")
                 if key:
-                    objects.append(ListedObject(key=decoded(key), size=int(_xml.child_text(child, "Size") or 0),
-                                                etag=_etag(_xml.child_text(child, "ETag"))))
+                    objects.append(
+                        ListedObject(
+                            key=decoded(key),
+                            size=int(_xml.child_text(child, "Size") or 0),
+                            etag=_etag(_xml.child_text(child, "ETag")),
+                        )
+                    )
             elif name == "IsTruncated":
                 truncated = (child.text or "").strip().lower() == "true"
             elif name == "NextContinuationToken":

@@ -8,8 +8,17 @@ MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError",
-     "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    }
 )
 BAD_CREDENTIALS_CODES = frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken", "InvalidToken"})
 
@@ -90,8 +99,10 @@ def describe(exc: BaseException, *, bucket: str, region: str) -> str:
         if other:
             return f"bucket {bucket!r} is in region {other!r}, not {region!r}; set AWS_REGION={other}"
         if other == "":
-            return (f"bucket {bucket!r} is not in region {region!r} (HTTP {exc.status} redirect); "
-                    "set AWS_REGION to the bucket's region")
+            return (
+                f"bucket {bucket!r} is not in region {region!r} (HTTP {exc.status} redirect); "
+                "set AWS_REGION to the bucket's region"
+            )
         if exc.no_bucket:
             return f"bucket {bucket!r} does not exist"
         if exc.bad_credentials:

@@ -80,8 +80,9 @@ def resolve_endpoint(bucket: str, region: str, environ: Mapping[str, str] = os.e
     else:
         parts = urllib.parse.urlsplit(f"https://{bucket}.s3.{region}.amazonaws.com")
         base_path = "/"
-    return Endpoint(scheme=parts.scheme, netloc=parts.netloc, host=parts.hostname or "", port=parts.port,
-                    base_path=base_path)
+    return Endpoint(
+        scheme=parts.scheme, netloc=parts.netloc, host=parts.hostname or "", port=parts.port, base_path=base_path
+    )
 
 
 def ca_bundle(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -113,7 +114,8 @@ class AwsSession:
         access_key, secret_key = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
         self._static = (
             Credentials(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or None)
-            if access_key and secret_key else None
+            if access_key and secret_key
+            else None
         )
 
     def _session(self) -> Any:

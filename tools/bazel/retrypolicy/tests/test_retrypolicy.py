@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from retrypolicy import RetryPolicy, call_with_retry
 
 
@@ -39,8 +38,13 @@ def test_retries_until_success_and_reports_each_retry() -> None:
     slept: list[float] = []
     seen: list[tuple[int, str]] = []
     fn = Flaky(OSError("a"), OSError("b"))
-    result = call_with_retry(fn, policy=RetryPolicy(retries=2, backoff=0.1), is_retryable=_always,
-                             on_retry=lambda n, d, e: seen.append((n, str(e))), sleep=slept.append)
+    result = call_with_retry(
+        fn,
+        policy=RetryPolicy(retries=2, backoff=0.1),
+        is_retryable=_always,
+        on_retry=lambda n, d, e: seen.append((n, str(e))),
+        sleep=slept.append,
+    )
     assert (result, fn.calls) == ("ok", 3)
     assert seen == [(1, "a"), (2, "b")]
     assert 0.05 <= slept[0] <= 0.1 and 0.1 <= slept[1] <= 0.2
@@ -56,8 +60,12 @@ def test_the_last_error_propagates_unchanged_after_the_last_retry() -> None:
 def test_an_error_that_is_not_retryable_is_raised_at_once() -> None:
     fn = Flaky(ValueError("bad request"))
     with pytest.raises(ValueError, match="bad request"):
-        call_with_retry(fn, policy=RetryPolicy(retries=5), is_retryable=lambda e: isinstance(e, OSError),
-                        sleep=lambda s: pytest.fail("slept"))
+        call_with_retry(
+            fn,
+            policy=RetryPolicy(retries=5),
+            is_retryable=lambda e: isinstance(e, OSError),
+            sleep=lambda s: pytest.fail("slept"),
+        )
     assert fn.calls == 1
 
 
@@ -76,15 +84,17 @@ def test_a_set_stop_event_ends_the_wait_and_raises_the_last_error() -> None:
         raise OSError("refused")
 
     with pytest.raises(OSError, match="refused"):
-        call_with_retry(fn, policy=RetryPolicy(retries=3, backoff=60.0, max_delay=60.0), is_retryable=_always,
-                        stop=stop)
+        call_with_retry(
+            fn, policy=RetryPolicy(retries=3, backoff=60.0, max_delay=60.0), is_retryable=_always, stop=stop
+        )
     stop2 = threading.Event()
     timer = threading.Timer(0.05, stop2.set)
     timer.start()
     fn2 = Flaky(OSError("x"), OSError("y"))
     with pytest.raises(OSError, match="x"):  # stopped during the first (60 s) wait
-        call_with_retry(fn2, policy=RetryPolicy(retries=3, backoff=60.0, max_delay=60.0), is_retryable=_always,
-                        stop=stop2)
+        call_with_retry(
+            fn2, policy=RetryPolicy(retries=3, backoff=60.0, max_delay=60.0), is_retryable=_always, stop=stop2
+        )
     assert fn2.calls == 1
 
 

@@ -47,8 +47,13 @@ def client(env: dict[str, str]) -> Iterator[S3Client]:
 
 def _boto(moto: MotoServer) -> object:
     e = moto.env()
-    return boto3.client("s3", endpoint_url=e["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "s3",
+        endpoint_url=e["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def test_round_trip_with_awkward_keys_agrees_with_boto3(client: S3Client, moto: MotoServer) -> None:
@@ -103,7 +108,8 @@ def test_a_missing_bucket_is_named(env: dict[str, str]) -> None:
         client.list_page("dev/")
     assert err.value.no_bucket and not err.value.missing
     assert describe(err.value, bucket="no-such-bucket-here", region="us-east-1") == (
-        "bucket 'no-such-bucket-here' does not exist")
+        "bucket 'no-such-bucket-here' does not exist"
+    )
 
 
 def test_listing_pages_with_and_without_delimiter(client: S3Client, moto: MotoServer) -> None:
@@ -204,12 +210,15 @@ def test_retries_on_throttling_and_5xx_and_none_when_the_caller_retries(
         with pytest.raises(S3ResponseError) as moved:
             once.get("dev/p/d.py")
         assert describe(moved.value, bucket="b", region="us-east-1") == (
-            "bucket 'b' is in region 'eu-west-2', not 'us-east-1'; set AWS_REGION=eu-west-2")
+            "bucket 'b' is in region 'eu-west-2', not 'us-east-1'; set AWS_REGION=eu-west-2"
+        )
     with pytest.raises(S3ConnectionError, match=r"^ConnectionRefusedError: .*\(after 3 attempts to http://127"):
         S3Client(client.bucket, environ=proxied, retry=FAST).get("dev/p/a.py")
 
 
-def test_a_client_with_env_credentials_imports_neither_botocore_nor_urllib3(client: S3Client, env: dict[str, str]) -> None:
+def test_a_client_with_env_credentials_imports_neither_botocore_nor_urllib3(
+    client: S3Client, env: dict[str, str]
+) -> None:
     child = textwrap.dedent(f"""
         import sys
         from s3http import S3Client
@@ -221,7 +230,8 @@ def test_a_client_with_env_credentials_imports_neither_botocore_nor_urllib3(clie
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("botocore", "boto3", "urllib3")))
     """)
     run_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    out = subprocess.run([sys.executable, "-c", child], check=False, env=run_env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", child], check=False, env=run_env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -19,7 +19,9 @@ def test_configured_endpoints_are_path_style_and_s3_specific_wins() -> None:
     env = {"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_ENDPOINT_URL_S3": "http://s3-only:9000/base/"}
     endpoint = resolve_endpoint("my-dags", "eu-central-1", env)
     assert (endpoint.url, endpoint.host, endpoint.port) == ("http://s3-only:9000/base/my-dags/", "s3-only", 9000)
-    assert resolve_endpoint("my-dags", "r", {"AWS_ENDPOINT_URL": "http://minio:9000"}).url == "http://minio:9000/my-dags/"
+    assert (
+        resolve_endpoint("my-dags", "r", {"AWS_ENDPOINT_URL": "http://minio:9000"}).url == "http://minio:9000/my-dags/"
+    )
     ignored = {**env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
     assert resolve_endpoint("my-dags", "eu-central-1", ignored).url == "https://my-dags.s3.eu-central-1.amazonaws.com/"
 
@@ -46,4 +48,6 @@ def test_region_order_and_what_is_said_without_botocore() -> None:
 def test_urls_are_aws_encoded_with_a_sorted_query() -> None:
     client = S3Client("my-dags", environ={**CREDS, "AWS_ENDPOINT_URL_S3": "http://s3-only:9000/"})
     assert client.url("dev/a b+ü.py") == "http://s3-only:9000/my-dags/dev/a%20b%2B%C3%BC.py"
-    assert client.url("", {"prefix": "dev/", "list-type": "2"}) == "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F"
+    assert (
+        client.url("", {"prefix": "dev/", "list-type": "2"}) == "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F"
+    )
