@@ -6,13 +6,13 @@ Modules, one purpose each:
 - :mod:`etl_core.logs`    JSON-lines logging with key/value context and secret redaction
 - :mod:`etl_core.metrics` prometheus-client helpers: ``/metrics`` server, textfile, Pushgateway
 - :mod:`etl_core.s3`      boto3 helpers: paginated list, hashed get/put, multipart, copy
-- :mod:`etl_core.retry`   exponential backoff with full jitter and a total time cap
 - :mod:`etl_core.jobs`    the job runner: flags, ``--conf``, env vars, logs, metrics, exit codes
 - :mod:`etl_core.storage` local-or-S3 files: list, stat, read, atomic publish, copy
 - :mod:`etl_core.memory`  keep a job's RSS low: Arrow allocator switch, glibc trim (needs pyarrow)
 
-The names below are re-exported lazily, so ``import etl_core`` does not import boto3 or
-prometheus-client until they are used.
+Each module is its own Bazel target (``//packages/etl_core:<module>``); depend on the ones you
+import. The names below are re-exported lazily, so ``import etl_core`` imports nothing else until a
+name is used (and then only needs that name's module in the target's deps).
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ _EXPORTS = {
     "configure_logging": ("etl_core.logs", "configure"),
     "get_logger": "etl_core.logs",
     "log_context": "etl_core.logs",
-    "Retry": "etl_core.retry",
-    "RetriesExhausted": "etl_core.retry",
-    "retry": "etl_core.retry",
     "S3": "etl_core.s3",
     "S3Error": "etl_core.s3",
     "S3Url": "etl_core.s3",
@@ -44,8 +41,6 @@ __all__ = [
     "ConfigError",
     "EtlCoreError",
     "PlatformSettings",
-    "RetriesExhausted",
-    "Retry",
     "S3Error",
     "S3Url",
     "Settings",
@@ -54,7 +49,6 @@ __all__ = [
     "get_logger",
     "log_context",
     "parse_s3_url",
-    "retry",
 ]
 
 if TYPE_CHECKING:
@@ -62,7 +56,6 @@ if TYPE_CHECKING:
     from etl_core.errors import EtlCoreError
     from etl_core.logs import configure as configure_logging
     from etl_core.logs import get_logger, log_context
-    from etl_core.retry import RetriesExhausted, Retry, retry
     from etl_core.s3 import S3, S3Error, S3Url, parse_s3_url
 
 

@@ -137,7 +137,7 @@ class MissingHash(S3Error):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying (:class:`S3Unavailable`): a predicate for ``etl_core.retry``."""
+    """True for failures worth retrying (:class:`S3Unavailable`): a predicate for ``retrypolicy.call_with_retry``."""
     return isinstance(exc, S3Unavailable)
 
 

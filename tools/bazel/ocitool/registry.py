@@ -5,8 +5,8 @@
 - Auth: Docker's ``config.json`` (``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``,
   ``auths.<registry>.auth`` = base64 ``user:password``) answering a ``Basic`` challenge, or
   used to fetch a token when the registry answers with a ``Bearer realm=...`` challenge.
-- Retries with exponential backoff on 5xx, 429, timeouts and dropped connections; 401, 403 and
-  404 raise one-line errors that name the registry and the repository.
+- Retries (``retrypolicy``: exponential backoff, equal jitter) on 5xx, 429, timeouts and dropped
+  connections; 401, 403 and 404 raise one-line errors that name the registry and the repository.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from retrypolicy import RetryPolicy, call_with_retry
 
 from ocitool.errors import (
     RegistryAuthError,
@@ -230,6 +232,7 @@ class RegistryClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self._policy = RetryPolicy(retries=retries, backoff=backoff)
         self._authorization = ""
         self._auth_lock = threading.Lock()
         self._local = threading.local()
@@ -330,7 +333,7 @@ class RegistryClient:
                     f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 )
                 if attempt < attempts:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    time.sleep(self._policy.delay(attempt))
                 continue
             finally:
                 if stream is not None:
@@ -347,7 +350,7 @@ class RegistryClient:
             if response.status >= 500 or response.status == 429:
                 last = f"{response.status} {_registry_error(response.body)}".strip()
                 if attempt < attempts:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    time.sleep(self._policy.delay(attempt))
                 continue
             raise self._error(response, method, what or target)
         raise RegistryUnavailableError(
@@ -471,15 +474,8 @@ class RegistryClient:
         self, digest: str, path: Path, size: int, *, chunk_size: int | None = None
     ) -> None:
         """POST an upload session, then PUT the whole blob (or PATCH chunks); restart on failure."""
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                self._upload_once(digest, path, size, chunk_size)
-                return
-            except RegistryUnavailableError:
-                if attempt == attempts:
-                    raise
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        call_with_retry(lambda: self._upload_once(digest, path, size, chunk_size), policy=self._policy,
+                        is_retryable=lambda exc: isinstance(exc, RegistryUnavailableError))
 
     def _upload_once(
         self, digest: str, path: Path, size: int, chunk_size: int | None

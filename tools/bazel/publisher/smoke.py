@@ -28,6 +28,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from retrypolicy import RetryPolicy, call_with_retry
+
 from publisher.errors import SmokeError, UsageError
 from publisher.events import Event, EventSink, ignore_events
 
@@ -161,6 +163,19 @@ def _redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+API_RETRY = RetryPolicy(retries=2, backoff=4.0, max_delay=8.0)
+"""Idempotent API calls: 3 tries, the retries 2-4 s and 4-8 s apart."""
+
+
+class _Busy(Exception):
+    """The api-server answered 502-504 (busy or restarting): worth another try."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+
+
 class AirflowClient:
     """JSON calls against Airflow 3's REST API (``/api/v2``), with a bearer token."""
 
@@ -173,11 +188,12 @@ class AirflowClient:
 
     def request(self, method: str, path: str, body: object = None, *, auth: bool = True) -> tuple[int, Any]:
         """One call; a GET or PATCH (idempotent) that times out, cannot connect or gets 502-504 is
-        tried again, 3 times in all: a busy api-server (one worker, also serving the tasks'
+        tried again (``API_RETRY``), 3 times in all: a busy api-server (one worker, also serving the tasks'
         execution API) answered a poll after more than 30 s on a loaded 2-core machine."""
         data = None if body is None else json.dumps(body).encode("utf-8")
-        attempts = 3 if method in ("GET", "PATCH") else 1
-        for attempt in range(1, attempts + 1):
+        policy = API_RETRY if method in ("GET", "PATCH") else RetryPolicy(retries=0)
+
+        def send() -> tuple[int, bytes]:
             request = urllib.request.Request(self.config.api_url + path, data=data, method=method)
             request.add_header("Accept", "application/json")
             if data is not None:
@@ -186,19 +202,20 @@ class AirflowClient:
                 request.add_header("Authorization", f"Bearer {self._token}")
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
-                    status, raw = response.status, response.read()
+                    return response.status, response.read()
             except urllib.error.HTTPError as exc:
-                status, raw = exc.code, exc.read()
-                if status in (502, 503, 504) and attempt < attempts:
-                    time.sleep(2 * attempt)
-                    continue
-            except (urllib.error.URLError, OSError) as exc:
-                if attempt < attempts:
-                    time.sleep(2 * attempt)
-                    continue
-                raise SmokeError(f"cannot reach the Airflow API at {self.config.api_url!r} "
-                                 f"({method} {path.split('?')[0]}, {attempts} tries): {exc}") from exc
-            break
+                if exc.code in (502, 503, 504):
+                    raise _Busy(exc.code, exc.read()) from exc
+                return exc.code, exc.read()
+
+        try:
+            status, raw = call_with_retry(send, policy=policy,
+                                          is_retryable=lambda exc: isinstance(exc, (_Busy, OSError)))
+        except _Busy as busy:
+            status, raw = busy.status, busy.body
+        except OSError as exc:  # urllib.error.URLError, timeouts, refused connections
+            raise SmokeError(f"cannot reach the Airflow API at {self.config.api_url!r} "
+                             f"({method} {path.split('?')[0]}, {policy.retries + 1} tries): {exc}") from exc
         try:
             payload = json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -1,5 +1,5 @@
-"""The publisher's own S3 client (publisher._s3store) against real moto servers: SigV4 checked by
-moto's IAM auth and by AWS's published examples, awkward keys, conditional writes, paging, the
+"""The publisher's S3 store (publisher._s3store, on s3http) against real moto servers: SigV4 checked by
+moto's IAM auth, awkward keys, conditional writes, paging, the
 botocore credential fallback, and error statuses injected by a small proxy in front of moto."""
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ from typing import Any
 
 import boto3
 import pytest
+from retrypolicy import RetryPolicy
 
 from publisher import _s3store
-from publisher._s3store import Credentials, S3Store, canonical_query, sign
+from publisher._s3store import S3Store
 from publisher.errors import PreconditionFailedError, StoreError
 from publisher.tests.helpers import Harness
+from s3http.tests.awkward import AWKWARD_KEYS
 from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
-AWKWARD_KEYS = [
-    "dev/pkg/a b.py",
-    "dev/pkg/ünïcødé/дата.json",
-    "dev/pkg/plus+equals=tilde~.py",
-    "dev/pkg/odd !$&'()*,;:@[]%25.txt",
-    "dev/pkg/trailing space ",
-]
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 ADMIN = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}]}
@@ -52,80 +47,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -
         monkeypatch.setenv(name, value)
 
 
-# -- signing ------------------------------------------------------------------------------------
-
-EXAMPLE = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-EMPTY = hashlib.sha256(b"").hexdigest()
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "query", "headers", "payload", "signature"),
-    [
-        # "Example: GET Object" in the S3 SigV4 header-auth documentation
-        ("GET", "/test.txt", {}, {"Range": "bytes=0-9"}, b"",
-         "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
-        # "Example: PUT Object" (a `$` in the key, a Date header, a storage class)
-        ("PUT", "/test%24file.text", {},
-         {"Date": "Fri, 24 May 2013 00:00:00 GMT", "x-amz-storage-class": "REDUCED_REDUNDANCY"},
-         b"Welcome to Amazon S3.", "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"),
-        # "Example: GET Bucket Lifecycle" (a query parameter without a value)
-        ("GET", "/", {"lifecycle": ""}, {}, b"",
-         "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"),
-        # "Example: Get Bucket (List Objects)"
-        ("GET", "/", {"max-keys": "2", "prefix": "J"}, {}, b"",
-         "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"),
-    ],
-)
-def test_sign_matches_the_aws_documentation_examples(
-    method: str, path: str, query: dict[str, str], headers: dict[str, str], payload: bytes, signature: str
-) -> None:
-    signed = sign(method=method, path=path, query=canonical_query(query),
-                  headers={"Host": "examplebucket.s3.amazonaws.com", **headers},
-                  payload_sha256=hashlib.sha256(payload).hexdigest(), credentials=EXAMPLE, region="us-east-1",
-                  amz_date="20130524T000000Z")
-    assert signed["Authorization"].endswith(f", Signature={signature}")
-    assert signed["Authorization"].startswith(
-        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=")
-
-
-def test_sign_agrees_with_botocore_on_awkward_keys_and_session_tokens() -> None:
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials as BotoCredentials
-
-    creds = Credentials("AKIDEXAMPLE", "secret/with+chars", "token/+=")
-    for key in AWKWARD_KEYS:
-        path = "/bucket/" + _s3store._quote(key, safe="/-_.~")
-        query = {"prefix": key, "list-type": "2", "continuation-token": "a+b/c=="}
-        url = f"http://127.0.0.1:9000{path}?{canonical_query(query)}"
-        request = AWSRequest(method="PUT", url=url, headers={"If-None-Match": "*", "Content-Type": "text/x-python"})
-        request.context["payload_signing_enabled"] = True
-        request.data = b"body"
-        S3SigV4Auth(BotoCredentials(*creds), "s3", "eu-west-1").add_auth(request)
-        ours = sign(method="PUT", path=path, query=canonical_query(query),
-                    headers={"Host": "127.0.0.1:9000", "If-None-Match": "*", "Content-Type": "text/x-python"},
-                    payload_sha256=hashlib.sha256(b"body").hexdigest(), credentials=creds, region="eu-west-1",
-                    amz_date=request.headers["X-Amz-Date"])
-        assert ours["x-amz-security-token"] == "token/+="
-        assert ours["Authorization"] == request.headers["Authorization"], key
-
-
-def test_endpoint_and_region_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _clean_env(monkeypatch, tmp_path, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
-    store = S3Store(bucket="my-dags")
-    assert (store.endpoint, store.region) == ("https://my-dags.s3.us-east-1.amazonaws.com/", "us-east-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    assert S3Store(bucket="dotted.bucket").endpoint == "https://s3.eu-west-1.amazonaws.com/dotted.bucket/"
-    monkeypatch.setenv("AWS_REGION", "eu-central-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:9000/base/")
-    store = S3Store(bucket="my-dags")
-    assert (store.endpoint, store.region) == ("http://s3-only:9000/base/my-dags/", "eu-central-1")
-    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-    assert S3Store(bucket="my-dags").endpoint == "https://my-dags.s3.eu-central-1.amazonaws.com/"
-    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "s3-only:9000")
-    with pytest.raises(StoreError, match=r"invalid AWS_ENDPOINT_URL 's3-only:9000': must be an http"):
+def test_bad_endpoint_is_refused_when_the_store_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch, tmp_path, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_ENDPOINT_URL_S3="s3-only:9000")
+    with pytest.raises(StoreError, match=r"^opening 's3://my-dags': invalid AWS_ENDPOINT_URL 's3-only:9000': must be an http"):
         S3Store(bucket="my-dags")
 
 
@@ -317,7 +241,7 @@ def test_a_publish_with_env_credentials_does_not_import_botocore(s3: Harness) ->
 
 
 def test_retries_redirects_and_connection_errors(s3: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_s3store, "BACKOFF", 0.01)
+    monkeypatch.setattr(_s3store, "RETRY", RetryPolicy(retries=2, backoff=0.01))
     s3.store().put("dev/p/a.py", b"a")
     with fault_proxy(s3.moto) as (endpoint, faults):
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
