@@ -20,7 +20,8 @@ def main(bep_path: str, bazel_rc: int, host_tests: Sequence[str] = ()) -> int:
         name, _, rc = item.rpartition("=")
         (passed if rc == "0" else failed).append(name)
     try:
-        lines = open(bep_path, encoding="utf-8").read().splitlines()
+        with open(bep_path, encoding="utf-8") as bep:
+            lines = bep.read().splitlines()
     except OSError:
         lines = []
     for line in lines:

@@ -172,27 +172,55 @@ def state_dir_default() -> Path | None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--once", action="store_true",
-                        help="run every DAG once, then stop everything: exit 0 only if every run succeeded")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="every state file goes here (default $BUILD_WORKSPACE_DIRECTORY/.etl/demo)")
-    parser.add_argument("--build-dir", type=Path, default=None,
-                        help="folder holding packages/<pkg>/{metadata.json,dags,image,image.digest}")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run every DAG once, then stop everything: exit 0 only if every run succeeded",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="every state file goes here (default $BUILD_WORKSPACE_DIRECTORY/.etl/demo)",
+    )
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=None,
+        help="folder holding packages/<pkg>/{metadata.json,dags,image,image.digest}",
+    )
     parser.add_argument("--env", default="dev", help="store environment prefix (default dev)")
-    parser.add_argument("--dag-delivery", choices=DELIVERIES, default="sidecar",
-                        help="how DAG files reach Airflow: 'sidecar' mirrors the store into the dags folder, "
-                        "'bundle' serves each package as a versioned Airflow DAG bundle (default sidecar)")
-    parser.add_argument("--sync-interval", type=float, default=5.0,
-                        help="sidecar interval; Airflow's refresh interval (and each bundle's) follows it (default 5)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds to wait for every DAG to be visible (default 600)")
-    parser.add_argument("--run-timeout", type=float, default=900.0,
-                        help="seconds to wait for the DAG runs to end (default 900)")
-    parser.add_argument("--no-runs", dest="runs", action="store_false",
-                        help="do not run the DAGs at start (they can be triggered from the UI)")
-    parser.add_argument("--schedules", action="store_true",
-                        help="let the scheduler create scheduled runs too (off: the seeded data is for one day, "
-                        "so every run is one the demo or you asked for)")
+    parser.add_argument(
+        "--dag-delivery",
+        choices=DELIVERIES,
+        default="sidecar",
+        help="how DAG files reach Airflow: 'sidecar' mirrors the store into the dags folder, "
+        "'bundle' serves each package as a versioned Airflow DAG bundle (default sidecar)",
+    )
+    parser.add_argument(
+        "--sync-interval",
+        type=float,
+        default=5.0,
+        help="sidecar interval; Airflow's refresh interval (and each bundle's) follows it (default 5)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for every DAG to be visible (default 600)"
+    )
+    parser.add_argument(
+        "--run-timeout", type=float, default=900.0, help="seconds to wait for the DAG runs to end (default 900)"
+    )
+    parser.add_argument(
+        "--no-runs",
+        dest="runs",
+        action="store_false",
+        help="do not run the DAGs at start (they can be triggered from the UI)",
+    )
+    parser.add_argument(
+        "--schedules",
+        action="store_true",
+        help="let the scheduler create scheduled runs too (off: the seeded data is for one day, "
+        "so every run is one the demo or you asked for)",
+    )
     args = parser.parse_args(argv)
     if args.state_dir is None:
         args.state_dir = state_dir_default()
@@ -237,7 +265,7 @@ def read_metadata(build_dir: Path, package: str) -> dict:
         raise DemoError(f"cannot read {str(path)!r} ({exc}); build first: ./bazelw build //airflow:demo") from exc
 
 
-def publish_package(root: Path, package: str, *, store, env: str, registry: LoopbackRegistry) -> Published:  # noqa: ANN001
+def publish_package(root: Path, package: str, *, store, env: str, registry: LoopbackRegistry) -> Published:
     """Publish one package's build output (``root`` holds metadata.json, dags/, image/, image.digest)."""
     from publisher import load_build_output, publish_build
 
@@ -245,8 +273,9 @@ def publish_package(root: Path, package: str, *, store, env: str, registry: Loop
     result = publish_build(build, store=store, env=env, registry=registry, image_layout=root / "image")
     image = json.loads((root / "metadata.json").read_text())["image"]
     _log(f"  published {package}: {len(build.dags)} DAGs, release {result.release_id} ({result.outcome})")
-    return Published(package, sorted(build.dags), image["digest"], result.release_id, result.outcome,
-                     image["reference"])
+    return Published(
+        package, sorted(build.dags), image["digest"], result.release_id, result.outcome, image["reference"]
+    )
 
 
 def publish_all(build_dir: Path, *, env: str, registry: LoopbackRegistry) -> list[Published]:
@@ -257,20 +286,37 @@ def publish_all(build_dir: Path, *, env: str, registry: LoopbackRegistry) -> lis
         raise DemoError("no package list (packages/etl_packages.txt); build first: ./bazelw build //airflow:demo")
     for package in PACKAGES:
         read_metadata(build_dir, package)  # one clear line when the build output is missing
-    return [publish_package(build_dir / "packages" / p, p, store=store, env=env, registry=registry)
-            for p in PACKAGES]
+    return [publish_package(build_dir / "packages" / p, p, store=store, env=env, registry=registry) for p in PACKAGES]
 
 
-def start_sidecar(dirs: dict[str, Path], *, env: str, interval: float, port: int,
-                  aws: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_sidecar(
+    dirs: dict[str, Path], *, env: str, interval: float, port: int, aws: dict[str, str]
+) -> subprocess.Popen[bytes]:
     from tools.testing.children import spawn
 
     with open(dirs["logs"] / "sidecar.log", "ab") as out:
         return spawn(
-            [sys.executable, "-m", "sidecar", "--dag-bucket", f"s3://{BUCKET}", "--env", env,
-             "--dags-dir", str(dirs["dags"]), "--sync-interval", str(interval),
-             "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
-            env=child_env(aws), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "sidecar",
+                "--dag-bucket",
+                f"s3://{BUCKET}",
+                "--env",
+                env,
+                "--dags-dir",
+                str(dirs["dags"]),
+                "--sync-interval",
+                str(interval),
+                "--metrics-port",
+                str(port),
+                "--metrics-host",
+                "127.0.0.1",
+            ],
+            env=child_env(aws),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -317,8 +363,9 @@ def sidecar_health(port: int) -> dict | None:
     return None
 
 
-def wait_for_dags(api, expected: set[str], *, timeout: float, sidecar: subprocess.Popen[bytes] | None,
-                  control_plane) -> float:
+def wait_for_dags(
+    api, expected: set[str], *, timeout: float, sidecar: subprocess.Popen[bytes] | None, control_plane
+) -> float:
     """Poll until every expected DAG is listed and there are no import errors; return when."""
     deadline = time.monotonic() + timeout
     next_note = 0.0
@@ -343,8 +390,10 @@ def wait_for_dags(api, expected: set[str], *, timeout: float, sidecar: subproces
 
 def print_summary(items: list[Published], dags_dir: Path, health: dict | None, *, bundles: Path | None = None) -> None:
     rows = [("package", "DAGs", "image digest", "sync state" if bundles is None else "bundle version")]
-    rows += [(i.package, str(len(i.dag_ids)), i.digest[:19] + "...", sync_state(dags_dir, i, health, bundles=bundles))
-             for i in items]
+    rows += [
+        (i.package, str(len(i.dag_ids)), i.digest[:19] + "...", sync_state(dags_dir, i, health, bundles=bundles))
+        for i in items
+    ]
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     for n, row in enumerate(rows):
         _log("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -374,19 +423,20 @@ class Platform:
     visible_at: float  # time.monotonic() when every DAG was visible
 
     @property
-    def settings(self):  # noqa: ANN201 - controlplane.settings.ControlPlaneSettings
+    def settings(self):
         return self.plane.settings
 
-    def api(self):  # noqa: ANN201 - controlplane.api.AirflowApi
+    def api(self):
         return self.plane.api()
 
-    def client(self):  # noqa: ANN201 - publisher.smoke.AirflowClient
+    def client(self):
         from publisher.smoke import AirflowClient, SmokeConfig
 
-        return AirflowClient(SmokeConfig(api_url=self.settings.api_url, username=self.plane.username,
-                                         password=self.plane.password))
+        return AirflowClient(
+            SmokeConfig(api_url=self.settings.api_url, username=self.plane.username, password=self.plane.password)
+        )
 
-    def store(self):  # noqa: ANN201 - publisher.Store
+    def store(self):
         from publisher import open_store
 
         return open_store(f"s3://{BUCKET}")
@@ -394,8 +444,9 @@ class Platform:
     def check_running(self) -> None:
         self.plane.check_running()
         if self.sidecar is not None and self.sidecar.poll() is not None:
-            raise DemoError(f"the sidecar exited with code {self.sidecar.returncode}; see "
-                            f"{self.dirs['logs'] / 'sidecar.log'}")
+            raise DemoError(
+                f"the sidecar exited with code {self.sidecar.returncode}; see {self.dirs['logs'] / 'sidecar.log'}"
+            )
 
     def refresh_interval(self) -> str:
         return self.settings.environ()["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"]
@@ -421,18 +472,23 @@ def platform_id(state_dir: Path) -> str:
     return hashlib.sha256(str(state_dir.absolute()).encode()).hexdigest()[:12]
 
 
-def local_cluster(pods: Any, *, aws: dict[str, str], pushgateway: str, airflow: str, sidecar: str,
-                  username: str, password: str) -> None:
+def local_cluster(
+    pods: Any, *, aws: dict[str, str], pushgateway: str, airflow: str, sidecar: str, username: str, password: str
+) -> None:
     """What a cluster gives the task pods, here: the platform ConfigMap, the packages' Secrets, and
     AWS credentials for moto (the stand-in for what IRSA's webhook injects by ServiceAccount)."""
-    pods.add_config_map(JOBS_NAMESPACE, "etl-platform", {
-        "PUSHGATEWAY_URL": pushgateway,
-        "AIRFLOW_URL": airflow,
-        "SIDECAR_URL": sidecar,
-        "AWS_ENDPOINT_URL": aws["AWS_ENDPOINT_URL"],
-        "AWS_DEFAULT_REGION": aws["AWS_DEFAULT_REGION"],
-        "AWS_REGION": aws["AWS_DEFAULT_REGION"],
-    })
+    pods.add_config_map(
+        JOBS_NAMESPACE,
+        "etl-platform",
+        {
+            "PUSHGATEWAY_URL": pushgateway,
+            "AIRFLOW_URL": airflow,
+            "SIDECAR_URL": sidecar,
+            "AWS_ENDPOINT_URL": aws["AWS_ENDPOINT_URL"],
+            "AWS_DEFAULT_REGION": aws["AWS_DEFAULT_REGION"],
+            "AWS_REGION": aws["AWS_DEFAULT_REGION"],
+        },
+    )
     pods.add_secret(JOBS_NAMESPACE, "observability-airflow-api", {"username": username, "password": password})
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         pods.inject_env(name, aws[name])
@@ -449,7 +505,7 @@ class ThreadResult:
         def target() -> None:
             try:
                 self._value = fn()
-            except BaseException as exc:  # noqa: BLE001 - re-raised in result()
+            except BaseException as exc:
                 self._error = exc
 
         self._thread = threading.Thread(target=target, name=name, daemon=True)
@@ -482,8 +538,9 @@ def signals_deferred() -> Iterator[None]:
         raise _Stop(name)
 
 
-def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
-                   log: Callable[[str], None] = _log) -> Platform:
+def start_platform(
+    args: argparse.Namespace, stack: contextlib.ExitStack, *, log: Callable[[str], None] = _log
+) -> Platform:
     """Start moto, the registry, Airflow, publish every package, start the sidecar, wait for the DAGs.
 
     Every process is registered on ``stack`` right after it starts (a stop signal waits for that),
@@ -517,32 +574,50 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
-    log(f"[{since()}] S3 (moto) at {moto.endpoint_url}, registry at {registry.url}, "
-        f"Pushgateway at {pushgateway.url}, bucket s3://{BUCKET}")
+    log(
+        f"[{since()}] S3 (moto) at {moto.endpoint_url}, registry at {registry.url}, "
+        f"Pushgateway at {pushgateway.url}, bucket s3://{BUCKET}"
+    )
     seeded = seed(s3, run_date())
-    log(f"[{since()}] seeded {len(seeded.objects)} input objects for {seeded.run_date} (orders CSV, "
-        f"events JSON lines, customers)")
+    log(
+        f"[{since()}] seeded {len(seeded.objects)} input objects for {seeded.run_date} (orders CSV, "
+        f"events JSON lines, customers)"
+    )
 
     metrics_port = free_port()
     rendered = rendered_registry(args.build_dir)
-    pods = LocalPodRuntime(args.state_dir / "podman", mirrors={rendered: registry.host},
-                           platform_id=platform_id(args.state_dir))
+    pods = LocalPodRuntime(
+        args.state_dir / "podman", mirrors={rendered: registry.host}, platform_id=platform_id(args.state_dir)
+    )
     bundles = None
     if args.dag_delivery == "bundle":
         from etl_dag_bundle import bundle_config_json
 
         bundles = bundle_config_json(dag_bucket=f"s3://{BUCKET}", env=args.env, packages=PACKAGES)
-    settings = ControlPlaneSettings(home=dirs["airflow"], dags_folder=dirs["dags"], api_port=free_port(),
-                                    sync_interval=args.sync_interval, local_pods_config=pods.state_dir / "runtime.json",
-                                    scheduled_runs=args.schedules, dag_bundles=bundles)
+    settings = ControlPlaneSettings(
+        home=dirs["airflow"],
+        dags_folder=dirs["dags"],
+        api_port=free_port(),
+        sync_interval=args.sync_interval,
+        local_pods_config=pods.state_dir / "runtime.json",
+        scheduled_runs=args.schedules,
+        dag_bundles=bundles,
+    )
     plane = ControlPlane(settings, log_dir=dirs["logs"], extra_env=child_env({}))
     stack.callback(plane.stop)  # before the boot thread starts anything; stop() refuses later starts
     pods.cleanup()  # containers a killed earlier run of this state folder left behind
     stack.callback(pods.cleanup)  # runs first: containers of running tasks go before their workers
     # With bundle delivery there is no sidecar to point at (see run_dags for its health check).
     sidecar_url = f"http://127.0.0.1:{metrics_port}/metrics" if bundles is None else ""
-    local_cluster(pods, aws=aws, pushgateway=pushgateway.url, airflow=settings.api_url,
-                  sidecar=sidecar_url, username=plane.username, password=plane.password)
+    local_cluster(
+        pods,
+        aws=aws,
+        pushgateway=pushgateway.url,
+        airflow=settings.api_url,
+        sidecar=sidecar_url,
+        username=plane.username,
+        password=plane.password,
+    )
     boot_error: list[BaseException] = []
 
     def boot() -> None:  # migrate Airflow's DB while the packages are published
@@ -551,14 +626,16 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
             template = dirs["airflow"] / "airflow.db.migrated"
             if not template.exists():
                 shutil.copyfile(dirs["airflow"] / "airflow.db", template)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             boot_error.append(exc)
 
     booter = threading.Thread(target=boot, name="airflow-boot", daemon=True)
     booter.start()
 
-    log(f"[{since()}] publishing {len(PACKAGES)} packages (images to {registry.host}, "
-        f"DAGs to s3://{BUCKET}/{args.env}/)")
+    log(
+        f"[{since()}] publishing {len(PACKAGES)} packages (images to {registry.host}, "
+        f"DAGs to s3://{BUCKET}/{args.env}/)"
+    )
     loopback = LoopbackRegistry(registry.host, rendered=rendered)
     published = publish_all(args.build_dir, env=args.env, registry=loopback)
     pulls = ThreadResult(lambda: pods.pull([item.image for item in published]), name="image-pull")
@@ -567,11 +644,15 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
         with signals_deferred():
             sidecar = start_sidecar(dirs, env=args.env, interval=args.sync_interval, port=metrics_port, aws=aws)
             stack.callback(stop_process, sidecar)
-        log(f"[{since()}] sidecar syncing every {args.sync_interval:g}s into {dirs['dags']} "
-            f"(status http://127.0.0.1:{metrics_port}/healthz)")
+        log(
+            f"[{since()}] sidecar syncing every {args.sync_interval:g}s into {dirs['dags']} "
+            f"(status http://127.0.0.1:{metrics_port}/healthz)"
+        )
     else:
-        log(f"[{since()}] DAG delivery: one versioned DAG bundle per package ({', '.join(PACKAGES)}), refreshed "
-            f"every {args.sync_interval:g}s by the dag-processor, versions under {settings.dag_bundle_storage}")
+        log(
+            f"[{since()}] DAG delivery: one versioned DAG bundle per package ({', '.join(PACKAGES)}), refreshed "
+            f"every {args.sync_interval:g}s by the dag-processor, versions under {settings.dag_bundle_storage}"
+        )
 
     while booter.is_alive():
         booter.join(timeout=1)
@@ -589,26 +670,50 @@ def start_platform(args: argparse.Namespace, stack: contextlib.ExitStack, *,
     visible_at = wait_for_dags(plane.api(), expected, timeout=args.timeout, sidecar=sidecar, control_plane=plane)
     log(f"[{since()}] all {len(expected)} DAGs visible, 0 import errors")
     pulled = pulls.result()
-    log(f"[{since()}] package images in the local pod runtime: "
-        + ", ".join(f"{ref.split('/')[-1].split('@')[0]} ({seconds:.1f}s)" for ref, seconds in sorted(pulled.items())))
-    return Platform(args=args, dirs=dirs, aws=aws, moto=moto, registry=loopback, registry_host=registry.host,
-                    plane=plane, pods=pods, pushgateway=pushgateway, seeded=seeded, sidecar=sidecar,
-                    metrics_port=metrics_port, published=published, expected=expected, started=t0,
-                    visible_at=visible_at)
+    log(
+        f"[{since()}] package images in the local pod runtime: "
+        + ", ".join(f"{ref.split('/')[-1].split('@')[0]} ({seconds:.1f}s)" for ref, seconds in sorted(pulled.items()))
+    )
+    return Platform(
+        args=args,
+        dirs=dirs,
+        aws=aws,
+        moto=moto,
+        registry=loopback,
+        registry_host=registry.host,
+        plane=plane,
+        pods=pods,
+        pushgateway=pushgateway,
+        seeded=seeded,
+        sidecar=sidecar,
+        metrics_port=metrics_port,
+        published=published,
+        expected=expected,
+        started=t0,
+        visible_at=visible_at,
+    )
 
 
 def run_dags(platform: Platform, *, timeout: float) -> dict[str, Any]:
     """Run every DAG once on the seeded day (in data order) and print the outcome per DAG."""
     from demoruns import describe_outputs, run_in_order
 
-    _log(f"[{time.monotonic() - platform.started:5.1f}s] running every DAG once for {platform.seeded.run_date} "
-         "(tasks run their pods in podman)")
+    _log(
+        f"[{time.monotonic() - platform.started:5.1f}s] running every DAG once for {platform.seeded.run_date} "
+        "(tasks run their pods in podman)"
+    )
     # With bundle delivery there is no sidecar: observability's sidecar_health gets no target
     # (an empty sidecar_url in its conf; the task passes with "0 of 0"), Airflow's own bundle
     # refresh is what delivers the DAGs then.
     extra = {"observability_platform_checks": {"sidecar_url": ""}} if platform.delivery == "bundle" else {}
-    reports = run_in_order(platform.client(), sorted(platform.expected), run_date=platform.seeded.run_date,
-                           timeout=timeout, log=_log, extra_conf=extra)
+    reports = run_in_order(
+        platform.client(),
+        sorted(platform.expected),
+        run_date=platform.seeded.run_date,
+        timeout=timeout,
+        log=_log,
+        extra_conf=extra,
+    )
     import boto3
 
     described = describe_outputs(boto3.client("s3"), platform.pushgateway.groups(), platform.seeded.run_date)
@@ -629,12 +734,13 @@ def report_urls(platform: Platform) -> dict[str, str]:
     share a report from a private bucket, and the Pushgateway's page."""
     import boto3
 
-    s3 = boto3.client("s3", **{"endpoint_url": platform.moto.endpoint_url, "region_name": "us-east-1"})
+    s3 = boto3.client("s3", endpoint_url=platform.moto.endpoint_url, region_name="us-east-1")
     day = platform.seeded.run_date.isoformat()
 
     def get(key: str) -> str:
-        return str(s3.generate_presigned_url("get_object", Params={"Bucket": "etl-curated", "Key": key},
-                                             ExpiresIn=7 * 86400))
+        return str(
+            s3.generate_presigned_url("get_object", Params={"Bucket": "etl-curated", "Key": key}, ExpiresIn=7 * 86400)
+        )
 
     return {
         "data-quality report": get(f"orders/dt={day}/_dq_orders.html"),
@@ -659,9 +765,12 @@ def run(args: argparse.Namespace) -> int:
             _log("")
             _log(f"  Airflow UI: {settings.api_url}/   login: {platform.plane.username} / {platform.plane.password}")
             _log("")
-            print_summary(platform.published, platform.dirs["dags"],
-                          sidecar_health(platform.metrics_port) if platform.sidecar is not None else None,
-                          bundles=platform.bundles)
+            print_summary(
+                platform.published,
+                platform.dirs["dags"],
+                sidecar_health(platform.metrics_port) if platform.sidecar is not None else None,
+                bundles=platform.bundles,
+            )
             _log("")
             failed: list[str] = []
             green = None
@@ -672,19 +781,27 @@ def run(args: argparse.Namespace) -> int:
                 _log("")
                 print_links(platform)
                 _log("")
-            timing = (f"time from start to all DAGs visible: {visible:.1f}s"
-                      + (f", to all {len(platform.expected)} DAG runs successful: {green:.1f}s"
-                         if green is not None and not failed else ""))
+            timing = f"time from start to all DAGs visible: {visible:.1f}s" + (
+                f", to all {len(platform.expected)} DAG runs successful: {green:.1f}s"
+                if green is not None and not failed
+                else ""
+            )
             if args.once:
                 if failed:
-                    raise DemoError(f"{len(failed)} of {len(platform.expected)} DAG runs did not succeed: "
-                                    f"{', '.join(failed)} (task logs: Airflow UI, or {platform.dirs['airflow'] / 'logs'})")
-                _log(f"demo: ok: {timing} (DAG delivery {args.dag_delivery}, sync interval {args.sync_interval:g}s, "
-                     "Airflow refresh interval "
-                     f"{platform.refresh_interval()}s)")
+                    raise DemoError(
+                        f"{len(failed)} of {len(platform.expected)} DAG runs did not succeed: "
+                        f"{', '.join(failed)} (task logs: Airflow UI, or {platform.dirs['airflow'] / 'logs'})"
+                    )
+                _log(
+                    f"demo: ok: {timing} (DAG delivery {args.dag_delivery}, sync interval {args.sync_interval:g}s, "
+                    "Airflow refresh interval "
+                    f"{platform.refresh_interval()}s)"
+                )
                 return 0
             if failed:
-                _log(f"demo: {len(failed)} DAG runs did not succeed: {', '.join(failed)}; see their task logs in the UI")
+                _log(
+                    f"demo: {len(failed)} DAG runs did not succeed: {', '.join(failed)}; see their task logs in the UI"
+                )
             _log(f"demo: running ({timing}). Trigger DAGs and read task logs in the UI. Ctrl-C stops everything.")
             while True:
                 platform.check_running()

@@ -19,7 +19,13 @@ from typing import Any
 
 __all__ = ["BUCKETS", "Seeded", "export_conf", "outputs", "seed"]
 
-LANDING, CURATED, ARCHIVE, EXPORTS, REFERENCE = "etl-landing", "etl-curated", "etl-archive", "etl-exports", "etl-reference"
+LANDING, CURATED, ARCHIVE, EXPORTS, REFERENCE = (
+    "etl-landing",
+    "etl-curated",
+    "etl-archive",
+    "etl-exports",
+    "etl-reference",
+)
 BUCKETS = (LANDING, CURATED, ARCHIVE, EXPORTS, REFERENCE)
 
 ORDERS = 20_000  # distinct orders of the day
@@ -52,18 +58,25 @@ def outputs(run_date: dt.date) -> dict[str, list[str]]:
     orders, enriched, events = (f"s3://{CURATED}/{name}" for name in ("orders", "orders_enriched", "events"))
 
     def partition(base: str) -> list[str]:
-        return [f"{base}/dt={day}/part-0.parquet", f"{base}/dt={day}/_manifest.json",
-                f"{base}/_rejects/dt={day}/rejects.jsonl"]
+        return [
+            f"{base}/dt={day}/part-0.parquet",
+            f"{base}/dt={day}/_manifest.json",
+            f"{base}/_rejects/dt={day}/rejects.jsonl",
+        ]
 
     return {
         "data_pipeline_orders_daily": partition(orders) + partition(enriched),
         "data_pipeline_events_daily": partition(events),
         "file_processing_landing_archive": [f"s3://{ARCHIVE}/orders/{day}/"],
-        "file_processing_orders_quality": [f"{orders}/dt={day}/_dq_orders.json", f"{orders}/dt={day}/_dq_orders.html",
-                                           f"{orders}/dt={day}/_profile/"],
+        "file_processing_orders_quality": [
+            f"{orders}/dt={day}/_dq_orders.json",
+            f"{orders}/dt={day}/_dq_orders.html",
+            f"{orders}/dt={day}/_profile/",
+        ],
         "file_processing_partner_export": [f"s3://{EXPORTS}/demo/orders-{day}/"],
-        "observability_platform_checks": [f"pushgateway: job=observability_{job}"
-                                          for job in ("freshness", "airflow_health", "sidecar_health")],
+        "observability_platform_checks": [
+            f"pushgateway: job=observability_{job}" for job in ("freshness", "airflow_health", "sidecar_health")
+        ],
     }
 
 
@@ -94,15 +107,22 @@ def orders_csv(day: dt.date, rng: random.Random) -> tuple[list[bytes], int]:
         currency = f" {currency.lower()}" if n % 97 == 0 else currency  # sloppy exports: trimmed, upper-cased
         email = f"customer{rng.randrange(10**6)}@example.{rng.choice(('com', 'de', 'co.uk'))}"
         status = "test" if n < TEST_ORDERS else rng.choice(statuses)
-        rows.append(f"{order_id},{rng.randrange(1, CUSTOMERS + 1)},{amount},{currency},{status},{email},"
-                    f"{_stamp(day, at)},{_stamp(day, at + rng.randrange(60, 600))}")
+        rows.append(
+            f"{order_id},{rng.randrange(1, CUSTOMERS + 1)},{amount},{currency},{status},{email},"
+            f"{_stamp(day, at)},{_stamp(day, at + rng.randrange(60, 600))}"
+        )
     reexports = []
     for order_id in rng.sample(sorted(created)[TEST_ORDERS:], REEXPORTED):
         at = created[order_id]
-        reexports.append(f"{order_id},{rng.randrange(1, CUSTOMERS + 1)},{round(rng.uniform(5, 500), 2)},EUR,"
-                         f"shipped,updated{order_id}@example.com,{_stamp(day, at)},{_stamp(day, at + 7_000)}")
-    broken = [f"{first_id + ORDERS + n},{'x' if n % 2 else ''},not-a-number,EUR,paid,broken@example.com,"
-              f"{_stamp(day, 3600)},{_stamp(day, 3700)}" for n in range(BROKEN_ROWS)]
+        reexports.append(
+            f"{order_id},{rng.randrange(1, CUSTOMERS + 1)},{round(rng.uniform(5, 500), 2)},EUR,"
+            f"shipped,updated{order_id}@example.com,{_stamp(day, at)},{_stamp(day, at + 7_000)}"
+        )
+    broken = [
+        f"{first_id + ORDERS + n},{'x' if n % 2 else ''},not-a-number,EUR,paid,broken@example.com,"
+        f"{_stamp(day, 3600)},{_stamp(day, 3700)}"
+        for n in range(BROKEN_ROWS)
+    ]
     half = len(rows) // 2
     morning = rows[:half] + broken
     evening = rows[half:] + reexports
@@ -139,12 +159,15 @@ def customers_parquet(rng: random.Random) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({
-        "customer_id": pa.array(range(1, CUSTOMERS + 1), pa.int64()),
-        "segment": pa.array([rng.choice(("consumer", "consumer", "small_business", "enterprise"))
-                             for _ in range(CUSTOMERS)]),
-        "country": pa.array([rng.choice(("DE", "FR", "NL", "GB", "US", "ES", "IT")) for _ in range(CUSTOMERS)]),
-    })
+    table = pa.table(
+        {
+            "customer_id": pa.array(range(1, CUSTOMERS + 1), pa.int64()),
+            "segment": pa.array(
+                [rng.choice(("consumer", "consumer", "small_business", "enterprise")) for _ in range(CUSTOMERS)]
+            ),
+            "country": pa.array([rng.choice(("DE", "FR", "NL", "GB", "US", "ES", "IT")) for _ in range(CUSTOMERS)]),
+        }
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
@@ -169,5 +192,10 @@ def seed(s3: Any, run_date: dt.date) -> Seeded:
     for hour, body in enumerate(events):
         put(LANDING, f"events/{day}/events-{day}T{hour:02d}.jsonl.gz", body, "application/gzip")
     put(REFERENCE, "customers/customers.parquet", customers_parquet(rng), "application/vnd.apache.parquet")
-    return Seeded(run_date=run_date, objects=tuple(written), orders_expected=orders_expected,
-                  events_expected=events_expected, customers=CUSTOMERS)
+    return Seeded(
+        run_date=run_date,
+        objects=tuple(written),
+        orders_expected=orders_expected,
+        events_expected=events_expected,
+        customers=CUSTOMERS,
+    )

@@ -31,8 +31,11 @@ AFTER: dict[str, tuple[str, ...]] = {
     "file_processing_orders_quality": ("data_pipeline_orders_daily",),
     "file_processing_partner_export": ("data_pipeline_orders_daily",),
     "observability_platform_checks": (
-        "data_pipeline_orders_daily", "data_pipeline_events_daily", "file_processing_landing_archive",
-        "file_processing_orders_quality", "file_processing_partner_export",
+        "data_pipeline_orders_daily",
+        "data_pipeline_events_daily",
+        "file_processing_landing_archive",
+        "file_processing_orders_quality",
+        "file_processing_partner_export",
     ),
 }
 
@@ -57,9 +60,16 @@ class DagRunReport:
         return self.outcome.state if self.outcome else "not run (an upstream DAG failed)"
 
 
-def run_in_order(client: AirflowClient, dag_ids: Sequence[str], *, run_date: dt.date, timeout: float,
-                 log: Callable[[str], None], poll_interval: float = 1.0,
-                 extra_conf: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, DagRunReport]:
+def run_in_order(
+    client: AirflowClient,
+    dag_ids: Sequence[str],
+    *,
+    run_date: dt.date,
+    timeout: float,
+    log: Callable[[str], None],
+    poll_interval: float = 1.0,
+    extra_conf: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, DagRunReport]:
     """Trigger each DAG once its upstream DAGs succeeded; wait for all; return the reports.
 
     ``extra_conf``: more ``dag_run.conf`` keys per dag_id (the platform's own, e.g. no sidecar to check).
@@ -76,7 +86,9 @@ def run_in_order(client: AirflowClient, dag_ids: Sequence[str], *, run_date: dt.
     while pending or running:
         for dag_id in list(pending):
             upstream = upstream_of(dag_id)
-            if any(u in reports and not (reports[u].outcome and reports[u].outcome.ok) for u in upstream if u in dag_ids):
+            if any(
+                u in reports and not (reports[u].outcome and reports[u].outcome.ok) for u in upstream if u in dag_ids
+            ):
                 reports[dag_id] = DagRunReport(dag_id, None)
                 pending.remove(dag_id)
             elif all(u in reports for u in upstream if u in dag_ids):
@@ -131,6 +143,8 @@ def describe_outputs(s3: Any, groups: list[dict[str, Any]], run_date: dt.date) -
                 job = place.split("job=", 1)[1]
                 found = [g for g in groups if g.get("labels", {}).get("job") == job]
                 families = sorted({name for g in found for name in g if name not in ("labels", "last_push_successful")})
-                lines.append(f"pushgateway job={job}: " + (f"{len(families)} metric families" if found else "nothing pushed"))
+                lines.append(
+                    f"pushgateway job={job}: " + (f"{len(families)} metric families" if found else "nothing pushed")
+                )
         described[dag_id] = lines
     return described

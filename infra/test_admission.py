@@ -106,18 +106,31 @@ def test_objects_are_valid_kubernetes_objects() -> None:
 
 
 def test_binding_applies_the_policy_to_the_pods_namespace_with_its_parameter() -> None:
-    policy, binding, params = (_one(k) for k in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ConfigMap"))
+    policy, binding, params = (
+        _one(k) for k in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ConfigMap")
+    )
     namespace = next(d for d in _docs(RBAC) if d["kind"] == "Namespace")["metadata"]["name"]
     assert policy["spec"]["failurePolicy"] == "Fail"
     assert policy["spec"]["paramKind"] == {"apiVersion": "v1", "kind": "ConfigMap"}
     rules = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert rules == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                      "resources": ["pods", "pods/ephemeralcontainers"]}]
+    assert rules == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["pods", "pods/ephemeralcontainers"],
+        }
+    ]
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
-    assert binding["spec"]["paramRef"] == {"name": params["metadata"]["name"], "namespace": namespace,
-                                           "parameterNotFoundAction": "Deny"}
-    assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    assert binding["spec"]["paramRef"] == {
+        "name": params["metadata"]["name"],
+        "namespace": namespace,
+        "parameterNotFoundAction": "Deny",
+    }
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+    }
     assert params["metadata"]["namespace"] == namespace
 
 
@@ -125,7 +138,8 @@ def test_parameter_lists_every_package_and_every_account_has_one_owner(policy: P
     params = _one("ConfigMap")
     packages = generate.packages(SOURCE_ROOT)
     assert params["data"] == {_dns(p): f"{REGISTRY}/{p}" for p in packages}, (
-        "ConfigMap etl-package-images must list every package of packages/ (<dns name>: <registry>/<package>)")
+        "ConfigMap etl-package-images must list every package of packages/ (<dns name>: <registry>/<package>)"
+    )
     accounts = [d for d in _docs(RBAC) if d["kind"] == "ServiceAccount"]
     assert accounts
     for account in accounts:
@@ -210,17 +224,20 @@ def _denials(real_pods: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dict
         return pod
 
     def mismatch(account: str, package: str, got: str) -> str:
-        return (f"service account {account} belongs to package image {prefix}/{package}: a pod running as "
-                f"it may run only that image, got {got}")
+        return (
+            f"service account {account} belongs to package image {prefix}/{package}: a pod running as "
+            f"it may run only that image, got {got}"
+        )
 
     def unpinned(got: str) -> str:
-        return ("etl-jobs pods run package images pinned by digest (<registry>/<package>@sha256:<64 hex>); "
-                f"got {got}")
+        return f"etl-jobs pods run package images pinned by digest (<registry>/<package>@sha256:<64 hex>); got {got}"
 
     def no_owner(account: str) -> str:
-        return (f"service account {account} belongs to no package: the pods of a package run as its name in "
-                "DNS form (file-processing for file_processing) or that plus -<suffix> (ConfigMap "
-                "etl-package-images lists the packages)")
+        return (
+            f"service account {account} belongs to no package: the pods of a package run as its name in "
+            "DNS form (file-processing for file_processing) or that plus -<suffix> (ConfigMap "
+            "etl-package-images lists the packages)"
+        )
 
     latest = f"{prefix}/file_processing:latest"
     foreign = f"evil.example.com/etl/file_processing@{DIGEST}"
@@ -228,20 +245,32 @@ def _denials(real_pods: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dict
     upper = fp_image.split("@")[0] + "@sha256:" + "AB" * 32
     debug = {"name": "debug", "image": dp_image}
     return [
-        ("service account swapped", changed(serviceAccountName="data-pipeline"),
-         [mismatch("data-pipeline", "data_pipeline", fp_image)]),
+        (
+            "service account swapped",
+            changed(serviceAccountName="data-pipeline"),
+            [mismatch("data-pipeline", "data_pipeline", fp_image)],
+        ),
         ("image swapped", with_image(dp_image), [mismatch("file-processing", "file_processing", dp_image)]),
-        ("image from another registry", with_image(foreign),
-         [mismatch("file-processing", "file_processing", foreign)]),
-        ("image by tag", with_image(latest), [unpinned(latest), mismatch("file-processing", "file_processing", latest)]),
+        ("image from another registry", with_image(foreign), [mismatch("file-processing", "file_processing", foreign)]),
+        (
+            "image by tag",
+            with_image(latest),
+            [unpinned(latest), mismatch("file-processing", "file_processing", latest)],
+        ),
         ("digest with a trailing newline", with_image(newline), [unpinned(newline)]),
         ("digest in upper case", with_image(upper), [unpinned(upper)]),
         ("no service account", changed(serviceAccountName=None), [no_owner("default")]),
         ("look-alike account", changed(serviceAccountName="file-processingx"), [no_owner("file-processingx")]),
-        ("foreign init container", changed(initContainers=[debug]),
-         [mismatch("file-processing", "file_processing", dp_image)]),
-        ("foreign ephemeral container", changed(ephemeralContainers=[debug]),
-         [mismatch("file-processing", "file_processing", dp_image)]),
+        (
+            "foreign init container",
+            changed(initContainers=[debug]),
+            [mismatch("file-processing", "file_processing", dp_image)],
+        ),
+        (
+            "foreign ephemeral container",
+            changed(ephemeralContainers=[debug]),
+            [mismatch("file-processing", "file_processing", dp_image)],
+        ),
     ]
 
 
@@ -272,7 +301,9 @@ def test_suffixed_account_is_allowed_and_the_longest_package_name_owns_an_accoun
     ]
 
 
-def test_without_the_parameter_data_every_pod_is_denied(policy: Policy, real_pods: dict[str, list[dict[str, Any]]]) -> None:
+def test_without_the_parameter_data_every_pod_is_denied(
+    policy: Policy, real_pods: dict[str, list[dict[str, Any]]]
+) -> None:
     pod = real_pods["observability"][0]
     empty = {k: v for k, v in _build_params(real_pods).items() if k != "data"}
     assert len(policy.evaluate(pod, empty)) == 1
@@ -282,5 +313,14 @@ def test_the_expressions_are_standard_cel(policy: Policy) -> None:
     # What the header promises: no Kubernetes extension function, which cel-python would not know
     # (and which would then only be tested by a cluster).
     text = json.dumps(_one("ValidatingAdmissionPolicy")["spec"])
-    for extension in (".split(", ".replace(", ".join(", ".substring(", ".lowerAscii(", ".indexOf(", "url(", "authorizer"):
+    for extension in (
+        ".split(",
+        ".replace(",
+        ".join(",
+        ".substring(",
+        ".lowerAscii(",
+        ".indexOf(",
+        "url(",
+        "authorizer",
+    ):
         assert extension not in text, extension

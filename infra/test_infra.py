@@ -29,8 +29,11 @@ WRITES = {"s3:PutObject", "s3:DeleteObject"}
 
 def _allowed(doc: dict, action: str, key: str) -> bool:
     arn = f"arn:aws:s3:::${{DAG_BUCKET}}/{key}"
-    return any(action in st["Action"] and any(fnmatch.fnmatchcase(arn, r) for r in st["Resource"])
-               for st in doc["Statement"] if st["Effect"] == "Allow")
+    return any(
+        action in st["Action"] and any(fnmatch.fnmatchcase(arn, r) for r in st["Resource"])
+        for st in doc["Statement"]
+        if st["Effect"] == "Allow"
+    )
 
 
 def test_the_generators_see_the_packages_bazel_derives() -> None:
@@ -38,7 +41,8 @@ def test_the_generators_see_the_packages_bazel_derives() -> None:
     # generators list the BUILD.bazel files that call etl_package. Both must name the same packages.
     assert sorted(BAZEL_PACKAGES) == generate.packages(SOURCE_ROOT), (
         "//packages:etl_packages differs from the packages whose BUILD.bazel calls etl_package: "
-        "a library folder under packages/ belongs in _LIBRARIES of packages/BUILD.bazel")
+        "a library folder under packages/ belongs in _LIBRARIES of packages/BUILD.bazel"
+    )
 
 
 def test_committed_documents_match_the_generator() -> None:
@@ -52,7 +56,7 @@ def test_committed_service_accounts_match_the_generator() -> None:
     committed = RBAC.read_text()
     expected = service_accounts.render(committed, generate.packages(SOURCE_ROOT))
     assert committed == expected, "rbac.yaml's ServiceAccounts are stale: run `./bazelw run //infra:update`"
-    assert service_accounts.NAMESPACE == next(d for d in _rbac_docs() if d["kind"] == "Namespace")["metadata"]["name"]
+    assert next(d for d in _rbac_docs() if d["kind"] == "Namespace")["metadata"]["name"] == service_accounts.NAMESPACE
 
 
 def test_committed_package_images_match_the_generator() -> None:
@@ -64,7 +68,7 @@ def test_committed_package_images_match_the_generator() -> None:
 def test_update_regenerates_what_a_new_package_needs(tmp_path: Path) -> None:
     # A copy of the inputs the generators read, plus one new package: update() writes its IAM
     # document and ServiceAccount, and a second run changes nothing.
-    for pkg in BAZEL_PACKAGES + ["zz_new"]:
+    for pkg in [*BAZEL_PACKAGES, "zz_new"]:
         build = tmp_path / "packages" / pkg / "BUILD.bazel"
         build.parent.mkdir(parents=True)
         build.write_text(f'etl_package(\n    name = "{pkg}",\n    lib = ":{pkg}_lib",\n)\n')
@@ -76,9 +80,12 @@ def test_update_regenerates_what_a_new_package_needs(tmp_path: Path) -> None:
     (tmp_path / update.RBAC).write_text(RBAC.read_text())
     (tmp_path / update.ADMISSION).write_text(ADMISSION.read_text())
     changed = update.update(tmp_path)
-    assert sorted(map(str, changed)) == ["infra/airflow_control_plane/admission.yaml",
-                                         "infra/airflow_control_plane/rbac.yaml", "infra/iam/publisher-gone.json",
-                                         "infra/iam/publisher-zz_new.json"]
+    assert sorted(map(str, changed)) == [
+        "infra/airflow_control_plane/admission.yaml",
+        "infra/airflow_control_plane/rbac.yaml",
+        "infra/iam/publisher-gone.json",
+        "infra/iam/publisher-zz_new.json",
+    ]
     params = next(d for d in yaml.safe_load_all((tmp_path / update.ADMISSION).read_text()) if d["kind"] == "ConfigMap")
     assert params["data"]["zz-new"] == "registry.example.com/etl/zz_new"
     assert not (tmp_path / "infra" / "iam" / "publisher-gone.json").exists()
@@ -129,7 +136,9 @@ def test_helm_values_run_the_sidecar_beside_dag_parsers_and_once_in_workers() ->
     inits = values["workers"]["extraInitContainers"]
     assert inits[0]["name"] == "dag-sync-once" and "--once" in inits[0]["args"]
     assert values["config"]["core"]["dags_folder"] == "/opt/airflow/dags"
-    interval = int(next(e["value"] for e in values["scheduler"]["extraContainers"][0]["env"] if e["name"] == "SYNC_INTERVAL"))
+    interval = int(
+        next(e["value"] for e in values["scheduler"]["extraContainers"][0]["env"] if e["name"] == "SYNC_INTERVAL")
+    )
     assert int(values["config"]["dag_processor"]["refresh_interval"]) >= interval
 
 
@@ -162,7 +171,8 @@ def _spec_service_accounts() -> set[tuple[str, str]]:
     specs = sorted((ROOT / "packages").glob("*/dags/*.yaml"))
     have = {s.parts[-3] for s in specs}
     assert have == set(generate.packages(SOURCE_ROOT)), (
-        f"DAG specs of {sorted(set(generate.packages(SOURCE_ROOT)) - have)} missing from //packages:dag_specs")
+        f"DAG specs of {sorted(set(generate.packages(SOURCE_ROOT)) - have)} missing from //packages:dag_specs"
+    )
     for spec in specs:
         doc = yaml.safe_load(spec.read_text())
         defaults = doc.get("defaults") or {}
@@ -207,8 +217,11 @@ def test_rbac_grants_the_workers_only_what_kpo_needs_in_the_pods_namespace() -> 
     rules = {(res, frozenset(r["verbs"])) for r in role["rules"] for res in r["resources"]}
     assert all(r["apiGroups"] == [""] for r in role["rules"])
     assert rules == KPO_RULES
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     values = yaml.safe_load((ROOT / "infra" / "airflow_control_plane" / "values.yaml").read_text())
     worker = values["workers"]["serviceAccount"]
     assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("ServiceAccount", worker["name"])]
@@ -237,7 +250,8 @@ def test_every_dag_runs_as_its_own_package_account() -> None:
             account = task.get("service_account", defaults.get("service_account"))
             assert account in (None, service_accounts.account_name(package)), (
                 f"packages/{package}/dags/{spec.name}: task {task['task_id']!r} runs as {account!r}; "
-                f"use the package's own account {service_accounts.account_name(package)!r}")
+                f"use the package's own account {service_accounts.account_name(package)!r}"
+            )
 
 
 def test_sidecar_containers_in_the_helm_values_are_valid_container_specs() -> None:
@@ -248,8 +262,14 @@ def test_sidecar_containers_in_the_helm_values_are_valid_container_specs() -> No
     containers += values["workers"]["extraInitContainers"]
     volumes = values["volumes"]
     for container in containers:
-        _validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"},
-                   "spec": {"containers": [container], "volumes": volumes}})
+        _validate(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "check"},
+                "spec": {"containers": [container], "volumes": volumes},
+            }
+        )
         mounted = {m["name"] for m in container["volumeMounts"]}
         assert mounted <= {v["name"] for v in volumes}, container["name"]
 
@@ -272,8 +292,11 @@ def test_the_local_platform_gives_its_pods_the_same_keys() -> None:
     import ast
 
     demo = (ROOT / "airflow" / "demo.py").read_text()
-    call = next(n for n in ast.walk(ast.parse(demo)) if isinstance(n, ast.Call)
-                and getattr(n.func, "attr", "") == "add_config_map")
+    call = next(
+        n
+        for n in ast.walk(ast.parse(demo))
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "add_config_map"
+    )
     assert ast.literal_eval(call.args[1]) == "etl-platform"
     local_keys = {ast.literal_eval(k) for k in call.args[2].keys}
     (doc,) = [d for d in yaml.safe_load_all(PLATFORM.read_text()) if d is not None]
@@ -319,7 +342,8 @@ def test_every_dag_reader_syncs_once_before_start_and_then_continuously() -> Non
             assert {"name": "dags", "mountPath": "/opt/airflow/dags"} in container["volumeMounts"], name
             assert _env(container)["DAGS_DIR"] == values["config"]["core"]["dags_folder"]
             assert {k: _env(container)[k] for k in ("DAG_BUCKET", "ENV")} == {
-                k: _env(loop)[k] for k in ("DAG_BUCKET", "ENV")}, name
+                k: _env(loop)[k] for k in ("DAG_BUCKET", "ENV")
+            }, name
         probes = {loop["readinessProbe"]["httpGet"]["path"], loop["livenessProbe"]["httpGet"]["path"]}
         assert probes == {"/readyz", "/healthz"}, name
     # workers may be KubernetesExecutor task pods: a regular sidecar container would keep them running
@@ -337,16 +361,26 @@ def _settings_env() -> dict[str, str]:
 
 def test_one_sync_interval_in_values_settings_env_and_the_deployment_guide() -> None:
     values = _values()
-    intervals = {f"{name}/{c['name']}": int(_env(c)["SYNC_INTERVAL"])
-                 for name in DAG_READERS for c in _sync_containers(values[name])[1]}
+    intervals = {
+        f"{name}/{c['name']}": int(_env(c)["SYNC_INTERVAL"])
+        for name in DAG_READERS
+        for c in _sync_containers(values[name])[1]
+    }
     settings = _settings_env()
     intervals["values.yaml refresh_interval"] = int(values["config"]["dag_processor"]["refresh_interval"])
-    intervals["values.yaml min_file_process_interval"] = int(values["config"]["dag_processor"]["min_file_process_interval"])
+    intervals["values.yaml min_file_process_interval"] = int(
+        values["config"]["dag_processor"]["min_file_process_interval"]
+    )
     intervals["settings.env REFRESH_INTERVAL"] = int(settings["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"])
-    intervals["settings.env MIN_FILE_PROCESS_INTERVAL"] = int(settings["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"])
+    intervals["settings.env MIN_FILE_PROCESS_INTERVAL"] = int(
+        settings["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"]
+    )
     guide = DEPLOYMENT.read_text()
-    for row in ("sidecar `SYNC_INTERVAL`", "`[dag_processor] refresh_interval` (folder listing)",
-                "`[dag_processor] min_file_process_interval`"):
+    for row in (
+        "sidecar `SYNC_INTERVAL`",
+        "`[dag_processor] refresh_interval` (folder listing)",
+        "`[dag_processor] min_file_process_interval`",
+    ):
         line = next(x for x in guide.splitlines() if x.startswith(f"| {row} |"))
         intervals[f"DEPLOYMENT.md {row}"] = int(line.split("|")[2].strip().removesuffix(" s"))
     assert len(set(intervals.values())) == 1, f"one sync interval everywhere, got {intervals}"
@@ -355,11 +389,12 @@ def test_one_sync_interval_in_values_settings_env_and_the_deployment_guide() -> 
 def _pod(component: str, values: dict) -> dict:
     """The Pod the chart makes for ``component``, as far as this repository decides it: our init
     containers and sidecars beside a stand-in for the chart's Airflow container, our volumes."""
-    airflow = {"name": component.lower(), "image": "apache/airflow:3.3.2",
-               "volumeMounts": values["volumeMounts"]}
-    spec = {"initContainers": values[component].get("extraInitContainers", []),
-            "containers": [airflow, *values[component].get("extraContainers", [])],
-            "volumes": values["volumes"]}
+    airflow = {"name": component.lower(), "image": "apache/airflow:3.3.2", "volumeMounts": values["volumeMounts"]}
+    spec = {
+        "initContainers": values[component].get("extraInitContainers", []),
+        "containers": [airflow, *values[component].get("extraContainers", [])],
+        "volumes": values["volumes"],
+    }
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": component.lower()}, "spec": spec}
 
 

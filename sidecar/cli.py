@@ -58,10 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     limit_malloc_arenas()
     log = JsonLogger(sys.stdout, level=settings.log_level)
-    log.info("starting", version=__version__, python=sys.version.split()[0], pid=os.getpid(),
-             settings=settings.for_log(), stop_grace_seconds=stop_grace(settings.timeout),
-             aws_endpoint_url=_redact_url(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")),
-             aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    log.info(
+        "starting",
+        version=__version__,
+        python=sys.version.split()[0],
+        pid=os.getpid(),
+        settings=settings.for_log(),
+        stop_grace_seconds=stop_grace(settings.timeout),
+        aws_endpoint_url=_redact_url(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")),
+        aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    )
     metrics = Metrics(version=__version__)
     try:
         syncer = build_syncer(settings, log=log, metrics=metrics)
@@ -79,15 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if settings.metrics_port:
             try:
-                server = StatusServer(host=settings.metrics_host, port=settings.metrics_port,
-                                      health=syncer.health, metrics=metrics)
+                server = StatusServer(
+                    host=settings.metrics_host, port=settings.metrics_port, health=syncer.health, metrics=metrics
+                )
             except OSError as exc:
-                log.error("startup_failed", error=f"cannot serve metrics on {settings.metrics_host}:"
-                          f"{settings.metrics_port}: {exc.strerror or exc}; pick another --metrics-port")
+                log.error(
+                    "startup_failed",
+                    error=f"cannot serve metrics on {settings.metrics_host}:"
+                    f"{settings.metrics_port}: {exc.strerror or exc}; pick another --metrics-port",
+                )
                 return 1
             server.start()
-            log.info("status_server", host=settings.metrics_host, port=server.port,
-                     paths=["/healthz", "/readyz", "/metrics"])
+            log.info(
+                "status_server", host=settings.metrics_host, port=server.port, paths=["/healthz", "/readyz", "/metrics"]
+            )
         try:
             if not syncer.start():
                 return 0
@@ -97,16 +108,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.once:
             result = syncer.run_cycle()
             if result.status == "stopped":
-                log.warning("stopped", hint="--once was stopped before its cycle finished; the dags folder "
-                            "keeps what it had")
+                log.warning(
+                    "stopped", hint="--once was stopped before its cycle finished; the dags folder keeps what it had"
+                )
                 return 1
             if result.status == "error":
-                log.error("sync_failed", error=result.errors[0], errors=len(result.errors),
-                          hint="init container: the pod restarts it; the store must be readable")
+                log.error(
+                    "sync_failed",
+                    error=result.errors[0],
+                    errors=len(result.errors),
+                    hint="init container: the pod restarts it; the store must be readable",
+                )
                 return 1
             if result.status == "disk_error":
-                log.error("sync_failed", error=syncer.health.snapshot().get("local_disk_error"),
-                          hint="init container: the dags folder's volume cannot be written")
+                log.error(
+                    "sync_failed",
+                    error=syncer.health.snapshot().get("local_disk_error"),
+                    hint="init container: the dags folder's volume cannot be written",
+                )
                 return 1
             return 0
         run_loop(syncer, interval=settings.sync_interval)

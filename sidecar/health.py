@@ -101,8 +101,10 @@ class Health:
                 counts: dict[str, int] = {}
                 for record in self._rejected.values():
                     counts[str(record.get("reason"))] = counts.get(str(record.get("reason")), 0) + 1
-            for reason in {*counts, *(s.labels["reason"] for m in self._metrics.rejected_packages.collect()
-                                        for s in m.samples)}:
+            for reason in {
+                *counts,
+                *(s.labels["reason"] for m in self._metrics.rejected_packages.collect() for s in m.samples),
+            }:
                 self._metrics.rejected_packages.labels(reason).set(counts.get(reason, 0))
 
 

@@ -165,11 +165,14 @@ class DagsDir:
         """Remove staging folders and temp links left by a process that died (call with the lock)."""
         removed: list[Path] = []
         for pkg_dir in self._package_state_dirs():
-            removed += self._remove_children(pkg_dir.name, "staging", keep=lambda _n, _st: False,
-                                             on_refused=on_refused)
+            removed += self._remove_children(pkg_dir.name, "staging", keep=lambda _n, _st: False, on_refused=on_refused)
             removed += self._remove_children(
-                pkg_dir.name, None, keep=lambda n, _st: not (n.startswith(".link-") or ".tmp-" in n),
-                on_refused=on_refused, files_only=True)
+                pkg_dir.name,
+                None,
+                keep=lambda n, _st: not (n.startswith(".link-") or ".tmp-" in n),
+                on_refused=on_refused,
+                files_only=True,
+            )
         for entry in self.root.glob(f".{IGNORE_FILE_NAME}.tmp-*"):
             entry.unlink(missing_ok=True)
         return removed

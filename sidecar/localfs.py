@@ -70,7 +70,8 @@ def disk_error(exc: OSError, path: Path) -> LocalDiskError:
     return LocalDiskError(
         f"{what} ({name}) writing {str(path)!r}: {_free(path)}; the live release is kept: free space or "
         "enlarge the volume (the pod's emptyDir sizeLimit)",
-        path=str(path), errno_name=name if name in _NAMED.values() else "other",
+        path=str(path),
+        errno_name=name if name in _NAMED.values() else "other",
     )
 
 

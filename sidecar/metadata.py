@@ -212,9 +212,16 @@ def parse_metadata(data: bytes, *, package: str, env: str, address: str) -> Pack
         release["bundle"] = dataclasses.asdict(bundle)
     elif release is not None:
         release.pop("bundle", None)
-    return PackageMetadata(package=package, dags=tuple(dags), release_id=release_id, release=release, tree=tree,
-                           bundle=bundle, bundle_problem=problem,
-                           published_at=published if published and PUBLISHED_AT_RE.fullmatch(published) else None)
+    return PackageMetadata(
+        package=package,
+        dags=tuple(dags),
+        release_id=release_id,
+        release=release,
+        tree=tree,
+        bundle=bundle,
+        bundle_problem=problem,
+        published_at=published if published and PUBLISHED_AT_RE.fullmatch(published) else None,
+    )
 
 
 def _parse_bundle(raw: Any, dags: list[DagFile]) -> tuple[Bundle | None, str | None]:
@@ -237,6 +244,8 @@ def _parse_bundle(raw: Any, dags: list[DagFile]) -> tuple[Bundle | None, str | N
         return None, f"release.bundle.size {size!r} must be the tar's size in bytes"
     bound = bundle_size_bound([d.size if d.size is not None else DAG_FILE_MAX_BYTES for d in dags])
     if size > bound:
-        return None, (f"release.bundle.size {size} is more than the {bound} bytes a tar of its {len(dags)} listed "
-                      "files can take (storecontract/limits.py bundle_size_bound)")
+        return None, (
+            f"release.bundle.size {size} is more than the {bound} bytes a tar of its {len(dags)} listed "
+            "files can take (storecontract/limits.py bundle_size_bound)"
+        )
     return Bundle(key=key, sha256=sha, size=size), None

@@ -24,49 +24,62 @@ class Metrics:
         r = self.registry
         self.syncs = Counter("etl_sidecar_syncs_total", "Sync cycles by outcome.", ["status"], registry=r)
         self.sync_duration = Histogram(
-            "etl_sidecar_sync_duration_seconds", "Wall time of a sync cycle.", ["status"],
-            buckets=_DURATION_BUCKETS, registry=r,
+            "etl_sidecar_sync_duration_seconds",
+            "Wall time of a sync cycle.",
+            ["status"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
         )
         self.last_success = Gauge(
             "etl_sidecar_last_success_timestamp_seconds", "Unix time of the last cycle that did not fail.", registry=r
         )
         self.objects_fetched = Counter(
-            "etl_sidecar_objects_fetched_total", "Objects downloaded from the store (metadata and DAG files).",
+            "etl_sidecar_objects_fetched_total",
+            "Objects downloaded from the store (metadata and DAG files).",
             registry=r,
         )
-        self.bytes_fetched = Counter(
-            "etl_sidecar_bytes_fetched_total", "Bytes downloaded from the store.", registry=r
-        )
+        self.bytes_fetched = Counter("etl_sidecar_bytes_fetched_total", "Bytes downloaded from the store.", registry=r)
         self.objects_reused = Counter(
-            "etl_sidecar_objects_reused_total", "DAG files taken from the previous local release by sha256.",
+            "etl_sidecar_objects_reused_total",
+            "DAG files taken from the previous local release by sha256.",
             registry=r,
         )
         self.bundles = Counter(
-            "etl_sidecar_bundles_total", "Releases staged from their bundle, by result (used, fallback).",
-            ["result"], registry=r,
+            "etl_sidecar_bundles_total",
+            "Releases staged from their bundle, by result (used, fallback).",
+            ["result"],
+            registry=r,
         )
         self.packages = Gauge("etl_sidecar_packages", "Packages whose DAGs are served from DAGS_DIR.", registry=r)
-        self.switches = Counter(
-            "etl_sidecar_release_switches_total", "Packages switched to a new release.", registry=r
-        )
+        self.switches = Counter("etl_sidecar_release_switches_total", "Packages switched to a new release.", registry=r)
         self.rejected = Counter(
-            "etl_sidecar_rejected_releases_total", "Releases rejected whole and quarantined, by reason.",
-            ["reason"], registry=r,
+            "etl_sidecar_rejected_releases_total",
+            "Releases rejected whole and quarantined, by reason.",
+            ["reason"],
+            registry=r,
         )
         self.rejected_packages = Gauge(
-            "etl_sidecar_rejected_packages", "Packages whose latest release stays rejected (remembered on disk), "
-            "by reason.", ["reason"], registry=r,
+            "etl_sidecar_rejected_packages",
+            "Packages whose latest release stays rejected (remembered on disk), by reason.",
+            ["reason"],
+            registry=r,
         )
         self.dag_id_conflicts = Counter(
-            "etl_sidecar_dag_id_conflicts_total", "dag_ids a release claimed that another installed package owns "
-            "(the release is quarantined, reason dag_id_conflict).", registry=r,
+            "etl_sidecar_dag_id_conflicts_total",
+            "dag_ids a release claimed that another installed package owns "
+            "(the release is quarantined, reason dag_id_conflict).",
+            registry=r,
         )
         self.disk_errors = Counter(
-            "etl_sidecar_local_disk_errors_total", "Failed writes to the dags folder, by errno (ENOSPC, EDQUOT, "
-            "EROFS, other); the live release is kept.", ["errno"], registry=r,
+            "etl_sidecar_local_disk_errors_total",
+            "Failed writes to the dags folder, by errno (ENOSPC, EDQUOT, EROFS, other); the live release is kept.",
+            ["errno"],
+            registry=r,
         )
         self.gc_refused = Counter(
-            "etl_sidecar_gc_refused_total", "Folders GC refused to enter because they were symlinks.", registry=r,
+            "etl_sidecar_gc_refused_total",
+            "Folders GC refused to enter because they were symlinks.",
+            registry=r,
         )
         self.removed = Counter(
             "etl_sidecar_packages_removed_total", "Packages removed locally because of a REMOVED marker.", registry=r

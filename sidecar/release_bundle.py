@@ -122,8 +122,7 @@ def read_bundle(
                     raise _BadBundle(f"member {member.name!r} appears twice")
                 seen.add(member.name)
                 if member.size > max_file_bytes or (dag.size is not None and member.size != dag.size):
-                    raise _BadBundle(f"member {member.name!r} has {member.size} bytes, metadata.json "
-                                     f"says {dag.size}")
+                    raise _BadBundle(f"member {member.name!r} has {member.size} bytes, metadata.json says {dag.size}")
                 if member.name not in want:
                     continue  # not needed (e.g. reused locally): the reader skips its data, still hashed
                 current = dest / dag.name  # a name from metadata.json, never the member's
@@ -135,16 +134,19 @@ def read_bundle(
                         digest.update(chunk)
                         out.write(chunk)
                 if digest.hexdigest() != dag.sha256:
-                    raise _BadBundle(f"member {member.name!r} has sha256 {digest.hexdigest()}, "
-                                     f"metadata.json says {dag.sha256}")
+                    raise _BadBundle(
+                        f"member {member.name!r} has sha256 {digest.hexdigest()}, metadata.json says {dag.sha256}"
+                    )
                 if check is not None:
                     check(dag, current)
                 done.add(dag.name)
                 current = None
             reader.drain()
         if reader.size != bundle.size or reader.sha256 != bundle.sha256:
-            problem = (f"the tar has {reader.size} bytes and sha256 {reader.sha256}, metadata.json says "
-                       f"{bundle.size} and {bundle.sha256}")
+            problem = (
+                f"the tar has {reader.size} bytes and sha256 {reader.sha256}, metadata.json says "
+                f"{bundle.size} and {bundle.sha256}"
+            )
         elif len(done) < len(want):
             problem = f"{len(want) - len(done)} of the files to fetch are not in it"
     except ReleaseRejectedError:
@@ -161,5 +163,9 @@ def read_bundle(
         problem = f"{type(exc).__name__}: {exc}"
     if current is not None:
         current.unlink(missing_ok=True)
-    return BundleRead(written=frozenset(done), size=reader.size if reader is not None else 0,
-                      opened=reader is not None, problem=f"{address!r}: {problem}" if problem else None)
+    return BundleRead(
+        written=frozenset(done),
+        size=reader.size if reader is not None else 0,
+        opened=reader is not None,
+        problem=f"{address!r}: {problem}" if problem else None,
+    )

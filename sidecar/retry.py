@@ -7,11 +7,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 __all__ = ["RetryPolicy", "call_with_retry"]
-
-T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -31,7 +28,7 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def call_with_retry(
+def call_with_retry[T](
     fn: Callable[[], T],
     *,
     policy: RetryPolicy,

@@ -143,8 +143,9 @@ class S3Client:
         botocore.auth.S3SigV4Auth(credentials.get_frozen_credentials(), "s3", self.region).add_auth(request)
         return {name: str(value) for name, value in request.headers.items()}
 
-    def request(self, method: str, key: str, *, query: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+    def request(
+        self, method: str, key: str, *, query: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> urllib3.BaseHTTPResponse:
         """Send a signed request; the body is not read yet (``preload_content=False``).
 
         2xx and 304 are returned; any other status raises S3ResponseError (connection released).
@@ -152,8 +153,9 @@ class S3Client:
         url = self.url(key, query)
         signed = self._signed_headers(method, url, headers or {})
         # decode_content=False: the stored bytes, as boto3 gives them (sha256s are of those bytes)
-        resp = self._http.request(method, url, headers=signed, preload_content=False, decode_content=False,
-                                  redirect=False)
+        resp = self._http.request(
+            method, url, headers=signed, preload_content=False, decode_content=False, redirect=False
+        )
         if 200 <= resp.status < 300 or resp.status == 304:
             return resp
         try:

@@ -142,27 +142,62 @@ class _Flag:
 
 
 FLAGS: tuple[_Flag, ...] = (
-    _Flag("dag_bucket", "DAG_BUCKET", None, _dag_bucket,
-          "the DAG store: s3://<bucket>[/<root>] or file:///<absolute dir> (required)"),
+    _Flag(
+        "dag_bucket",
+        "DAG_BUCKET",
+        None,
+        _dag_bucket,
+        "the DAG store: s3://<bucket>[/<root>] or file:///<absolute dir> (required)",
+    ),
     _Flag("env", "ENV", "dev", _env_name, "environment prefix in the store"),
     _Flag("dags_dir", "DAGS_DIR", "/opt/airflow/dags", str, "Airflow's dags folder, written only by this sidecar"),
     _Flag("sync_interval", "SYNC_INTERVAL", "60", _positive_float, "seconds between the starts of two sync cycles"),
     _Flag("packages", "PACKAGES", "", _packages, "comma-separated allow-list of packages (empty: all)"),
-    _Flag("once", "SYNC_ONCE", "false", _bool, "sync once and exit 0, or 1 if the store could not be read "
-          "(init-container mode)"),
-    _Flag("metrics_port", "METRICS_PORT", "9108", _int_range(0, 65535),
-          "port of /healthz, /readyz and /metrics (0 disables the server)"),
+    _Flag(
+        "once",
+        "SYNC_ONCE",
+        "false",
+        _bool,
+        "sync once and exit 0, or 1 if the store could not be read (init-container mode)",
+    ),
+    _Flag(
+        "metrics_port",
+        "METRICS_PORT",
+        "9108",
+        _int_range(0, 65535),
+        "port of /healthz, /readyz and /metrics (0 disables the server)",
+    ),
     _Flag("metrics_host", "METRICS_HOST", "0.0.0.0", str, "address the status server binds"),
-    _Flag("max_file_bytes", "MAX_FILE_BYTES", str(5 * 1024 * 1024), _int_range(1),
-          "largest DAG file accepted; a release with a bigger one is rejected"),
-    _Flag("failure_threshold", "FAILURE_THRESHOLD", "3", _int_range(1),
-          "consecutive failed cycles before /healthz turns 503"),
-    _Flag("grace_period", "GRACE_PERIOD", "300", _non_negative_float,
-          "seconds a retired release folder stays on disk for readers still using it"),
+    _Flag(
+        "max_file_bytes",
+        "MAX_FILE_BYTES",
+        str(5 * 1024 * 1024),
+        _int_range(1),
+        "largest DAG file accepted; a release with a bigger one is rejected",
+    ),
+    _Flag(
+        "failure_threshold",
+        "FAILURE_THRESHOLD",
+        "3",
+        _int_range(1),
+        "consecutive failed cycles before /healthz turns 503",
+    ),
+    _Flag(
+        "grace_period",
+        "GRACE_PERIOD",
+        "300",
+        _non_negative_float,
+        "seconds a retired release folder stays on disk for readers still using it",
+    ),
     _Flag("concurrency", "SYNC_CONCURRENCY", "16", _int_range(1, 256), "parallel downloads per package"),
     _Flag("retries", "SYNC_RETRIES", "4", _int_range(0, 20), "retries of a failed store request"),
-    _Flag("retry_backoff", "SYNC_RETRY_BACKOFF", "0.5", _non_negative_float,
-          "seconds before the first retry; doubles on each retry (capped at 10 s), with jitter"),
+    _Flag(
+        "retry_backoff",
+        "SYNC_RETRY_BACKOFF",
+        "0.5",
+        _non_negative_float,
+        "seconds before the first retry; doubles on each retry (capped at 10 s), with jitter",
+    ),
     _Flag("timeout", "SYNC_TIMEOUT", "10", _positive_float, "connect and read timeout of one store request"),
     _Flag("quarantine_keep", "QUARANTINE_KEEP", "5", _int_range(1), "rejected releases kept per package"),
     _Flag("log_level", "LOG_LEVEL", "info", _log_level, "debug, info, warning or error"),
@@ -178,11 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     for spec in FLAGS:
         default = f"default {spec.default!r}" if spec.default not in (None, "") else "no default"
         if spec.dest == "once":
-            parser.add_argument(spec.flag, dest=spec.dest, action="store_const", const="true", default=None,
-                                help=f"{spec.help} [env {spec.env}]")
+            parser.add_argument(
+                spec.flag,
+                dest=spec.dest,
+                action="store_const",
+                const="true",
+                default=None,
+                help=f"{spec.help} [env {spec.env}]",
+            )
             continue
-        parser.add_argument(spec.flag, dest=spec.dest, default=None, metavar=spec.env,
-                            help=f"{spec.help} [env {spec.env}; {default}]")
+        parser.add_argument(
+            spec.flag, dest=spec.dest, default=None, metavar=spec.env, help=f"{spec.help} [env {spec.env}; {default}]"
+        )
     return parser
 
 

@@ -158,8 +158,9 @@ class Stager:
             elif meta.bundle_problem:  # present but malformed; absent is the publisher's choice
                 problem, bundle_state = meta.bundle_problem, "fallback"
         mismatches: list[str] = []
-        more_bytes, more_objects = self._fetch_all(meta, to_fetch, staging, bundle_ok=bundle_state != "fallback",
-                                                   mismatches=mismatches)
+        more_bytes, more_objects = self._fetch_all(
+            meta, to_fetch, staging, bundle_ok=bundle_state != "fallback", mismatches=mismatches
+        )
         fetched_bytes += more_bytes
         fetched_objects += more_objects
         manifest = {
@@ -177,8 +178,13 @@ class Stager:
             out.write((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         release_dir = self._dags_dir.commit(package, staging, meta.tree)
         return StageResult(
-            release_dir=release_dir, fetched_objects=fetched_objects, fetched_bytes=fetched_bytes, reused=reused,
-            bundle=bundle_state, bundle_problem=problem, live_mismatches=tuple(sorted(mismatches)),
+            release_dir=release_dir,
+            fetched_objects=fetched_objects,
+            fetched_bytes=fetched_bytes,
+            reused=reused,
+            bundle=bundle_state,
+            bundle_problem=problem,
+            live_mismatches=tuple(sorted(mismatches)),
         )
 
     def _fetch_bundle(
@@ -192,9 +198,15 @@ class Stager:
         sha256 in metadata.json, so it is kept whatever happens to the rest. A kept file that does
         not compile rejects the release (ReleaseRejectedError).
         """
-        read = read_bundle(self._store, self._env, meta, wanted=wanted, dest=staging,
-                           max_file_bytes=self._max_file_bytes,
-                           check=lambda dag, path: self._compile(meta, dag, path))
+        read = read_bundle(
+            self._store,
+            self._env,
+            meta,
+            wanted=wanted,
+            dest=staging,
+            max_file_bytes=self._max_file_bytes,
+            check=lambda dag, path: self._compile(meta, dag, path),
+        )
         return set(read.written), read.size, int(read.opened), read.problem
 
     def _fetch_all(

@@ -84,15 +84,18 @@ def parse_store_url(url: str) -> StoreLocation:
     if not url.isprintable():
         # Parsed by hand, not by urlsplit (which deletes tabs and newlines anywhere in a URL without a
         # word): a control character is refused here rather than kept in a bucket or folder name.
-        raise ConfigError(f"invalid flag: --dag-bucket={url!r}: contains control characters (a newline or a tab?); "
-                          f"{accepted}")
+        raise ConfigError(
+            f"invalid flag: --dag-bucket={url!r}: contains control characters (a newline or a tab?); {accepted}"
+        )
     if url.startswith("s3://"):
         rest = url[len("s3://") :].strip("/")
         bucket, _, root = rest.partition("/")
         if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
             raise ConfigError(f"invalid flag: --dag-bucket={url!r}: bucket name {bucket!r} is not valid; {accepted}")
         if root and not _ROOT_RE.fullmatch(root):
-            raise ConfigError(f"invalid flag: --dag-bucket={url!r}: root {root!r} is not a plain key prefix; {accepted}")
+            raise ConfigError(
+                f"invalid flag: --dag-bucket={url!r}: root {root!r} is not a plain key prefix; {accepted}"
+            )
         return StoreLocation(scheme="s3", bucket=bucket, prefix=f"{root}/" if root else "")
     if url.startswith("file://"):
         path = url[len("file://") :]
@@ -133,8 +136,14 @@ class Store(abc.ABC):
     error of its last attempt, at once (a request already in flight ends within its timeout).
     """
 
-    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        location: StoreLocation,
+        *,
+        policy: RetryPolicy,
+        on_retry: OnRetry | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.location = location
         self._policy = policy
         self._on_retry = on_retry
@@ -152,7 +161,9 @@ class Store(abc.ABC):
         """The metadata ETag and the REMOVED marker of one package."""
 
     @abc.abstractmethod
-    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
+    def get_metadata(
+        self, env: str, package: str, *, if_none_match: str | None, max_bytes: int
+    ) -> MetadataObject | None:
         """The package's metadata.json, or None when its ETag still equals ``if_none_match``."""
 
     @abc.abstractmethod
@@ -167,7 +178,7 @@ class Store(abc.ABC):
         Reading past ``max_bytes`` raises OversizedObjectError.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a store without connections has nothing to release)
         """Release connections."""
 
     def _retry(self, what: str, key: str, fn: Callable[[], Any], is_retryable: Callable[[BaseException], bool]) -> Any:
@@ -210,8 +221,17 @@ def _metadata_too_big(address: str, size: int | None, max_bytes: int) -> Oversiz
 # --------------------------------------------------------------------------------------------- S3
 
 _THROTTLE_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError",
-     "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    }
 )
 
 
@@ -224,9 +244,7 @@ def _s3_retryable(exc: BaseException) -> bool:
 
     if isinstance(exc, S3ResponseError):
         return exc.status >= 500 or exc.status == 429 or exc.code in _THROTTLE_CODES
-    return isinstance(
-        exc, (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError)
-    )
+    return isinstance(exc, (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError))
 
 
 class _Body(io.RawIOBase):
@@ -333,8 +351,9 @@ class S3Store(Store):
         objects: list[tuple[str, str]] = []
         token: str | None = None
         while True:
-            page = self._call(what, prefix_key,
-                              functools.partial(self._client.list_page, self._key(prefix_key), token=token))
+            page = self._call(
+                what, prefix_key, functools.partial(self._client.list_page, self._key(prefix_key), token=token)
+            )
             prefixes.extend(page.prefixes)
             objects.extend(page.objects)
             token = page.next_token
@@ -364,7 +383,9 @@ class S3Store(Store):
         value = resp.headers.get("Content-Length")
         return int(value) if value is not None and value.isdigit() else None
 
-    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
+    def get_metadata(
+        self, env: str, package: str, *, if_none_match: str | None, max_bytes: int
+    ) -> MetadataObject | None:
         key = f"{env}/{package}/{METADATA_NAME}"
 
         def attempt() -> MetadataObject | None:
@@ -446,8 +467,14 @@ def _sha256_etag(data: bytes) -> str:
 class FileStore(Store):
     """The store as a local folder with the same key layout (tests, demos, a mounted volume)."""
 
-    def __init__(self, location: StoreLocation, *, policy: RetryPolicy, on_retry: OnRetry | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        location: StoreLocation,
+        *,
+        policy: RetryPolicy,
+        on_retry: OnRetry | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         super().__init__(location, policy=policy, on_retry=on_retry, stop=stop)
         self._root = Path(location.path)
 
@@ -512,7 +539,9 @@ class FileStore(Store):
                 digest.update(chunk)
         return "sha256:" + digest.hexdigest()
 
-    def get_metadata(self, env: str, package: str, *, if_none_match: str | None, max_bytes: int) -> MetadataObject | None:
+    def get_metadata(
+        self, env: str, package: str, *, if_none_match: str | None, max_bytes: int
+    ) -> MetadataObject | None:
         key = f"{env}/{package}/{METADATA_NAME}"
 
         def attempt() -> MetadataObject | None:
@@ -558,7 +587,7 @@ def open_store(
 ) -> Store:
     """The store for ``location`` (botocore and urllib3 are imported only for s3); ``stop``: see Store."""
     if location.scheme == "s3":
-        return S3Store(location, policy=policy, timeout=timeout, max_connections=max_connections, on_retry=on_retry,
-                       stop=stop)
+        return S3Store(
+            location, policy=policy, timeout=timeout, max_connections=max_connections, on_retry=on_retry, stop=stop
+        )
     return FileStore(location, policy=policy, on_retry=on_retry, stop=stop)
-

@@ -140,9 +140,12 @@ class Syncer:
         while not self.dags_dir.try_lock():
             now = time.monotonic()
             if logged_at == 0.0 or now - logged_at >= lock_wait_log_every:
-                self.log.warning("waiting_for_lock", dags_dir=str(self.dags_dir.root),
-                                 waited_seconds=round(now - waited_since, 1),
-                                 hint="another sidecar writes this DAGS_DIR; only one may")
+                self.log.warning(
+                    "waiting_for_lock",
+                    dags_dir=str(self.dags_dir.root),
+                    waited_seconds=round(now - waited_since, 1),
+                    hint="another sidecar writes this DAGS_DIR; only one may",
+                )
                 logged_at = now
             if self.stop_event.wait(1.0):
                 return False
@@ -164,24 +167,37 @@ class Syncer:
             conflict = record.get("conflict")
             st.conflict = {str(k): str(v) for k, v in conflict.items()} if isinstance(conflict, dict) else None
             self.health.set_rejected(pkg, record)
-            self.log.info("rejection_remembered", package=pkg, reason=record.get("reason"),
-                          release=record.get("release"), metadata_etag=record["metadata_etag"],
-                          hint="not retried until metadata.json changes")
+            self.log.info(
+                "rejection_remembered",
+                package=pkg,
+                reason=record.get("reason"),
+                release=record.get("release"),
+                metadata_etag=record["metadata_etag"],
+                hint="not retried until metadata.json changes",
+            )
         for pkg in self.dags_dir.recorded_packages(STAGING_RECORD):
             record = self.dags_dir.read_record(pkg, STAGING_RECORD)
             if record is None or not isinstance(record.get("metadata_etag"), str):
                 self.dags_dir.remove_record(pkg, STAGING_RECORD)
                 continue
             self._crashed[pkg] = record
-            self.log.warning("staging_interrupted", package=pkg, metadata_etag=record["metadata_etag"],
-                             attempts=record.get("attempts"), crash_limit=CRASH_LIMIT,
-                             hint="the process died while working on this release (an OOM kill?); it is "
-                                  f"rejected after {CRASH_LIMIT} such deaths")
+            self.log.warning(
+                "staging_interrupted",
+                package=pkg,
+                metadata_etag=record["metadata_etag"],
+                attempts=record.get("attempts"),
+                crash_limit=CRASH_LIMIT,
+                hint="the process died while working on this release (an OOM kill?); it is "
+                f"rejected after {CRASH_LIMIT} such deaths",
+            )
 
     def _gc_refused(self, message: str) -> None:
         self.metrics.gc_refused.inc()
-        self.log.error("gc_refused", error=message, hint="a symlink was planted in the sidecar's state folder; "
-                       "nothing was removed through it")
+        self.log.error(
+            "gc_refused",
+            error=message,
+            hint="a symlink was planted in the sidecar's state folder; nothing was removed through it",
+        )
 
     def _mark(self, pkg: str, etag: str) -> bool:
         """Write STAGING.json before work that reads the package's release; False when the release
@@ -193,10 +209,16 @@ class Syncer:
             attempts = (count if isinstance(count, int) else 1) + 1
         if attempts > CRASH_LIMIT:
             return False
-        self.dags_dir.write_record(pkg, STAGING_RECORD, {
-            "metadata_etag": etag, "attempts": attempts, "pid": os.getpid(),
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
+        self.dags_dir.write_record(
+            pkg,
+            STAGING_RECORD,
+            {
+                "metadata_etag": etag,
+                "attempts": attempts,
+                "pid": os.getpid(),
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
         return True
 
     def _unmark(self, pkg: str, *, finished: bool) -> None:
@@ -240,8 +262,9 @@ class Syncer:
             for item in sorted(pending, key=lambda p: p.order):
                 if self.stop_event.is_set():
                     return self._stopped(started, outcomes)
-                result = self._guarded(item.pkg, lambda _pkg, item=item: self._apply(item), outcomes, errors,
-                                       disk_errors)
+                result = self._guarded(
+                    item.pkg, lambda _pkg, item=item: self._apply(item), outcomes, errors, disk_errors
+                )
                 if result == "stopped":
                     return self._stopped(started, outcomes)
         try:
@@ -261,10 +284,16 @@ class Syncer:
         else:
             self.health.record_success()
             self.metrics.last_success.set(time.time())
-        self.log.info("sync_cycle", status=status, seconds=round(duration, 3), errors=len(errors),
-                      changed=sorted(p for p, o in outcomes.items() if o in ("switched", "removed")),
-                      rejected=sorted(p for p, o in outcomes.items() if o == "rejected"),
-                      packages=len(outcomes), healthy=self.health.healthy)
+        self.log.info(
+            "sync_cycle",
+            status=status,
+            seconds=round(duration, 3),
+            errors=len(errors),
+            changed=sorted(p for p, o in outcomes.items() if o in ("switched", "removed")),
+            rejected=sorted(p for p, o in outcomes.items() if o == "rejected"),
+            packages=len(outcomes),
+            healthy=self.health.healthy,
+        )
         return CycleResult(status=status, outcomes=outcomes, errors=errors, duration=duration)
 
     def _guarded(
@@ -283,9 +312,14 @@ class Syncer:
             outcomes[pkg] = "disk_error"
             disk_errors.append(str(exc))
             self.metrics.disk_errors.labels(exc.errno_name).inc()
-            self.log.error("local_disk_error", package=pkg, error=str(exc), path=exc.path, errno=exc.errno_name,
-                           hint="a local problem of the dags folder's volume, not of the store; its last good "
-                                "DAGs keep serving")
+            self.log.error(
+                "local_disk_error",
+                package=pkg,
+                error=str(exc),
+                path=exc.path,
+                errno=exc.errno_name,
+                hint="a local problem of the dags folder's volume, not of the store; its last good DAGs keep serving",
+            )
             return "disk_error"
         except (StoreError, LocalLayoutError, OSError) as exc:
             self._unmark(pkg, finished=False)
@@ -293,8 +327,13 @@ class Syncer:
                 return "stopped"  # its staging was discarded
             outcomes[pkg] = "error"
             errors.append(str(exc))
-            self.log.error("package_sync_failed", package=pkg, error=str(exc),
-                           error_type=type(exc).__name__, hint="keeping its last good DAGs")
+            self.log.error(
+                "package_sync_failed",
+                package=pkg,
+                error=str(exc),
+                error_type=type(exc).__name__,
+                hint="keeping its last good DAGs",
+            )
             return "error"
         if isinstance(result, _Pending):
             return result
@@ -304,9 +343,14 @@ class Syncer:
 
     def _stopped(self, started: float, outcomes: dict[str, str]) -> CycleResult:
         duration = time.monotonic() - started
-        self.log.info("sync_cycle", status="stopped", seconds=round(duration, 3),
-                      changed=sorted(p for p, o in outcomes.items() if o in ("switched", "removed")),
-                      packages=len(outcomes), hint="stopping: the rest waits for the next start")
+        self.log.info(
+            "sync_cycle",
+            status="stopped",
+            seconds=round(duration, 3),
+            changed=sorted(p for p, o in outcomes.items() if o in ("switched", "removed")),
+            packages=len(outcomes),
+            hint="stopping: the rest waits for the next start",
+        )
         return CycleResult(status="stopped", outcomes=outcomes, errors=[], duration=duration)
 
     def _warn_once(self, key: str, event: str, **fields: object) -> None:
@@ -320,23 +364,38 @@ class Syncer:
             if NAME_RE.fullmatch(name):
                 valid.append(name)
             else:
-                self._warn_once(f"bad-name:{name}", "package_name_invalid", package=name,
-                                hint=f"package prefixes must match {NAME_RE.pattern} (storecontract); skipped")
+                self._warn_once(
+                    f"bad-name:{name}",
+                    "package_name_invalid",
+                    package=name,
+                    hint=f"package prefixes must match {NAME_RE.pattern} (storecontract); skipped",
+                )
         allow = self.settings.packages
         if allow is not None:
             for name in sorted(allow - set(valid)):
-                self._warn_once(f"absent:{name}", "package_not_in_store", package=name,
-                                address=self.store.address(f"{self.settings.env}/{name}/"),
-                                hint="listed in PACKAGES but the store has no such prefix; local DAGs kept")
+                self._warn_once(
+                    f"absent:{name}",
+                    "package_not_in_store",
+                    package=name,
+                    address=self.store.address(f"{self.settings.env}/{name}/"),
+                    hint="listed in PACKAGES but the store has no such prefix; local DAGs kept",
+                )
             valid = [p for p in valid if p in allow]
         else:
             for name in sorted(set(self.dags_dir.linked_packages()) - set(valid)):
-                self._warn_once(f"gone:{name}", "package_gone_from_store", package=name,
-                                hint="local DAGs kept; the publisher writes a REMOVED marker to delete a package")
+                self._warn_once(
+                    f"gone:{name}",
+                    "package_gone_from_store",
+                    package=name,
+                    hint="local DAGs kept; the publisher writes a REMOVED marker to delete a package",
+                )
         if not valid:
-            self._warn_once("empty", "store_lists_no_packages",
-                            address=self.store.address(f"{self.settings.env}/"),
-                            hint="nothing to sync; local DAGs kept")
+            self._warn_once(
+                "empty",
+                "store_lists_no_packages",
+                address=self.store.address(f"{self.settings.env}/"),
+                hint="nothing to sync; local DAGs kept",
+            )
         else:
             self._warned.discard("empty")
         return valid
@@ -363,16 +422,18 @@ class Syncer:
             st.applied_etag = None
             if self.dags_dir.remove_package(pkg):
                 self.metrics.removed.inc()
-                self.log.info("package_removed", package=pkg,
-                              marker=self.store.address(f"{env}/{pkg}/REMOVED"))
+                self.log.info("package_removed", package=pkg, marker=self.store.address(f"{env}/{pkg}/REMOVED"))
                 return "removed"
             return "noop"
         if entry.metadata_etag is None:
             if "no-metadata" not in st.warned:
                 st.warned.add("no-metadata")
-                self.log.warning("metadata_missing", package=pkg,
-                                 address=self.store.address(f"{env}/{pkg}/{METADATA_NAME}"),
-                                 hint="local DAGs kept until the publisher writes metadata.json or REMOVED")
+                self.log.warning(
+                    "metadata_missing",
+                    package=pkg,
+                    address=self.store.address(f"{env}/{pkg}/{METADATA_NAME}"),
+                    hint="local DAGs kept until the publisher writes metadata.json or REMOVED",
+                )
             return "noop"
         st.warned.discard("no-metadata")
         linked = self.dags_dir.is_linked(pkg)
@@ -381,13 +442,26 @@ class Syncer:
         if entry.metadata_etag == st.rejected_etag:
             if not st.conflict or any(self._owners(exclude=pkg).get(d) == o for d, o in st.conflict.items()):
                 return "noop"
-            self.log.info("dag_id_released", package=pkg, dag_ids=sorted(st.conflict),
-                          hint="the packages that owned these dag_ids no longer do; retrying the release")
+            self.log.info(
+                "dag_id_released",
+                package=pkg,
+                dag_ids=sorted(st.conflict),
+                hint="the packages that owned these dag_ids no longer do; retrying the release",
+            )
         if not self._mark(pkg, entry.metadata_etag):
-            return self._reject(pkg, ReleaseRejectedError(
-                "staging_crashed", f"working on {self.store.address(f'{env}/{pkg}/{METADATA_NAME}')!r} (ETag "
-                f"{entry.metadata_etag}) killed the sidecar {CRASH_LIMIT} times (.sidecar/{pkg}/{STAGING_RECORD}); "
-                "publish a fixed release"), etag=entry.metadata_etag, staging=None, metadata=None, meta=None)
+            return self._reject(
+                pkg,
+                ReleaseRejectedError(
+                    "staging_crashed",
+                    f"working on {self.store.address(f'{env}/{pkg}/{METADATA_NAME}')!r} (ETag "
+                    f"{entry.metadata_etag}) killed the sidecar {CRASH_LIMIT} times (.sidecar/{pkg}/{STAGING_RECORD}); "
+                    "publish a fixed release",
+                ),
+                etag=entry.metadata_etag,
+                staging=None,
+                metadata=None,
+                meta=None,
+            )
         current = self.dags_dir.current_release(pkg)
         address = self.store.address(f"{env}/{pkg}/{METADATA_NAME}")
         try:
@@ -395,8 +469,14 @@ class Syncer:
                 env, pkg, if_none_match=st.applied_etag if linked else None, max_bytes=METADATA_MAX_BYTES
             )
         except OversizedObjectError as exc:
-            return self._reject(pkg, ReleaseRejectedError("metadata_too_large", str(exc)), etag=entry.metadata_etag,
-                                staging=None, metadata=None, meta=None)
+            return self._reject(
+                pkg,
+                ReleaseRejectedError("metadata_too_large", str(exc)),
+                etag=entry.metadata_etag,
+                staging=None,
+                metadata=None,
+                meta=None,
+            )
         if obj is None:
             return "noop"  # 304: unchanged since it was applied
         self.metrics.objects_fetched.inc()
@@ -404,15 +484,26 @@ class Syncer:
         try:
             meta = parse_metadata(obj.data, package=pkg, env=env, address=address)
         except MetadataError as exc:
-            return self._reject(pkg, ReleaseRejectedError(exc.reason, str(exc)), etag=obj.etag,
-                                staging=None, metadata=obj.data if exc.reason == "invalid_metadata" else None,
-                                meta=None)
+            return self._reject(
+                pkg,
+                ReleaseRejectedError(exc.reason, str(exc)),
+                etag=obj.etag,
+                staging=None,
+                metadata=obj.data if exc.reason == "invalid_metadata" else None,
+                meta=None,
+            )
         if not meta.dags:
             return self._reject(
                 pkg,
-                ReleaseRejectedError("empty_release", f"{address!r} lists no DAGs; an empty release never wipes "
-                                     "local DAGs: the publisher writes a REMOVED marker to remove a package"),
-                etag=obj.etag, staging=None, metadata=obj.data, meta=meta,
+                ReleaseRejectedError(
+                    "empty_release",
+                    f"{address!r} lists no DAGs; an empty release never wipes "
+                    "local DAGs: the publisher writes a REMOVED marker to remove a package",
+                ),
+                etag=obj.etag,
+                staging=None,
+                metadata=obj.data,
+                meta=meta,
             )
         trusted = self._verify(pkg, current, st)
         if current is not None and trusted and current.tree == meta.tree:
@@ -423,8 +514,13 @@ class Syncer:
         reuse: dict[str, Path] = {}
         if current is not None and trusted:
             reuse = {sha: current.path / name for name, sha in current.files.items()}
-        return _Pending(pkg=pkg, meta=meta, etag=obj.etag,
-                        raw=obj.data if len(obj.data) <= QUARANTINE_COPY_MAX else None, reuse=reuse)
+        return _Pending(
+            pkg=pkg,
+            meta=meta,
+            etag=obj.etag,
+            raw=obj.data if len(obj.data) <= QUARANTINE_COPY_MAX else None,
+            reuse=reuse,
+        )
 
     def _owners(self, *, exclude: str) -> dict[str, str]:
         """dag_id -> package, for the dag_ids of every package installed here but ``exclude``."""
@@ -458,14 +554,32 @@ class Syncer:
             self.metrics.dag_id_conflicts.inc(len(lost))
             address = self.store.address(f"{self.settings.env}/{pkg}/{METADATA_NAME}")
             detail = ", ".join(f"{d!r} (owned by package {o!r})" for d, o in lost.items())
-            return self._reject(pkg, ReleaseRejectedError(
-                "dag_id_conflict", f"{address!r} lists dag_ids another package already owns: {detail}; the first "
-                "owner keeps a dag_id: rename the DAG, or decommission it in the owning package"),
-                etag=etag, staging=None, metadata=item.raw, meta=meta, conflict=lost)
+            return self._reject(
+                pkg,
+                ReleaseRejectedError(
+                    "dag_id_conflict",
+                    f"{address!r} lists dag_ids another package already owns: {detail}; the first "
+                    "owner keeps a dag_id: rename the DAG, or decommission it in the owning package",
+                ),
+                etag=etag,
+                staging=None,
+                metadata=item.raw,
+                meta=meta,
+                conflict=lost,
+            )
         if not self._mark(pkg, etag):
-            return self._reject(pkg, ReleaseRejectedError(
-                "staging_crashed", f"staging release {meta.release_id!r} of package {pkg!r} killed the sidecar "
-                f"{CRASH_LIMIT} times; publish a fixed release"), etag=etag, staging=None, metadata=None, meta=meta)
+            return self._reject(
+                pkg,
+                ReleaseRejectedError(
+                    "staging_crashed",
+                    f"staging release {meta.release_id!r} of package {pkg!r} killed the sidecar "
+                    f"{CRASH_LIMIT} times; publish a fixed release",
+                ),
+                etag=etag,
+                staging=None,
+                metadata=None,
+                meta=meta,
+            )
         try:
             outcome = self._stage_and_switch(pkg, meta, etag, item.raw, item.reuse, st)
         except BaseException:
@@ -475,8 +589,7 @@ class Syncer:
         return outcome
 
     def _stage_and_switch(
-        self, pkg: str, meta: PackageMetadata, etag: str, raw: bytes | None, reuse: dict[str, Path],
-        st: _PackageState
+        self, pkg: str, meta: PackageMetadata, etag: str, raw: bytes | None, reuse: dict[str, Path], st: _PackageState
     ) -> str:
         started = time.monotonic()
         staging = self.dags_dir.new_staging(pkg)
@@ -484,15 +597,23 @@ class Syncer:
             result = self._stager.stage(meta, staging=staging, metadata_etag=etag, reuse=reuse)
         except ReleaseRejectedError as exc:
             try:
-                changed = self.store.get_metadata(self.settings.env, pkg, if_none_match=etag,
-                                                  max_bytes=METADATA_MAX_BYTES) is not None
+                changed = (
+                    self.store.get_metadata(self.settings.env, pkg, if_none_match=etag, max_bytes=METADATA_MAX_BYTES)
+                    is not None
+                )
             except BaseException:
                 self.dags_dir.discard(staging)
                 raise
             if changed:
                 self.dags_dir.discard(staging)
-                self.log.info("release_superseded", package=pkg, release=meta.release_id, reason=exc.reason,
-                              detail=str(exc), hint="metadata.json changed while staging; next cycle takes it")
+                self.log.info(
+                    "release_superseded",
+                    package=pkg,
+                    release=meta.release_id,
+                    reason=exc.reason,
+                    detail=str(exc),
+                    hint="metadata.json changed while staging; next cycle takes it",
+                )
                 return "superseded"
             return self._reject(pkg, exc, etag=etag, staging=staging, metadata=raw, meta=meta)
         except BaseException:
@@ -504,24 +625,43 @@ class Syncer:
         if result.bundle != "unused":
             self.metrics.bundles.labels(result.bundle).inc()
         if result.bundle_problem:
-            self.log.warning("bundle_fallback", package=pkg, release=meta.release_id, problem=result.bundle_problem,
-                             hint="the files were fetched one by one instead; check the publisher's bundle")
+            self.log.warning(
+                "bundle_fallback",
+                package=pkg,
+                release=meta.release_id,
+                problem=result.bundle_problem,
+                hint="the files were fetched one by one instead; check the publisher's bundle",
+            )
         if result.live_mismatches:
-            self.log.warning("live_file_mismatch", package=pkg, release=meta.release_id,
-                             files=list(result.live_mismatches),
-                             hint="these live dags/ files differ from metadata.json (a publish in progress, or one "
-                                  "that was interrupted); the release's own copy was used. If it persists, run "
-                                  f"`bazel run //packages/{pkg}:publish -- --repair`")
+            self.log.warning(
+                "live_file_mismatch",
+                package=pkg,
+                release=meta.release_id,
+                files=list(result.live_mismatches),
+                hint="these live dags/ files differ from metadata.json (a publish in progress, or one "
+                "that was interrupted); the release's own copy was used. If it persists, run "
+                f"`bazel run //packages/{pkg}:publish -- --repair`",
+            )
         previous = self.dags_dir.current_release(pkg)
         self.dags_dir.switch(pkg, result.release_dir)
         st.applied_etag = etag
         self._clear_rejection(pkg, st)
         st.verified_release = result.release_dir.name
         self.metrics.switches.inc()
-        self.log.info("release_switched", package=pkg, release=meta.release_id, tree=meta.tree[:12],
-                      dir=str(result.release_dir), previous=previous.name if previous else None,
-                      files=len(meta.dags), fetched=result.fetched_objects, fetched_bytes=result.fetched_bytes,
-                      reused=result.reused, bundle=result.bundle, seconds=round(time.monotonic() - started, 3))
+        self.log.info(
+            "release_switched",
+            package=pkg,
+            release=meta.release_id,
+            tree=meta.tree[:12],
+            dir=str(result.release_dir),
+            previous=previous.name if previous else None,
+            files=len(meta.dags),
+            fetched=result.fetched_objects,
+            fetched_bytes=result.fetched_bytes,
+            reused=result.reused,
+            bundle=result.bundle,
+            seconds=round(time.monotonic() - started, 3),
+        )
         return "switched"
 
     def _reject(
@@ -549,10 +689,17 @@ class Syncer:
             "conflict": conflict,
         }
         try:
-            where: str | None = str(self.dags_dir.quarantine(
-                pkg, staging=staging, tree=meta.tree if meta else "", reason=exc.reason, report=report,
-                metadata=metadata, keep=self.settings.quarantine_keep,
-            ))
+            where: str | None = str(
+                self.dags_dir.quarantine(
+                    pkg,
+                    staging=staging,
+                    tree=meta.tree if meta else "",
+                    reason=exc.reason,
+                    report=report,
+                    metadata=metadata,
+                    keep=self.settings.quarantine_keep,
+                )
+            )
         except (OSError, LocalDiskError) as qexc:
             where = None
             if staging is not None:
@@ -562,13 +709,21 @@ class Syncer:
         try:
             self.dags_dir.write_record(pkg, REJECTED_RECORD, record, fsync=True)
         except (OSError, LocalDiskError) as rexc:
-            self.log.warning("rejection_not_recorded", package=pkg, error=str(rexc),
-                             hint="it is retried after a restart")
+            self.log.warning(
+                "rejection_not_recorded", package=pkg, error=str(rexc), hint="it is retried after a restart"
+            )
         self.health.set_rejected(pkg, record)
         self.metrics.rejected.labels(exc.reason).inc()
-        self.log.error("release_rejected", package=pkg, reason=exc.reason, error=str(exc), conflict=conflict,
-                       release=meta.release_id if meta else None, quarantine=where,
-                       hint="the previous release keeps serving")
+        self.log.error(
+            "release_rejected",
+            package=pkg,
+            reason=exc.reason,
+            error=str(exc),
+            conflict=conflict,
+            release=meta.release_id if meta else None,
+            quarantine=where,
+            hint="the previous release keeps serving",
+        )
         return "rejected"
 
     def _verify(self, pkg: str, current: LocalRelease | None, st: _PackageState) -> bool:
@@ -594,8 +749,13 @@ class Syncer:
             except OSError as exc:
                 problems.append(f"{name!r}: {exc}")
         if problems:
-            self.log.warning("local_release_invalid", package=pkg, dir=str(current.path), problems=problems[:5],
-                             hint="it will be replaced by a fresh download")
+            self.log.warning(
+                "local_release_invalid",
+                package=pkg,
+                dir=str(current.path),
+                problems=problems[:5],
+                hint="it will be replaced by a fresh download",
+            )
             return False
         st.verified_release = current.name
         return True
@@ -609,11 +769,25 @@ def build_syncer(settings: Settings, *, log: JsonLogger, metrics: Metrics | None
 
     def on_retry(what: str, number: int, delay: float, exc: BaseException) -> None:
         metrics.retries.inc()
-        log.warning("store_retry", request=what, attempt=number + 1, delay=round(delay, 3),
-                    error=f"{type(exc).__name__}: {exc}")
+        log.warning(
+            "store_retry", request=what, attempt=number + 1, delay=round(delay, 3), error=f"{type(exc).__name__}: {exc}"
+        )
 
     stop = threading.Event()  # one event: the syncer's cycle and the store's retries end together
-    store = open_store(settings.store, policy=policy, timeout=settings.timeout,
-                       max_connections=settings.concurrency + 2, on_retry=on_retry, stop=stop)
-    return Syncer(settings=settings, store=store, dags_dir=DagsDir(settings.dags_dir), metrics=metrics,
-                  health=health, log=log, stop_event=stop)
+    store = open_store(
+        settings.store,
+        policy=policy,
+        timeout=settings.timeout,
+        max_connections=settings.concurrency + 2,
+        on_retry=on_retry,
+        stop=stop,
+    )
+    return Syncer(
+        settings=settings,
+        store=store,
+        dags_dir=DagsDir(settings.dags_dir),
+        metrics=metrics,
+        health=health,
+        log=log,
+        stop_event=stop,
+    )

@@ -23,8 +23,13 @@ __all__ = ["BLOCK", "Member", "TarFormatError", "TarReader"]
 BLOCK = 512
 _REGULAR = (b"0", b"\x00")
 _TYPES = {
-    b"1": "a hard link", b"2": "a symlink", b"3": "a character device", b"4": "a block device",
-    b"5": "a folder", b"6": "a FIFO", b"7": "a contiguous file",
+    b"1": "a hard link",
+    b"2": "a symlink",
+    b"3": "a character device",
+    b"4": "a block device",
+    b"5": "a folder",
+    b"6": "a FIFO",
+    b"7": "a contiguous file",
 }
 _REFUSED = {
     b"L": "a GNU long-name header (typeflag 'L')",
@@ -76,21 +81,25 @@ def _pax_path(data: bytes, offset: int) -> str:
     """The ``path`` of a pax extended header's records (``<len> path=<value>\\n``); no other key."""
     path: str | None = None
     pos = 0
-    while pos < len(data) and data[pos:pos + 1] != b"\x00":
+    while pos < len(data) and data[pos : pos + 1] != b"\x00":
         space = data.find(b" ", pos)
         if space < 0:
             raise TarFormatError(f"pax header at byte {offset}: a record has no length")
         try:
             length = int(data[pos:space])
         except ValueError:
-            raise TarFormatError(f"pax header at byte {offset}: record length {data[pos:space]!r} is not a number") from None
-        record = data[pos:pos + length]
+            raise TarFormatError(
+                f"pax header at byte {offset}: record length {data[pos:space]!r} is not a number"
+            ) from None
+        record = data[pos : pos + length]
         if length <= space - pos or len(record) != length or not record.endswith(b"\n"):
             raise TarFormatError(f"pax header at byte {offset}: a record is cut off")
         key, eq, value = record[space - pos + 1 : -1].partition(b"=")
         if not eq or key != b"path":
-            raise TarFormatError(f"pax header at byte {offset}: record {key.decode(errors='replace')!r} is not "
-                                 "allowed (a bundle's pax headers hold one 'path' record)")
+            raise TarFormatError(
+                f"pax header at byte {offset}: record {key.decode(errors='replace')!r} is not "
+                "allowed (a bundle's pax headers hold one 'path' record)"
+            )
         try:
             path = value.decode("utf-8")
         except UnicodeDecodeError:
@@ -161,15 +170,19 @@ class TarReader:
             if prefix:
                 name = f"{prefix}/{name}"
             if typeflag in _REFUSED:
-                raise TarFormatError(f"header at byte {at}: {_REFUSED[typeflag]} of {size} bytes; bundles hold "
-                                     "regular files and pax 'x' headers only")
+                raise TarFormatError(
+                    f"header at byte {at}: {_REFUSED[typeflag]} of {size} bytes; bundles hold "
+                    "regular files and pax 'x' headers only"
+                )
             if typeflag == b"x":
                 if pax_path is not None:
                     raise TarFormatError(f"header at byte {at}: two pax headers in a row")
                 if size > PAX_HEADER_MAX_BYTES:
-                    raise TarFormatError(f"header at byte {at}: a pax header of {size} bytes, more than the "
-                                         f"{PAX_HEADER_MAX_BYTES} a bundle member needs "
-                                         "(storecontract/limits.py PAX_HEADER_MAX_BYTES)")
+                    raise TarFormatError(
+                        f"header at byte {at}: a pax header of {size} bytes, more than the "
+                        f"{PAX_HEADER_MAX_BYTES} a bundle member needs "
+                        "(storecontract/limits.py PAX_HEADER_MAX_BYTES)"
+                    )
                 data = self._read_exact(size, "a pax header")
                 pad = -size % BLOCK
                 if pad:

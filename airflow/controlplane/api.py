@@ -24,8 +24,7 @@ def fetch_token(api_url: str, username: str, password: str, *, timeout: float = 
             token = json.loads(response.read()).get("access_token")
     except urllib.error.HTTPError as exc:
         raise AirflowApiError(
-            f"POST {api_url}/auth/token as {username!r} answered {exc.code}; check the user and the "
-            "passwords file"
+            f"POST {api_url}/auth/token as {username!r} answered {exc.code}; check the user and the passwords file"
         ) from exc
     if not isinstance(token, str):
         raise AirflowApiError(f"POST {api_url}/auth/token returned no access_token")

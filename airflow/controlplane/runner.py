@@ -30,7 +30,6 @@ from pathlib import Path
 from controlplane.api import AirflowApi
 from controlplane.errors import AirflowStartError
 from controlplane.settings import ADMIN_USER, ControlPlaneSettings, admin_password
-
 from tools.testing.children import spawn
 
 __all__ = ["COMPONENTS", "ControlPlane"]
@@ -87,15 +86,20 @@ class ControlPlane:
         if code != 0:
             raise AirflowStartError(f"`airflow db migrate` exited {code}; see {log}")
 
-    def _spawn(self, name: str, args: list[str], log: Path, *, mode: str = "ab",
-               env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, args: list[str], log: Path, *, mode: str = "ab", env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start ``args`` in a new session and record it, unless ``stop()`` already ran."""
         with self._lock:
             if self._stopped:
                 raise AirflowStartError(f"the control plane was stopped; not starting airflow {name}")
             with open(log, mode) as out:
                 proc = spawn(
-                    args, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    args,
+                    env={**self.env, **(env or {})},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
             self.procs[name] = proc
@@ -185,7 +189,7 @@ def write_local_settings(settings: ControlPlaneSettings) -> None:
         "# Written by controlplane.runner: KubernetesPodOperator pods run in podman where ETL_LOCAL_PODS is set.\n"
         "from controlplane.localpods.operator import preload, task_policy\n\n"
         "preload()  # in the scheduler: its forked task processes find the provider imported\n"
-        "__all__ = [\"task_policy\"]\n"
+        '__all__ = ["task_policy"]\n'
     )
 
 

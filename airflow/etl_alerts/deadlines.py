@@ -64,7 +64,9 @@ def _post(url: str, payload: dict[str, Any]) -> int:
         return int(response.status)
 
 
-async def notify(context: Any = None, *, dag_id: str, task_id: str | None = None, sla: str | None = None, **_: Any) -> None:
+async def notify(
+    context: Any = None, *, dag_id: str, task_id: str | None = None, sla: str | None = None, **_: Any
+) -> None:
     """Report a missed deadline: one JSON log line, and a POST to ETL_ALERTS_WEBHOOK_URL if set."""
     payload = alert_payload(dag_id=dag_id, task_id=task_id, sla=sla, context=context)
     log.warning("%s", json.dumps(payload, sort_keys=True))
@@ -74,4 +76,6 @@ async def notify(context: Any = None, *, dag_id: str, task_id: str | None = None
     try:
         await asyncio.to_thread(_post, url, payload)
     except OSError as exc:
-        raise RuntimeError(f"etl_alerts: posting the deadline alert for {dag_id} to {WEBHOOK_ENV}={url} failed: {exc}") from exc
+        raise RuntimeError(
+            f"etl_alerts: posting the deadline alert for {dag_id} to {WEBHOOK_ENV}={url} failed: {exc}"
+        ) from exc

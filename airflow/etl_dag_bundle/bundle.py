@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
-from sidecar.errors import ConfigError
-from sidecar.retry import RetryPolicy
-from sidecar.store import Store, StoreLocation, open_store, parse_store_url
 
 from etl_dag_bundle.errors import BundleConfigError, BundleError
 from etl_dag_bundle.local import CURRENT_LINK, METADATA_COPY_NAME, VERSION_RE, PackageReleases, check_name
+from sidecar.errors import ConfigError
+from sidecar.retry import RetryPolicy
+from sidecar.store import Store, StoreLocation, open_store, parse_store_url
 
 __all__ = ["PackageDagBundle"]
 
@@ -45,8 +45,9 @@ def _shared_store(location: StoreLocation, *, timeout: float, retries: int, retr
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:
-            store = open_store(location, policy=RetryPolicy(retries=retries, backoff=retry_backoff), timeout=timeout,
-                               max_connections=4)
+            store = open_store(
+                location, policy=RetryPolicy(retries=retries, backoff=retry_backoff), timeout=timeout, max_connections=4
+            )
             _STORES[key] = store
         return store
 
@@ -93,8 +94,9 @@ class PackageDagBundle(BaseDagBundle):
         self.env = check_name(f"{where}: env", env)
         self.package = check_name(f"{where}: package", package if package is not None else self.name)
         if self.version is not None and not VERSION_RE.fullmatch(self.version):
-            raise BundleConfigError(f"{where}: version {self.version!r} is not a release id "
-                                    f"(must match {VERSION_RE.pattern})")
+            raise BundleConfigError(
+                f"{where}: version {self.version!r} is not a release id (must match {VERSION_RE.pattern})"
+            )
         for field, value in (("max_file_bytes", max_file_bytes), ("timeout", timeout), ("grace_period", grace_period)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise BundleConfigError(f"{where}: {field}={value!r} must be a positive number")
@@ -111,10 +113,17 @@ class PackageDagBundle(BaseDagBundle):
         """The local releases and the store client, made on first use: never in ``__init__``, which
         Airflow also calls where it only reads the bundle's name (api-server, scheduler)."""
         if self._releases is None:
-            store = _shared_store(self._location, timeout=self._timeout, retries=self._retries,
-                                  retry_backoff=self._retry_backoff)
-            self._releases = PackageReleases(store=store, env=self.env, package=self.package, base_dir=self.base_dir,
-                                             max_file_bytes=self._max_file_bytes, grace_period=self._grace_period)
+            store = _shared_store(
+                self._location, timeout=self._timeout, retries=self._retries, retry_backoff=self._retry_backoff
+            )
+            self._releases = PackageReleases(
+                store=store,
+                env=self.env,
+                package=self.package,
+                base_dir=self.base_dir,
+                max_file_bytes=self._max_file_bytes,
+                grace_period=self._grace_period,
+            )
         return self._releases
 
     @property
@@ -136,8 +145,9 @@ class PackageDagBundle(BaseDagBundle):
     def refresh(self) -> None:
         """One conditional GET of metadata.json; a new release is materialised and switched in whole."""
         if self.version:
-            raise BundleConfigError(f"dag bundle {self.name!r} is pinned to version {self.version!r}: a pinned "
-                                    "version is never refreshed")
+            raise BundleConfigError(
+                f"dag bundle {self.name!r} is pinned to version {self.version!r}: a pinned version is never refreshed"
+            )
         with self.lock():
             self.releases.refresh()
             for path in self.releases.clean():
@@ -157,5 +167,7 @@ class PackageDagBundle(BaseDagBundle):
         return BundleVersion(version=current.version, data=extra if version == current.version else None)
 
     def __repr__(self) -> str:
-        return (f"PackageDagBundle(name={self.name!r}, dag_bucket={self.dag_bucket!r}, env={self.env!r}, "
-                f"package={self.package!r}, version={self.version!r})")
+        return (
+            f"PackageDagBundle(name={self.name!r}, dag_bucket={self.dag_bucket!r}, env={self.env!r}, "
+            f"package={self.package!r}, version={self.version!r})"
+        )

@@ -44,18 +44,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+from storecontract.limits import METADATA_MAX_BYTES  # the store's limit, as the sidecar
+
+from etl_dag_bundle.errors import BundleConfigError, ReleaseUnavailableError
 from sidecar.errors import MetadataError, ObjectNotFoundError, OversizedObjectError, StoreError
 from sidecar.layout import write_file_atomic
-from storecontract.limits import METADATA_MAX_BYTES  # the store's limit, as the sidecar
 from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
 from sidecar.release_bundle import read_bundle
 from sidecar.stage import file_sha256
 from sidecar.store import METADATA_NAME, Store
 
-from etl_dag_bundle.errors import BundleConfigError, ReleaseUnavailableError
-
-__all__ = ["CURRENT_LINK", "MANIFEST_NAME", "METADATA_COPY_NAME", "REMOVED_SUFFIX", "VERSION_RE", "LocalRelease",
-           "PackageReleases", "check_name"]
+__all__ = [
+    "CURRENT_LINK",
+    "MANIFEST_NAME",
+    "METADATA_COPY_NAME",
+    "REMOVED_SUFFIX",
+    "VERSION_RE",
+    "LocalRelease",
+    "PackageReleases",
+    "check_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +105,9 @@ def _remove_tree(path: Path) -> None:
 class PackageReleases:
     """The releases of ``<env>/<package>`` under ``base_dir``. Callers hold the bundle's lock for writes."""
 
-    def __init__(self, *, store: Store, env: str, package: str, base_dir: Path, max_file_bytes: int,
-                 grace_period: float) -> None:
+    def __init__(
+        self, *, store: Store, env: str, package: str, base_dir: Path, max_file_bytes: int, grace_period: float
+    ) -> None:
         self.store = store
         self.env = env
         self.package = package
@@ -133,8 +142,9 @@ class PackageReleases:
         version = manifest.get("version")
         if not isinstance(version, str):
             return None
-        return LocalRelease(path=path, version=version, etag=manifest.get("metadata_etag"),
-                            files=dict(manifest["files"]))
+        return LocalRelease(
+            path=path, version=version, etag=manifest.get("metadata_etag"), files=dict(manifest["files"])
+        )
 
     def current(self) -> LocalRelease | None:
         link = self.current_link
@@ -156,7 +166,8 @@ class PackageReleases:
         try:
             on_disk = {p.name for p in release.path.iterdir() if p.name.endswith(".py")}
             ok = on_disk == set(release.files) and all(
-                file_sha256(release.path / name) == sha for name, sha in release.files.items())
+                file_sha256(release.path / name) == sha for name, sha in release.files.items()
+            )
         except OSError:
             ok = False
         if ok:
@@ -170,8 +181,9 @@ class PackageReleases:
     def fetch_metadata(self, if_none_match: str | None) -> tuple[bytes, str] | None:
         """``<env>/<pkg>/metadata.json`` (bytes, ETag); None for 304 (unchanged since ``if_none_match``)."""
         try:
-            obj = self.store.get_metadata(self.env, self.package, if_none_match=if_none_match,
-                                          max_bytes=METADATA_MAX_BYTES)
+            obj = self.store.get_metadata(
+                self.env, self.package, if_none_match=if_none_match, max_bytes=METADATA_MAX_BYTES
+            )
         except ObjectNotFoundError as exc:
             raise ReleaseUnavailableError(
                 f"{self.address(METADATA_NAME)!r} does not exist; publish the package "
@@ -191,15 +203,20 @@ class PackageReleases:
         if not meta.release_id or not VERSION_RE.fullmatch(meta.release_id):
             raise ReleaseUnavailableError(
                 f"{address!r}: release.id {meta.release_id!r} is missing or not a release id; publish the "
-                "package with the publisher (it writes release.id)")
+                "package with the publisher (it writes release.id)"
+            )
         doc = json.loads(data)  # parse_metadata succeeded: a JSON object
         version = meta.release_id
         if isinstance(doc.get("decommissioned"), dict):
             version += REMOVED_SUFFIX
         image = doc.get("image") if isinstance(doc.get("image"), dict) else {}
         release = meta.release or {}
-        data_block = {"package": self.package, "image": image.get("reference") or image.get("digest"),
-                      "published_at": release.get("published_at"), "rollback_of": release.get("rollback_of")}
+        data_block = {
+            "package": self.package,
+            "image": image.get("reference") or image.get("digest"),
+            "published_at": release.get("published_at"),
+            "rollback_of": release.get("rollback_of"),
+        }
         return meta, version, {k: v for k, v in data_block.items() if v is not None}
 
     # ------------------------------------------------------------------ writing
@@ -218,8 +235,14 @@ class PackageReleases:
         if cur is not None and cur.version == version:
             self._write_manifest(cur.path, version=version, etag=etag, files=cur.files)  # new ETag, same release
             return version, False
-        target = self.materialise(meta, version=version, metadata=data, etag=etag,
-                                  into=self.base_dir / "followed", name=f"{version}-{secrets.token_hex(4)}")
+        target = self.materialise(
+            meta,
+            version=version,
+            metadata=data,
+            etag=etag,
+            into=self.base_dir / "followed",
+            name=f"{version}-{secrets.token_hex(4)}",
+        )
         self._trusted.add(target)  # every file was just verified
         self._switch(target)
         log.info("bundle switched: package=%s version=%s dir=%s", self.package, version, target)
@@ -247,7 +270,8 @@ class PackageReleases:
         if got_version.removesuffix(REMOVED_SUFFIX) != release_id:
             raise ReleaseUnavailableError(
                 f"{self.address(f'releases/{release_id}.json')!r} holds release {meta.release_id!r}, not "
-                f"{release_id!r}; the store is inconsistent: check the publisher's releases")
+                f"{release_id!r}; the store is inconsistent: check the publisher's releases"
+            )
         self.materialise(meta, version=version, metadata=data, etag=etag, into=path.parent, name=version)
         result = self.read(path)
         assert result is not None
@@ -260,21 +284,24 @@ class PackageReleases:
         staging = self._new_staging()
         try:
             try:
-                self.store.download(f"{self.env}/{self.package}/{key}", staging / "release.json",
-                                    max_bytes=METADATA_MAX_BYTES)
+                self.store.download(
+                    f"{self.env}/{self.package}/{key}", staging / "release.json", max_bytes=METADATA_MAX_BYTES
+                )
             except ObjectNotFoundError as exc:
                 raise ReleaseUnavailableError(
                     f"{self.address(key)!r} does not exist: release {release_id!r} was never published for "
                     f"package {self.package!r} (or its releases were deleted); list them with "
-                    f"`bazel run //packages/{self.package}:publish -- --list-releases`") from exc
+                    f"`bazel run //packages/{self.package}:publish -- --list-releases`"
+                ) from exc
             except (StoreError, OversizedObjectError) as exc:
                 raise ReleaseUnavailableError(f"cannot read release {release_id!r}: {exc}") from exc
             return (staging / "release.json").read_bytes()
         finally:
             _remove_tree(staging)
 
-    def materialise(self, meta: PackageMetadata, *, version: str, metadata: bytes, etag: str | None, into: Path,
-                    name: str) -> Path:
+    def materialise(
+        self, meta: PackageMetadata, *, version: str, metadata: bytes, etag: str | None, into: Path, name: str
+    ) -> Path:
         """Fill a staging folder with the release, verified, and move it to ``into/name``."""
         removed = version.endswith(REMOVED_SUFFIX)
         dags = () if removed else meta.dags
@@ -282,7 +309,8 @@ class PackageReleases:
             if dag.size is not None and dag.size > self.max_file_bytes:
                 raise ReleaseUnavailableError(
                     f"{self.address(dag.file)!r} is {dag.size} bytes, more than max_file_bytes={self.max_file_bytes}; "
-                    "keep DAG files small or raise max_file_bytes in the bundle's kwargs")
+                    "keep DAG files small or raise max_file_bytes in the bundle's kwargs"
+                )
         staging = self._new_staging()
         try:
             reuse = self._reuse_map()
@@ -301,13 +329,16 @@ class PackageReleases:
                     raise ReleaseUnavailableError(
                         f"release {meta.release_id!r} of package {self.package!r} has no release.bundle "
                         f"({meta.bundle_problem or 'published before bundles'}); publish the package again, or roll "
-                        "back to a release with a bundle")
-                got = read_bundle(self.store, self.env, meta, wanted=wanted, dest=staging,
-                                  max_file_bytes=self.max_file_bytes)
+                        "back to a release with a bundle"
+                    )
+                got = read_bundle(
+                    self.store, self.env, meta, wanted=wanted, dest=staging, max_file_bytes=self.max_file_bytes
+                )
                 if got.problem is not None:
                     raise ReleaseUnavailableError(
                         f"release {meta.release_id!r} of package {self.package!r} cannot be verified: {got.problem}; "
-                        "republish or roll back the package")
+                        "republish or roll back the package"
+                    )
             write_file_atomic(staging / METADATA_COPY_NAME, metadata)
             self._write_manifest(staging, version=version, etag=etag, files={d.name: d.sha256 for d in dags})
             into.mkdir(parents=True, exist_ok=True)
@@ -332,9 +363,15 @@ class PackageReleases:
         return staging
 
     def _write_manifest(self, folder: Path, *, version: str, etag: str | None, files: dict[str, str]) -> None:
-        manifest = {"package": self.package, "env": self.env, "version": version, "metadata_etag": etag,
-                    "store": str(self.store.location), "files": files,
-                    "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        manifest = {
+            "package": self.package,
+            "env": self.env,
+            "version": version,
+            "metadata_etag": etag,
+            "store": str(self.store.location),
+            "files": files,
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         write_file_atomic(folder / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
     def _switch(self, target: Path) -> None:
@@ -343,7 +380,8 @@ class PackageReleases:
         if link.exists() and not link.is_symlink():
             raise ReleaseUnavailableError(
                 f"{str(link)!r} is not the bundle's symlink; remove it so the bundle can manage package "
-                f"{self.package!r}")
+                f"{self.package!r}"
+            )
         if link.is_symlink():
             with contextlib.suppress(FileNotFoundError):
                 os.utime(self.base_dir / os.readlink(link))

@@ -18,7 +18,14 @@ from pathlib import Path
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Playwright, expect
 
 __all__ = [
-    "CHROMIUM", "VIEWPORT", "AirflowUI", "Graph", "JsError", "JsErrors", "launch_chromium", "unauthenticated_probe",
+    "CHROMIUM",
+    "VIEWPORT",
+    "AirflowUI",
+    "Graph",
+    "JsError",
+    "JsErrors",
+    "launch_chromium",
+    "unauthenticated_probe",
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,8 +62,7 @@ class JsError:
 
 def unauthenticated_probe(error: JsError) -> bool:
     """The UI's first ``GET /ui/config`` without a session answers 401; the UI then shows the login page."""
-    return (error.kind == "console.error" and error.source.endswith("/ui/config")
-            and "status of 401" in error.text)
+    return error.kind == "console.error" and error.source.endswith("/ui/config") and "status of 401" in error.text
 
 
 class JsErrors:
@@ -105,8 +111,9 @@ class Graph:
 class AirflowUI:
     """One page of Airflow 3's UI at ``base_url``; screenshots go to ``shots``; its JS errors to ``js_errors``."""
 
-    def __init__(self, page: Page, *, base_url: str, shots: Path,
-                 allowed_errors: Callable[[JsError], bool] = lambda _e: False) -> None:
+    def __init__(
+        self, page: Page, *, base_url: str, shots: Path, allowed_errors: Callable[[JsError], bool] = lambda _e: False
+    ) -> None:
         self.page = page
         self.base_url = base_url.rstrip("/")
         self.shots = shots
@@ -173,7 +180,8 @@ class AirflowUI:
             self.page.wait_for_load_state("networkidle")
             ids = set(nodes.evaluate_all("els => els.map(e => e.dataset.id)"))
             labels = self.page.locator(".react-flow__edge").evaluate_all(
-                "els => els.map(e => e.getAttribute('aria-label') || '')")
+                "els => els.map(e => e.getAttribute('aria-label') || '')"
+            )
         edges = set()
         for label in labels:  # "Edge from <upstream> to <downstream>"
             found = re.fullmatch(r"Edge from (\S+) to (\S+)", label)
@@ -184,8 +192,10 @@ class AirflowUI:
 
     def task_log(self, dag_id: str, run_id: str, task_id: str) -> list[str]:
         """Open a task instance's page (its log) and return the log lines the page drew."""
-        path = (f"/dags/{urllib.parse.quote(dag_id, safe='')}/runs/{urllib.parse.quote(run_id, safe='')}"
-                f"/tasks/{urllib.parse.quote(task_id, safe='')}")
+        path = (
+            f"/dags/{urllib.parse.quote(dag_id, safe='')}/runs/{urllib.parse.quote(run_id, safe='')}"
+            f"/tasks/{urllib.parse.quote(task_id, safe='')}"
+        )
         with self.step(f"task log at {self.base_url}{path}"):
             self.goto(path)
             log = self.page.get_by_test_id("virtualized-list")

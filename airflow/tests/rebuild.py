@@ -21,8 +21,9 @@ def _child_env() -> dict[str, str]:
 
 
 def _run(args: list[str], *, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=cwd, env=_child_env(), capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=_child_env(), capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, f"{args[:3]} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -35,8 +36,22 @@ def rebuild_with_new_image(build_dir: Path, package: str, out: Path, *, label: s
     """
     built = build_dir / "packages" / package
     out.mkdir(parents=True)
-    _run(["-m", "ocitool", "image", "--base", str(built / "image"), "--label", label,
-          "--out", str(out / "image"), "--digest-out", str(out / "image.digest")], cwd=ROOT)
+    _run(
+        [
+            "-m",
+            "ocitool",
+            "image",
+            "--base",
+            str(built / "image"),
+            "--label",
+            label,
+            "--out",
+            str(out / "image"),
+            "--digest-out",
+            str(out / "image.digest"),
+        ],
+        cwd=ROOT,
+    )
     digest = (out / "image.digest").read_text().strip()
     repository = json.loads((built / "metadata.json").read_text())["image"]["repository"].rpartition("/")[0]
     specs = sorted((ROOT / "packages" / package / "dags").glob("*.yaml"))
@@ -46,10 +61,44 @@ def rebuild_with_new_image(build_dir: Path, package: str, out: Path, *, label: s
     for spec in specs:
         dag_id, rel = spec.stem, str(spec.relative_to(ROOT))
         rendered = out / "dags" / f"{dag_id}.py"
-        _run(["-m", "dagrender", "render", "--spec", rel, "--package", package, "--repository", repository,
-              "--digest-file", str(out / "image.digest"), "--target", f"//packages/{package}:dag.{dag_id}",
-              "--entrypoints", str(built / f"{package}.jobs.txt"), "--out", str(rendered)], cwd=ROOT)
+        _run(
+            [
+                "-m",
+                "dagrender",
+                "render",
+                "--spec",
+                rel,
+                "--package",
+                package,
+                "--repository",
+                repository,
+                "--digest-file",
+                str(out / "image.digest"),
+                "--target",
+                f"//packages/{package}:dag.{dag_id}",
+                "--entrypoints",
+                str(built / f"{package}.jobs.txt"),
+                "--out",
+                str(rendered),
+            ],
+            cwd=ROOT,
+        )
         dag_args += ["--dag", rel, str(rendered)]
-    _run(["-m", "dagrender", "metadata", "--package", package, "--repository", repository,
-          "--digest-file", str(out / "image.digest"), *dag_args, "--out", str(out / "metadata.json")], cwd=ROOT)
+    _run(
+        [
+            "-m",
+            "dagrender",
+            "metadata",
+            "--package",
+            package,
+            "--repository",
+            repository,
+            "--digest-file",
+            str(out / "image.digest"),
+            *dag_args,
+            "--out",
+            str(out / "metadata.json"),
+        ],
+        cwd=ROOT,
+    )
     return digest

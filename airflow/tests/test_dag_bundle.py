@@ -15,13 +15,13 @@ import pytest
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-home-"))  # before Airflow is imported
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-import boto3  # noqa: E402
-from etl_dag_bundle import ReleaseUnavailableError, bundle_config_json  # noqa: E402
-from etl_dag_bundle.errors import BundleConfigError  # noqa: E402
+import boto3
+from etl_dag_bundle import ReleaseUnavailableError, bundle_config_json
+from etl_dag_bundle.errors import BundleConfigError
 
-from tools.testing import dagstore  # noqa: E402
-from tools.testing.registry import registry_server  # noqa: E402
-from tools.testing.servers import MotoServer, moto_server  # noqa: E402
+from tools.testing import dagstore
+from tools.testing.registry import registry_server
+from tools.testing.servers import MotoServer, moto_server
 
 ENV = "dev"
 PKG = "orders"
@@ -56,8 +56,9 @@ class Store:
         out = self.work / f"build-{label}"
         digest = dagstore.small_image(out / "image", label=label)
         repository = f"{self.registry_host}/etl/{PKG}"
-        files = {d: dagstore.synthetic_dag(PKG, d, f"{repository}@{digest}") + f"# {m}\n".encode()
-                 for d, m in dags.items()}
+        files = {
+            d: dagstore.synthetic_dag(PKG, d, f"{repository}@{digest}") + f"# {m}\n".encode() for d, m in dags.items()
+        }
         dagstore.build_output(out, PKG, files, repository=repository, image_layout=out / "image", digest=digest)
         result = dagstore.publish(out, PKG, store_url=self.url, env=ENV)
         assert result.outcome == "published", result
@@ -83,7 +84,7 @@ def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def bundle(store: Store, version: str | None = None, **kwargs: object):  # noqa: ANN201 - PackageDagBundle
+def bundle(store: Store, version: str | None = None, **kwargs: object):
     from etl_dag_bundle.bundle import PackageDagBundle
 
     return PackageDagBundle(name=PKG, dag_bucket=store.url, env=ENV, version=version, **kwargs)
@@ -114,8 +115,9 @@ def test_first_refresh_takes_the_release_whole_and_a_noop_refresh_is_one_request
     assert len(store.requests_since(mark)) == 1
 
 
-def test_a_publish_switches_the_tracking_path_and_old_versions_come_from_their_bundle(store: Store,
-                                                                                    storage: Path) -> None:
+def test_a_publish_switches_the_tracking_path_and_old_versions_come_from_their_bundle(
+    store: Store, storage: Path
+) -> None:
     first, old_files = store.publish("v1", {"orders_daily": "a", "orders_hourly": "b"})
     tracking = bundle(store)
     tracking.initialize()
@@ -169,12 +171,15 @@ def test_a_tampered_bundle_is_refused_and_nothing_is_left_half_written(store: St
     s3 = boto3.client("s3")
     data = bytearray(s3.get_object(Bucket=store.bucket, Key=key)["Body"].read())
     at = data.index(b"# a\n")
-    data[at + 2:at + 3] = b"X"  # same size, other bytes: the member's sha256 no longer matches
+    data[at + 2 : at + 3] = b"X"  # same size, other bytes: the member's sha256 no longer matches
     s3.put_object(Bucket=store.bucket, Key=key, Body=bytes(data))
     pinned = bundle(store, version=first)
-    with pytest.raises(ReleaseUnavailableError, match=rf"release '{first}' of package 'orders' cannot be verified: "
-                       rf"'s3://{store.bucket}/{key}': member 'dags/orders_daily.py' has sha256 [0-9a-f]{{64}}, "
-                       r"metadata.json says [0-9a-f]{64}; republish or roll back the package"):
+    with pytest.raises(
+        ReleaseUnavailableError,
+        match=rf"release '{first}' of package 'orders' cannot be verified: "
+        rf"'s3://{store.bucket}/{key}': member 'dags/orders_daily.py' has sha256 [0-9a-f]{{64}}, "
+        r"metadata.json says [0-9a-f]{64}; republish or roll back the package",
+    ):
         pinned.initialize()
     assert not pinned.path.exists()
     assert [p.name for p in (storage / PKG / "staging").iterdir()] == []
@@ -183,14 +188,20 @@ def test_a_tampered_bundle_is_refused_and_nothing_is_left_half_written(store: St
 def test_a_version_that_was_never_published_fails_in_one_line(store: Store, storage: Path) -> None:
     store.publish("v1", {"orders_daily": "a"})
     missing = "20990101T000000Z-deadbeef"
-    with pytest.raises(ReleaseUnavailableError, match=rf"'s3://{store.bucket}/{ENV}/{PKG}/releases/{missing}.json' "
-                       rf"does not exist: release '{missing}' was never published for package 'orders'"):
+    with pytest.raises(
+        ReleaseUnavailableError,
+        match=rf"'s3://{store.bucket}/{ENV}/{PKG}/releases/{missing}.json' "
+        rf"does not exist: release '{missing}' was never published for package 'orders'",
+    ):
         bundle(store, version=missing).initialize()
 
 
 def test_an_unpublished_package_says_how_to_publish_it(store: Store, storage: Path) -> None:
-    with pytest.raises(ReleaseUnavailableError, match=rf"'s3://{store.bucket}/{ENV}/{PKG}/metadata.json' does not "
-                       rf"exist; publish the package \(bazel run //packages/{PKG}:publish\)"):
+    with pytest.raises(
+        ReleaseUnavailableError,
+        match=rf"'s3://{store.bucket}/{ENV}/{PKG}/metadata.json' does not "
+        rf"exist; publish the package \(bazel run //packages/{PKG}:publish\)",
+    ):
         bundle(store).initialize()
 
 
@@ -207,11 +218,14 @@ def test_bad_configuration_is_one_line_naming_the_value(store: Store, storage: P
         bundle(store, version="20990101T000000Z-deadbeef").refresh()
 
 
-def test_airflows_bundle_manager_reads_the_configuration(store: Store, storage: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_airflows_bundle_manager_reads_the_configuration(
+    store: Store, storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first, files = store.publish("v1", {"orders_daily": "a"})
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
-                       bundle_config_json(dag_bucket=store.url, env=ENV, packages=[PKG]))
+    monkeypatch.setenv(
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+        bundle_config_json(dag_bucket=store.url, env=ENV, packages=[PKG]),
+    )
     from airflow.dag_processing.bundles.manager import DagBundlesManager
 
     manager = DagBundlesManager()
@@ -223,8 +237,9 @@ def test_airflows_bundle_manager_reads_the_configuration(store: Store, storage: 
     assert files_at(pinned.path) == files
 
 
-def test_a_decommissioned_package_is_an_empty_version_and_a_new_publish_brings_it_back(store: Store,
-                                                                                       storage: Path) -> None:
+def test_a_decommissioned_package_is_an_empty_version_and_a_new_publish_brings_it_back(
+    store: Store, storage: Path
+) -> None:
     from publisher import open_store
     from publisher.publish import decommission_package
 

@@ -18,9 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import demo
+import pytest
 from publisher.errors import SmokeError
 from publisher.smoke import AirflowClient, SmokeConfig, run_smoke
 
@@ -49,8 +48,13 @@ def _wait_for(log: Path, proc: subprocess.Popen[bytes], pattern: str, timeout: f
 def _s3(endpoint: str) -> Any:
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                        region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
 
 
 def _read(s3: Any, url: str) -> bytes:
@@ -67,8 +71,13 @@ def test_demo_runs_every_dag_green_and_stops_cleanly(tmp_path: Path, build_dir: 
     state = tmp_path / "state"
     log = tmp_path / "demo.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(DEMO), "--state-dir", str(state), "--build-dir", str(build_dir)],
-                                env=_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(DEMO), "--state-dir", str(state), "--build-dir", str(build_dir)],
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         ui = _wait_for(log, proc, r"Airflow UI: (http://\S+)/ +login: (\S+) / (\S+)$", 600)
         moto = _wait_for(log, proc, r"S3 \(moto\) at (http://\S+),", 5).group(1)
@@ -83,18 +92,26 @@ def test_demo_runs_every_dag_green_and_stops_cleanly(tmp_path: Path, build_dir: 
         for dag_id in expected:
             runs = client.call("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
             assert [(r["state"], r["logical_date"][:10]) for r in runs] == [("success", run_date.isoformat())], (
-                dag_id, runs)
+                dag_id,
+                runs,
+            )
             tasks = client.task_instances(dag_id, runs[0]["dag_run_id"])
             assert tasks and all(t["state"] == "success" for t in tasks), (dag_id, tasks)
             assert all(t["operator"] == "KubernetesPodOperator" for t in tasks)  # as in production
 
         # the container's own output is in the Airflow task log
         runs = client.call("GET", "/api/v2/dags/data_pipeline_orders_daily/dagRuns")["dag_runs"]
-        path = (f"/api/v2/dags/data_pipeline_orders_daily/dagRuns/{urllib.parse.quote(runs[0]['dag_run_id'], safe='')}"
-                "/taskInstances/ingest_orders/logs/1?full_content=true")
+        path = (
+            f"/api/v2/dags/data_pipeline_orders_daily/dagRuns/{urllib.parse.quote(runs[0]['dag_run_id'], safe='')}"
+            "/taskInstances/ingest_orders/logs/1?full_content=true"
+        )
         events = [str(e.get("event")) for e in client.call("GET", path)["content"] if isinstance(e, dict)]
-        assert any(e.startswith("Running pod etl-jobs/ingest-orders-") and "user=65532:65532" in e and
-                   "read_only_root=True" in e for e in events), events
+        assert any(
+            e.startswith("Running pod etl-jobs/ingest-orders-")
+            and "user=65532:65532" in e
+            and "read_only_root=True" in e
+            for e in events
+        ), events
         assert any(e.startswith("[base] ") and '"event":"job.end"' in e and '"exit_code":0' in e for e in events)
 
         s3 = _s3(moto)
@@ -115,16 +132,24 @@ def test_demo_runs_every_dag_green_and_stops_cleanly(tmp_path: Path, build_dir: 
 
         with urllib.request.urlopen(gateway + "/api/v1/metrics", timeout=10) as response:
             groups = json.loads(response.read())["data"]
-        fresh = {m["labels"]["dataset"]: m["value"] for g in groups for m in g.get("etl_freshness_ok", {}).get("metrics", [])}
+        fresh = {
+            m["labels"]["dataset"]: m["value"] for g in groups for m in g.get("etl_freshness_ok", {}).get("metrics", [])
+        }
         assert fresh == {"landing_orders": "1", "orders": "1", "orders_enriched": "1", "events": "1"}, fresh
 
         # a smoke of a day whose input is missing: the task's failure and its log tail, not "triggered"
         source = (state / "dags" / "file_processing" / "file_processing_orders_quality.py").read_bytes()
-        config = SmokeConfig(api_url=ui.group(1), username=ui.group(2), password=ui.group(3), timeout=60,
-                             run_timeout=300)
+        config = SmokeConfig(
+            api_url=ui.group(1), username=ui.group(2), password=ui.group(3), timeout=60, run_timeout=300
+        )
         with pytest.raises(SmokeError) as failure:
-            run_smoke(config, dag_id="file_processing_orders_quality", source=source, conf={},
-                      logical_date=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+            run_smoke(
+                config,
+                dag_id="file_processing_orders_quality",
+                source=source,
+                conf={},
+                logical_date=dt.datetime(2026, 6, 1, tzinfo=dt.UTC),
+            )
         message = str(failure.value)
         assert re.search(r"of 'file_processing_orders_quality' ended failing \((profile|validate)", message), message
         assert re.search(r"task '(profile|validate)' up_for_retry \(try 1\); log tail: ", message), message

@@ -25,9 +25,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import demo
 import pytest
 
-import demo
 from sidecar.settings import Settings, stop_grace
 from tools.testing.registry import registry_binary
 
@@ -37,12 +37,13 @@ STOP_TIMEOUT = 120.0  # the demo's clean-up: 20 s per Airflow component at most,
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
 
 
-
 @pytest.fixture(autouse=True)
 def _registry_installed() -> None:
     # The toolchain root installs it; a missing one is a broken root, not a reason to skip.
     if registry_binary() is None:
-        pytest.fail("docker-registry is not installed (Debian package docker-registry; tools/toolchain/)", pytrace=False)
+        pytest.fail(
+            "docker-registry is not installed (Debian package docker-registry; tools/toolchain/)", pytrace=False
+        )
 
 
 def _stats() -> dict[int, list[str]]:
@@ -127,7 +128,7 @@ def listening_sockets_of(pids: set[int]) -> set[tuple[int, int]]:
             except OSError:
                 continue
             if target.startswith("socket:["):
-                inodes.add(int(target[len("socket:["):-1]))
+                inodes.add(int(target[len("socket:[") : -1]))
     return {(port, inode) for port, state, inode in _tcp_table() if state == LISTEN and inode in inodes}
 
 
@@ -213,7 +214,7 @@ def short_names(procs: dict[int, str]) -> str:
     for cmd in procs.values():
         words = cmd.split()
         if "-m" in words[:-1]:  # python -m moto.server / sidecar / airflow scheduler
-            words = words[words.index("-m") + 1:]
+            words = words[words.index("-m") + 1 :]
             names[" ".join(words[:2]) if words[0] == "airflow" else words[0]] += 1
         elif any(w.endswith(".py") for w in words):
             names[next(Path(w).name for w in words if w.endswith(".py"))] += 1
@@ -241,9 +242,12 @@ def watch_stop(d: Demo, ports: set[tuple[int, int]], *, since: float, case: str,
         time.sleep(0.05)
     took = time.monotonic() - since
     slowest = sorted(((t, short_names({p: seen[p]})) for p, t in gone_at.items() if p != d.proc.pid), reverse=True)
-    print(f"\n[{case}] processes left: {len(procs)}, ports left: {len(listening)}, time to stop: {took:.1f}s; "
-          f"before: {len(before)} processes ({short_names(before)}), {len(ports)} ports {sorted(p for p, _ in ports)}; "
-          f"slowest to go: {', '.join(f'{name} {t:.1f}s' for t, name in slowest[:3])}", flush=True)
+    print(
+        f"\n[{case}] processes left: {len(procs)}, ports left: {len(listening)}, time to stop: {took:.1f}s; "
+        f"before: {len(before)} processes ({short_names(before)}), {len(ports)} ports {sorted(p for p, _ in ports)}; "
+        f"slowest to go: {', '.join(f'{name} {t:.1f}s' for t, name in slowest[:3])}",
+        flush=True,
+    )
     assert procs == {}, f"{case}: left running: {procs}\n{d.text()}"
     assert listening == set(), f"{case}: still listening (port, inode): {sorted(listening)}\n{d.text()}"
     return d.proc.poll()
@@ -263,11 +267,11 @@ def start_demo(tmp_path: Path, build_dir: Path) -> Iterator[StartDemo]:
         args = [sys.executable, str(DEMO), "--state-dir", str(tmp_path / "state"), "--build-dir", str(build_dir)]
         tee = None
         if through_tee:  # `demo 2>&1 | tee demo.out`: the demo's stdout and stderr are a pipe to tee
-            tee = subprocess.Popen(["tee", str(log)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                   start_new_session=True)
+            tee = subprocess.Popen(
+                ["tee", str(log)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True
+            )
             assert tee.stdin is not None
-            proc = subprocess.Popen(args, env=env, stdout=tee.stdin, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(args, env=env, stdout=tee.stdin, stderr=subprocess.STDOUT, start_new_session=True)
             tee.stdin.close()  # tee is now the pipe's only reader
         else:
             with open(log, "wb") as out:
@@ -297,8 +301,9 @@ def start_demo(tmp_path: Path, build_dir: Path) -> Iterator[StartDemo]:
         ("demo: running", signal.SIGHUP, 0.0),  # the terminal closed while everything runs
     ],
 )
-def test_signal_leaves_nothing_running(start_demo: StartDemo, moment: str, sig: signal.Signals,
-                                       extra_wait: float) -> None:
+def test_signal_leaves_nothing_running(
+    start_demo: StartDemo, moment: str, sig: signal.Signals, extra_wait: float
+) -> None:
     d = start_demo()
     d.wait_for(moment)
     time.sleep(extra_wait)
@@ -359,8 +364,11 @@ def test_the_demos_sidecar_stops_on_sigterm_while_s3_is_gone(start_demo: StartDe
         assert time.monotonic() - sent < 120, sidecar_log.read_text()[-3000:]
         time.sleep(0.02)
     took = time.monotonic() - sent
-    print(f"\n[the demo's sidecar, S3 gone, SIGTERM during a store retry] exited {took:.2f}s after SIGTERM "
-          f"(grace {grace:g}s)", flush=True)
+    print(
+        f"\n[the demo's sidecar, S3 gone, SIGTERM during a store retry] exited {took:.2f}s after SIGTERM "
+        f"(grace {grace:g}s)",
+        flush=True,
+    )
     assert took <= grace, f"{took:.1f}s from SIGTERM to exit, more than the sidecar's grace period {grace}s"
     events = [json.loads(line) for line in sidecar_log.read_bytes()[mark:].splitlines() if line.startswith(b"{")]
     assert events[-1]["event"] == "stopped", events[-3:]

@@ -64,14 +64,14 @@ def visible_dag_files(dags: Path, package: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.py"))}
 
 
-def dag_source(api, dag_id: str) -> str | None:  # noqa: ANN001
+def dag_source(api, dag_id: str) -> str | None:
     quoted = urllib.parse.quote(dag_id, safe="")
     with contextlib.suppress(Exception):
         return str(api.call("GET", f"/api/v2/dagSources/{quoted}")["content"])
     return None
 
 
-def wait_until(what: str, check, *, timeout: float = 300.0, platform=None) -> float:  # noqa: ANN001
+def wait_until(what: str, check, *, timeout: float = 300.0, platform=None) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if platform is not None:
@@ -90,13 +90,27 @@ def assert_only_package_changed(before: dict, after: dict, package: str, what: s
 
 
 def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build_dir: Path) -> None:
-    assert registry_binary() is not None, "docker-registry is not installed: ./bazelw provisions it in the toolchain root"
+    assert registry_binary() is not None, (
+        "docker-registry is not installed: ./bazelw provisions it in the toolchain root"
+    )
     from publisher import PackageKeys, list_releases, rollback_release
     from publisher.smoke import SmokeConfig, run_smoke
 
     build = build_dir
-    args = demo.parse_args(["--state-dir", str(tmp_path / "state"), "--build-dir", str(build),
-                            "--sync-interval", str(SYNC_INTERVAL), "--timeout", "600", "--dag-delivery", DELIVERY])
+    args = demo.parse_args(
+        [
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--build-dir",
+            str(build),
+            "--sync-interval",
+            str(SYNC_INTERVAL),
+            "--timeout",
+            "600",
+            "--dag-delivery",
+            DELIVERY,
+        ]
+    )
     with contextlib.ExitStack() as stack:
         platform = demo.start_platform(args, stack)
         api, store = platform.api(), platform.store()
@@ -119,15 +133,19 @@ def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build
             back = data.replace(new, old).replace(new[:12], old[:12])
             assert back == original_files[name], name
         t_publish = time.monotonic()
-        second = demo.publish_package(tmp_path / "rebuild", CHANGED, store=store, env=args.env,
-                                      registry=platform.registry)
+        second = demo.publish_package(
+            tmp_path / "rebuild", CHANGED, store=store, env=args.env, registry=platform.registry
+        )
         t_committed = time.monotonic()
         assert second.outcome == "published" and second.release_id != first.release_id, second
-        t_synced = wait_until(f"delivered by the {DELIVERY}", lambda: visible_dag_files(dags, CHANGED) == rebuilt,
-                              platform=platform)
+        t_synced = wait_until(
+            f"delivered by the {DELIVERY}", lambda: visible_dag_files(dags, CHANGED) == rebuilt, platform=platform
+        )
         t_visible = wait_until(
             "showing the new digest in Airflow's API",
-            lambda: all(f"@{new_digest}" in (dag_source(api, d) or "") for d in second.dag_ids), platform=platform)
+            lambda: all(f"@{new_digest}" in (dag_source(api, d) or "") for d in second.dag_ids),
+            platform=platform,
+        )
         s3_after, local_after = s3_snapshot(demo.BUCKET), local_snapshot(dags)
         assert_only_package_changed(s3_before, s3_after, CHANGED, "S3 after the republish")
         assert_only_package_changed(local_before, local_after, CHANGED, "dags folder after the republish")
@@ -139,13 +157,15 @@ def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build
 
         # 2. roll back to the first release: the first digest is back in Airflow
         t_rollback = time.monotonic()
-        rolled = rollback_release(first.release_id, store=store, env=args.env, package=CHANGED,
-                                  registry=platform.registry)
+        rolled = rollback_release(
+            first.release_id, store=store, env=args.env, package=CHANGED, registry=platform.registry
+        )
         assert rolled.release_id not in (first.release_id, second.release_id), rolled
         t_back = wait_until(
             "showing the first digest again in Airflow's API",
             lambda: all(dag_source(api, d) == original_files[f"{d}.py"].decode() for d in first.dag_ids),
-            platform=platform)
+            platform=platform,
+        )
         assert visible_dag_files(dags, CHANGED) == original_files
         s3_rolled, local_rolled = s3_snapshot(demo.BUCKET), local_snapshot(dags)
         assert_only_package_changed(s3_after, s3_rolled, CHANGED, "S3 after the rollback")
@@ -159,17 +179,28 @@ def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build
 
         # 3. smoke: the publisher's smoke step waits for exactly these bytes, then triggers a run
         dag_id = first.dag_ids[0]
-        smoke = run_smoke(SmokeConfig(api_url=platform.settings.api_url, username=platform.plane.username,
-                                      password=platform.plane.password, timeout=120),
-                          dag_id=dag_id, source=original_files[f"{dag_id}.py"],
-                          conf={"smoke": True, "release_id": rolled.release_id})
+        smoke = run_smoke(
+            SmokeConfig(
+                api_url=platform.settings.api_url,
+                username=platform.plane.username,
+                password=platform.plane.password,
+                timeout=120,
+            ),
+            dag_id=dag_id,
+            source=original_files[f"{dag_id}.py"],
+            conf={"smoke": True, "release_id": rolled.release_id},
+        )
         quoted = urllib.parse.quote(dag_id, safe="")
         run = api.call("GET", f"/api/v2/dags/{quoted}/dagRuns/{urllib.parse.quote(smoke.run_id, safe='')}")
         assert run["dag_id"] == dag_id and run["conf"]["release_id"] == rolled.release_id
 
         refresh = platform.refresh_interval()
-        print(f"e2e ({DELIVERY}): republish {CHANGED}: publish call {t_committed - t_publish:.1f}s, {DELIVERY} switched at "
-              f"{t_synced - t_publish:.1f}s, new digest in Airflow's API at {t_visible - t_publish:.1f}s "
-              f"after the publish started (sync interval {SYNC_INTERVAL:g}s, Airflow refresh interval {refresh}s)")
-        print(f"e2e ({DELIVERY}): rollback {CHANGED} to {first.release_id}: first digest back in Airflow's API after "
-              f"{t_back - t_rollback:.1f}s; smoke run {smoke.run_id} (waited {smoke.waited_seconds:.1f}s)")
+        print(
+            f"e2e ({DELIVERY}): republish {CHANGED}: publish call {t_committed - t_publish:.1f}s, {DELIVERY} switched at "
+            f"{t_synced - t_publish:.1f}s, new digest in Airflow's API at {t_visible - t_publish:.1f}s "
+            f"after the publish started (sync interval {SYNC_INTERVAL:g}s, Airflow refresh interval {refresh}s)"
+        )
+        print(
+            f"e2e ({DELIVERY}): rollback {CHANGED} to {first.release_id}: first digest back in Airflow's API after "
+            f"{t_back - t_rollback:.1f}s; smoke run {smoke.run_id} (waited {smoke.waited_seconds:.1f}s)"
+        )

@@ -9,11 +9,11 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 from airflow.triggers.callback import CallbackTrigger
-
 from etl_alerts import deadlines
 
 PACKAGES = Path(__file__).resolve().parents[2] / "packages"
@@ -38,7 +38,9 @@ async def _run_trigger(path: str, kwargs: dict[str, object]) -> list[dict[str, o
 
 
 @pytest.mark.parametrize(("spec", "path"), _specs_with_callbacks())
-def test_every_spec_callback_runs_on_airflows_callback_trigger(spec: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_spec_callback_runs_on_airflows_callback_trigger(
+    spec: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(deadlines.WEBHOOK_ENV, raising=False)
     kwargs = {"dag_id": "x_dag", "task_id": "t", "sla": "2h", "context": {"dag_run": {"run_id": "manual__1"}}}
     events = asyncio.run(_run_trigger(path, kwargs))
@@ -46,10 +48,10 @@ def test_every_spec_callback_runs_on_airflows_callback_trigger(spec: str, path: 
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, object]] = []
+    received: ClassVar[list[dict[str, object]]] = []
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         type(self).received.append(json.loads(self.rfile.read(length)))
         self.send_response(type(self).status)
@@ -72,8 +74,9 @@ def webhook() -> Iterator[tuple[str, type[_Hook]]]:
         server.server_close()
 
 
-def test_notify_logs_and_posts(webhook: tuple[str, type[_Hook]], monkeypatch: pytest.MonkeyPatch,
-                               caplog: pytest.LogCaptureFixture) -> None:
+def test_notify_logs_and_posts(
+    webhook: tuple[str, type[_Hook]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     url, hook = webhook
     monkeypatch.setenv(deadlines.WEBHOOK_ENV, url)
     context = {"dag_run": {"run_id": "scheduled__2026-11-27T03:00:00+00:00"}}
@@ -95,7 +98,9 @@ def test_notify_without_webhook_only_logs(monkeypatch: pytest.MonkeyPatch, caplo
     assert json.loads(caplog.records[-1].getMessage())["dag_id"] == "file_processing_orders_quality"
 
 
-def test_webhook_failure_is_raised_with_the_url(webhook: tuple[str, type[_Hook]], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhook_failure_is_raised_with_the_url(
+    webhook: tuple[str, type[_Hook]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, hook = webhook
     hook.status = 500
     monkeypatch.setenv(deadlines.WEBHOOK_ENV, url)

@@ -63,9 +63,12 @@ def read_specs() -> dict[str, Spec]:
             raw = yaml.safe_load(path.read_text())
             tasks = raw["tasks"]
             specs[raw["dag_id"]] = Spec(
-                package=package, dag_id=raw["dag_id"], tags=sorted(raw.get("tags") or []),
+                package=package,
+                dag_id=raw["dag_id"],
+                tags=sorted(raw.get("tags") or []),
                 tasks={t["task_id"] for t in tasks},
-                edges={(up, t["task_id"]) for t in tasks for up in t.get("upstream") or []})
+                edges={(up, t["task_id"]) for t in tasks for up in t.get("upstream") or []},
+            )
     return specs
 
 
@@ -101,11 +104,19 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[demo.Platform
 @pytest.fixture(scope="module")
 def runs(platform: demo.Platform) -> dict[str, demoruns.DagRunReport]:
     """data_pipeline_orders_daily, then file_processing_orders_quality, as the demo runs them."""
-    reports = demoruns.run_in_order(platform.client(), ["data_pipeline_orders_daily", "file_processing_orders_quality"],
-                                    run_date=platform.seeded.run_date, timeout=600, log=print)
+    reports = demoruns.run_in_order(
+        platform.client(),
+        ["data_pipeline_orders_daily", "file_processing_orders_quality"],
+        run_date=platform.seeded.run_date,
+        timeout=600,
+        log=print,
+    )
     for dag_id, report in reports.items():
-        assert report.outcome is not None and report.outcome.ok, (dag_id, report.state,
-                                                                  report.outcome and report.outcome.failure_detail())
+        assert report.outcome is not None and report.outcome.ok, (
+            dag_id,
+            report.state,
+            report.outcome and report.outcome.failure_detail(),
+        )
     return reports
 
 
@@ -126,8 +137,9 @@ def session(browser: Browser, platform: demo.Platform, shots: Path) -> Iterator[
     """
     password = json.loads(platform.settings.passwords_file.read_text())[ADMIN_USER]
     context = browser.new_context(viewport=VIEWPORT)
-    login = AirflowUI(context.new_page(), base_url=platform.settings.api_url, shots=shots,
-                      allowed_errors=unauthenticated_probe)
+    login = AirflowUI(
+        context.new_page(), base_url=platform.settings.api_url, shots=shots, allowed_errors=unauthenticated_probe
+    )
     try:
         login.login(ADMIN_USER, password, shot="01-login")
     except AssertionError:
@@ -152,8 +164,9 @@ def ui(session: Session, platform: demo.Platform, shots: Path, request: pytest.F
     view.js_errors.check(request.node.name)
 
 
-def test_dag_list_shows_every_package_dag_with_its_tags(ui: AirflowUI, platform: demo.Platform, session: Session,
-                                                        specs: dict[str, Spec]) -> None:
+def test_dag_list_shows_every_package_dag_with_its_tags(
+    ui: AirflowUI, platform: demo.Platform, session: Session, specs: dict[str, Spec]
+) -> None:
     shown = ui.dag_list(expected=len(specs))
     rendered_at = time.monotonic()
     ui.screenshot("02-dag-list")
@@ -163,9 +176,11 @@ def test_dag_list_shows_every_package_dag_with_its_tags(ui: AirflowUI, platform:
         assert got == want, f"DAG list, package {package!r}: shows {got!r}, the specs say {want!r}"
     assert set(shown) == set(specs), f"DAG list shows DAGs no spec names: {sorted(set(shown) - set(specs))!r}"
     start = platform.started
-    print(f"ui: demo start -> DAG list rendered in Chromium: {rendered_at - start:.1f}s (all "
-          f"{len(specs)} DAGs in the REST API at {platform.visible_at - start:.1f}s, signed in at "
-          f"{session.logged_in_at - start:.1f}s)")
+    print(
+        f"ui: demo start -> DAG list rendered in Chromium: {rendered_at - start:.1f}s (all "
+        f"{len(specs)} DAGs in the REST API at {platform.visible_at - start:.1f}s, signed in at "
+        f"{session.logged_in_at - start:.1f}s)"
+    )
 
 
 def test_graph_view_draws_every_task_and_dependency(ui: AirflowUI, specs: dict[str, Spec]) -> None:
@@ -189,8 +204,9 @@ def test_task_log_shows_the_containers_output(ui: AirflowUI, runs: dict[str, dem
     assert "finished: exit code 0" in text, text[-2000:]
 
 
-def test_data_quality_report_renders(ui: AirflowUI, platform: demo.Platform,
-                                     runs: dict[str, demoruns.DagRunReport]) -> None:
+def test_data_quality_report_renders(
+    ui: AirflowUI, platform: demo.Platform, runs: dict[str, demoruns.DagRunReport]
+) -> None:
     del runs  # the DAG run that wrote the report
     url = demo.report_urls(platform)["data-quality report"]
     with ui.step(f"data-quality report at {url}"):

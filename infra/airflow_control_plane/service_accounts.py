@@ -14,8 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["BEGIN", "END", "IMAGES_BEGIN", "IMAGES_END", "NAMESPACE", "REGISTRY_PLACEHOLDER", "MarkersMissing",
-           "account_name", "block", "images_block", "render", "render_images"]
+__all__ = [
+    "BEGIN",
+    "END",
+    "IMAGES_BEGIN",
+    "IMAGES_END",
+    "NAMESPACE",
+    "REGISTRY_PLACEHOLDER",
+    "MarkersMissing",
+    "account_name",
+    "block",
+    "images_block",
+    "render",
+    "render_images",
+]
 
 NAMESPACE = "etl-jobs"  # the pods' namespace: the Namespace document of rbac.yaml
 BEGIN = "# BEGIN generated ServiceAccounts, one per package (./bazelw run //infra:update); do not edit"
@@ -66,9 +78,11 @@ def _replace(text: str, file: str, begin: str, end: str, new_block: str) -> str:
         start = next(i for i, line in enumerate(lines) if line.rstrip("\n") == begin)
         stop = next(i for i, line in enumerate(lines) if i > start and line.rstrip("\n") == end)
     except StopIteration:
-        raise MarkersMissing(f"{file}: the lines {begin.strip()!r} and {end.strip()!r} that delimit a generated "
-                             "block are missing; restore them") from None
-    return "".join(lines[:start]) + new_block + "".join(lines[stop + 1:])
+        raise MarkersMissing(
+            f"{file}: the lines {begin.strip()!r} and {end.strip()!r} that delimit a generated "
+            "block are missing; restore them"
+        ) from None
+    return "".join(lines[:start]) + new_block + "".join(lines[stop + 1 :])
 
 
 def render(text: str, packages: Iterable[str]) -> str:

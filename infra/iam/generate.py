@@ -25,8 +25,11 @@ ENV_PREFIX = ANY_PACKAGE.env_prefix
 
 
 def packages(root: Path) -> list[str]:
-    return sorted(p.parent.name for p in (root / "packages").glob("*/BUILD.bazel")
-                  if re.search(r"^etl_package\(", p.read_text(), re.M))
+    return sorted(
+        p.parent.name
+        for p in (root / "packages").glob("*/BUILD.bazel")
+        if re.search(r"^etl_package\(", p.read_text(), re.M)
+    )
 
 
 def publisher_policy(pkg: str) -> dict[str, object]:
@@ -34,14 +37,25 @@ def publisher_policy(pkg: str) -> dict[str, object]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "WriteOwnPrefix", "Effect": "Allow",
-             "Action": ["s3:PutObject", "s3:DeleteObject", "s3:GetObject"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}/{prefix}*"]},
-            {"Sid": "ListOwnPrefixAndPeers", "Effect": "Allow", "Action": ["s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}"],
-             "Condition": {"StringLike": {"s3:prefix": [ENV_PREFIX, f"{ENV_PREFIX}*"]}}},
-            {"Sid": "ReadPeersMetadataForDagIdCollisions", "Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}/{ANY_PACKAGE.metadata}"]},
+            {
+                "Sid": "WriteOwnPrefix",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:DeleteObject", "s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}/{prefix}*"],
+            },
+            {
+                "Sid": "ListOwnPrefixAndPeers",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}"],
+                "Condition": {"StringLike": {"s3:prefix": [ENV_PREFIX, f"{ENV_PREFIX}*"]}},
+            },
+            {
+                "Sid": "ReadPeersMetadataForDagIdCollisions",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}/{ANY_PACKAGE.metadata}"],
+            },
         ],
     }
 
@@ -50,11 +64,19 @@ def sidecar_policy() -> dict[str, object]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ReadDagStore", "Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}/{ENV_PREFIX}*"]},
-            {"Sid": "ListDagStore", "Effect": "Allow", "Action": ["s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{BUCKET}"],
-             "Condition": {"StringLike": {"s3:prefix": [ENV_PREFIX, f"{ENV_PREFIX}*"]}}},
+            {
+                "Sid": "ReadDagStore",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}/{ENV_PREFIX}*"],
+            },
+            {
+                "Sid": "ListDagStore",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}"],
+                "Condition": {"StringLike": {"s3:prefix": [ENV_PREFIX, f"{ENV_PREFIX}*"]}},
+            },
         ],
     }
 

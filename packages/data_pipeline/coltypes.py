@@ -147,8 +147,9 @@ def convert_text(text: pa.Array | pa.ChunkedArray, name: str) -> tuple[pa.Array,
     text = pc.if_else(present, text, pa.scalar(None, pa.string()))
     if name in {"int64", "int32"}:
         target = arrow_type(name)
-        values, ok = _cast_or_python(text, pc.fill_null(_regex_valid(text, _INT_RE), False), target,
-                                     _checked_int(64 if name == "int64" else 32))
+        values, ok = _cast_or_python(
+            text, pc.fill_null(_regex_valid(text, _INT_RE), False), target, _checked_int(64 if name == "int64" else 32)
+        )
     elif name == "float64":
         values, ok = _cast_or_python(text, pc.fill_null(_regex_valid(text, _FLOAT_RE), False), pa.float64(), float)
     elif name == "bool":

@@ -127,8 +127,16 @@ _FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "hour": (1, 1),
     "run_date": (0, 0),
 }
-_LITERAL_ARGS = {"substr": (1, 2), "replace": (1, 2), "starts_with": (1,), "ends_with": (1,), "contains": (1,),
-                 "matches": (1,), "round": (1,), "timestamp": (0,)}
+_LITERAL_ARGS = {
+    "substr": (1, 2),
+    "replace": (1, 2),
+    "starts_with": (1,),
+    "ends_with": (1,),
+    "contains": (1,),
+    "matches": (1,),
+    "round": (1,),
+    "timestamp": (0,),
+}
 
 
 def compile_expression(text: str) -> Expression:
@@ -154,9 +162,7 @@ def compile_expression(text: str) -> Expression:
                 raise ExpressionError(f"{text!r}: {node.func.id}() takes {want} arguments, got {len(node.args)}")
             for position in _LITERAL_ARGS.get(node.func.id, ()):
                 if position < len(node.args) and not isinstance(node.args[position], ast.Constant):
-                    raise ExpressionError(
-                        f"{text!r}: argument {position + 1} of {node.func.id}() must be a literal"
-                    )
+                    raise ExpressionError(f"{text!r}: argument {position + 1} of {node.func.id}() must be a literal")
         if isinstance(node, ast.Compare):
             for op, right in zip(node.ops, node.comparators, strict=True):
                 if isinstance(op, ast.In | ast.NotIn) and not isinstance(right, ast.List | ast.Tuple):
@@ -385,7 +391,9 @@ def _align_temporal(left: Any, right: Any) -> tuple[Any, Any]:
 
     lt, rt = left.type, right.type
     if pa.types.is_timestamp(lt) and pa.types.is_date(rt):
-        return left, pc.cast(pc.cast(right, pa.timestamp("s")), pa.timestamp(lt.unit, tz=lt.tz)) if lt.tz else pc.cast(right, lt)
+        return left, pc.cast(pc.cast(right, pa.timestamp("s")), pa.timestamp(lt.unit, tz=lt.tz)) if lt.tz else pc.cast(
+            right, lt
+        )
     if pa.types.is_date(lt) and pa.types.is_timestamp(rt):
         r2, l2 = _align_temporal(right, left)
         return l2, r2

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl_core import storage
+
 from .readers import Reject
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ def write_partition(
     doc["data"] = {"file": DATA_FILE, "rows": table.num_rows, "size": data_size, "sha256": data_sha}
     doc["rejects"] = {"url": paths.rejects, "rows": len(rejects), "sha256": hashlib.sha256(reject_bytes).hexdigest()}
     doc["schema"] = [{"name": f.name, "type": str(f.type)} for f in table.schema]
-    storage.write_bytes(paths.manifest, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(),
-                        content_type="application/json")
+    storage.write_bytes(
+        paths.manifest, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), content_type="application/json"
+    )
     return paths, doc

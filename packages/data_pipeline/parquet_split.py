@@ -89,12 +89,12 @@ class _Compact:
         if kind in (_I16, _I32, _I64):
             return self._zigzag()
         if kind == _DOUBLE:
-            value = self.data[self.pos:self.pos + 8]
+            value = self.data[self.pos : self.pos + 8]
             self.pos += 8
             return value
         if kind == _BINARY:
             size = self._varint()
-            value = self.data[self.pos:self.pos + size]
+            value = self.data[self.pos : self.pos + size]
             self.pos += size
             return value
         if kind in (_LIST, _SET):
@@ -298,7 +298,7 @@ def write_table_split(table: pa.Table, path: str | Path, **options: Any) -> None
     def write_second() -> None:
         try:
             pq.write_table(table.select(range(cut, table.num_columns)), second_path, **options)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+        except BaseException as exc:
             failure.append(exc)
 
     worker = threading.Thread(target=write_second, name="parquet-columns")

@@ -18,8 +18,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
 from etl_core import storage
+
+from . import __version__
 from .errors import EnrichmentError, InputError, NotFoundError, TooManyRejects
 from .expressions import EvalContext
 from .output import PartitionPaths, write_partition
@@ -74,7 +75,9 @@ def find_inputs(spec: DatasetSpec, source: str) -> list[storage.FileInfo]:
     try:
         files = storage.list_files(source)
     except NotFoundError:
-        raise InputError(f"no input at {source!r}: nothing was delivered for this run (check the source and run date)") from None
+        raise InputError(
+            f"no input at {source!r}: nothing was delivered for this run (check the source and run date)"
+        ) from None
     if len(files) == 1 and files[0].url.rstrip("/") == source.rstrip("/").removeprefix("file://"):
         return files
     patterns = spec.source.patterns()
@@ -101,7 +104,9 @@ def load_reference(location: str, *, name: str) -> pa.Table:
             if lower.endswith((".csv", ".csv.gz")):
                 return pacsv.read_csv(path)
     except NotFoundError:
-        raise EnrichmentError(f"reference {name!r} not found at {location!r}: publish it or pass --references") from None
+        raise EnrichmentError(
+            f"reference {name!r} not found at {location!r}: publish it or pass --references"
+        ) from None
     except pa.ArrowInvalid as exc:
         raise EnrichmentError(f"reference {name!r} at {location!r} is unreadable: {exc}") from None
     raise EnrichmentError(f"reference {name!r} at {location!r}: use a .csv or .parquet file")

@@ -143,23 +143,26 @@ def _finish(
             bad_any = bad if bad_any is None else pc.or_(bad_any, bad)
             for index in pc.indices_nonzero(bad).to_pylist():
                 text = value[index].as_py()
-                bad_rows.setdefault(index, []).append(
-                    f"column {column.name!r}: {text!r} is not a valid {column.type}"
-                )
+                bad_rows.setdefault(index, []).append(f"column {column.name!r}: {text!r} is not a valid {column.type}")
             arrays.append(converted)
             continue
         try:
             arrays.append(pc.cast(value, target))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise InputError(f"column {column.name!r} has type {value.type}, which does not convert to {column.type}: {exc}") from None
+            raise InputError(
+                f"column {column.name!r} has type {value.type}, which does not convert to {column.type}: {exc}"
+            ) from None
     names = [c.name for c in spec.columns] + [FILE_COL, ROW_COL]
     table = pa.Table.from_arrays([*arrays, _file_index(rows, file_index), lines], names=names)
     rejects = []
     if bad_rows and bad_any is not None:
         for index in sorted(bad_rows):
             record = {name: _json_value(array[index].as_py()) for name, array in raw.items()}
-            rejects.append(Reject(file=file_index, line=int(lines[index].as_py()), reason="; ".join(bad_rows[index]),
-                                  record=record))
+            rejects.append(
+                Reject(
+                    file=file_index, line=int(lines[index].as_py()), reason="; ".join(bad_rows[index]), record=record
+                )
+            )
         table = table.filter(pc.invert(bad_any))
     return table, rejects
 
@@ -261,8 +264,9 @@ def _read_csv(path: Path, spec: DatasetSpec, file_index: int, label: str) -> Rea
             table = table.set_column(index, source, pc.assume_timezone(table.column(source), "UTC"))
     columns = {c.name: table.column(c.input_name) for c in wanted}
     skipped = [r.line for r in invalid if r.line]
-    lines = line_numbers(table.num_rows, first_line=2 if options.header else 1,
-                         skipped=skipped if len(skipped) == len(invalid) else None)
+    lines = line_numbers(
+        table.num_rows, first_line=2 if options.header else 1, skipped=skipped if len(skipped) == len(invalid) else None
+    )
     result, rejects = _finish(columns, spec, table.num_rows, file_index, columns, lines)
     return ReadResult(table=result, rejects=sorted(invalid + rejects), records=table.num_rows + len(invalid))
 
@@ -360,12 +364,24 @@ def _read_jsonl_slow(path: Path, spec: DatasetSpec, file_index: int, label: str)
             try:
                 doc = json.loads(line)
             except json.JSONDecodeError as exc:
-                rejects.append(Reject(file=file_index, line=number, reason=f"not valid JSON: {exc.msg}",
-                                      record={"_line": line.rstrip("\n")[:10000]}))
+                rejects.append(
+                    Reject(
+                        file=file_index,
+                        line=number,
+                        reason=f"not valid JSON: {exc.msg}",
+                        record={"_line": line.rstrip("\n")[:10000]},
+                    )
+                )
                 continue
             if not isinstance(doc, dict):
-                rejects.append(Reject(file=file_index, line=number, reason="not a JSON object",
-                                      record={"_line": line.rstrip("\n")[:10000]}))
+                rejects.append(
+                    Reject(
+                        file=file_index,
+                        line=number,
+                        reason="not a JSON object",
+                        record={"_line": line.rstrip("\n")[:10000]},
+                    )
+                )
                 continue
             keys.update(doc)
             records.append(doc)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from etl_core import storage
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,7 +43,6 @@ from pydantic import (
     model_validator,
 )
 
-from etl_core import storage
 from .coltypes import TypeName
 from .errors import ExpressionError, NotFoundError, SpecError
 

@@ -179,8 +179,7 @@ def check_required(rows: Rows, spec: DatasetSpec) -> StepResult:
             continue
         missing = pc.is_null(column)
         text = pc.if_else(missing, pa.scalar(f"column {name!r} is required but empty"), pa.scalar(None, pa.string()))
-        reasons = text if reasons is None else pc.binary_join_element_wise(reasons, text, "; ",
-                                                                              null_handling="skip")
+        reasons = text if reasons is None else pc.binary_join_element_wise(reasons, text, "; ", null_handling="skip")
         missing_any = missing if missing_any is None else pc.or_(missing_any, missing)
     if missing_any is None:
         return StepResult()
@@ -400,7 +399,9 @@ def apply_transforms(rows: Rows, transforms: list[Transform], ctx: EvalContext) 
             table = rows.table
             for old in step.rename:
                 if old not in table.column_names:
-                    raise TransformError(f"{where}.rename: unknown column {old!r} (columns: {', '.join(_visible(table))})")
+                    raise TransformError(
+                        f"{where}.rename: unknown column {old!r} (columns: {', '.join(_visible(table))})"
+                    )
             rows.table = table.rename_columns([step.rename.get(n, n) for n in table.column_names])
         elif step.cast is not None:
             rejects += _cast(rows, step.cast).rejects
@@ -431,7 +432,9 @@ def enrich(rows: Rows, spec: EnrichSpec, reference: pa.Table, *, where: str) -> 
     table = rows.table
     for left in spec.key:
         if left not in table.column_names:
-            raise EnrichmentError(f"enrich {spec.name!r}: data has no column {left!r} (columns: {', '.join(_visible(table))})")
+            raise EnrichmentError(
+                f"enrich {spec.name!r}: data has no column {left!r} (columns: {', '.join(_visible(table))})"
+            )
     needed = list(dict.fromkeys([*spec.key.values(), *spec.columns]))
     absent = [c for c in needed if c not in reference.column_names]
     if absent:

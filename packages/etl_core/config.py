@@ -22,7 +22,7 @@ import os
 import re
 import typing
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from pydantic import Field, SecretBytes, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -51,7 +51,6 @@ __all__ = [
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
-S = TypeVar("S", bound="Settings")
 
 _environ_override: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "etl_core_settings_environ", default=None
@@ -238,7 +237,9 @@ def add_arguments(parser: argparse.ArgumentParser, settings_cls: type[Settings])
             parser.add_argument(flag_name(name), dest=name, default=None, metavar=var, help=help_text)
 
 
-def from_args(settings_cls: type[S], args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> S:
+def from_args[S: "Settings"](
+    settings_cls: type[S], args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> S:
     """Settings from parsed flags (given flags win) and the environment; raises :class:`ConfigError`."""
     given = {name: getattr(args, name) for name in settings_cls.model_fields if getattr(args, name, None) is not None}
     return settings_cls.from_env(environ, **given)

@@ -25,17 +25,17 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from etl_core import logs, metrics
 from etl_core.config import ConfigError, Settings, add_arguments, flag_name
 from etl_core.errors import EtlCoreError
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 __all__ = ["JobContext", "JobError", "JobSettings", "UsageError", "parse_settings", "run_job"]
 
-S = TypeVar("S", bound="JobSettings")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,11 +102,11 @@ def _parse_conf(text: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid flag: --conf={text[:200]!r}: not JSON ({exc.msg}); pass a JSON object") from None
     if not isinstance(value, dict):
-        raise ConfigError(f"invalid flag: --conf={text[:200]!r}: must be a JSON object such as {{\"run_date\": ...}}")
+        raise ConfigError(f'invalid flag: --conf={text[:200]!r}: must be a JSON object such as {{"run_date": ...}}')
     return {str(key).replace("-", "_"): item for key, item in value.items()}
 
 
-def parse_settings(
+def parse_settings[S: "JobSettings"](
     settings_cls: type[S],
     argv: Sequence[str] | None,
     *,
@@ -128,7 +128,7 @@ def parse_settings(
         "--conf",
         default=None,
         metavar="JSON",
-        help="dag_run.conf as a JSON object; keys are flag names with '_' (e.g. {\"run_date\": \"2026-11-26\"})",
+        help='dag_run.conf as a JSON object; keys are flag names with \'_\' (e.g. {"run_date": "2026-11-26"})',
     )
     add_arguments(parser, settings_cls)
     args = parser.parse_args(argv)
@@ -159,7 +159,7 @@ def _fail(prog: str, message: str) -> None:
     print(f"{prog}: error: {first}", file=sys.stderr, flush=True)
 
 
-def run_job(
+def run_job[S: "JobSettings"](
     *,
     package: str,
     job: str,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from etl_core import storage
+
 from .errors import ConversionError
 from .ops import Transfer, TransferReport, plan
 
@@ -110,7 +111,9 @@ def _open_csv(path: Path, options: ConvertOptions, label: str, forced: Mapping[s
         if "Empty CSV file" in str(exc):
             raise ConversionError(f"{label!r} is empty (not even a header line): nothing to convert") from None
         hint = "; pin the column's type with --column-types name=string (or fix the file)"
-        raise ConversionError(f"cannot read CSV {label!r}: {exc}{hint if 'conversion error' in str(exc) else ''}") from None
+        raise ConversionError(
+            f"cannot read CSV {label!r}: {exc}{hint if 'conversion error' in str(exc) else ''}"
+        ) from None
 
 
 def _csv_to_parquet(src: Path, dst: Path, options: ConvertOptions, label: str) -> int:
@@ -190,9 +193,7 @@ def convert_files(
     if to not in {"csv", "parquet"}:
         raise ConversionError(f"unknown target format {to!r}: use csv or parquet")
     wanted = "parquet" if to == "csv" else "csv"
-    transfers = [
-        t for t in plan(source, dest, pattern=pattern) if _safe_format(t.source.url) == wanted
-    ]
+    transfers = [t for t in plan(source, dest, pattern=pattern) if _safe_format(t.source.url) == wanted]
     if not transfers:
         raise ConversionError(f"no {wanted} files to convert at {source!r}")
     report = TransferReport()

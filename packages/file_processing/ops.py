@@ -18,6 +18,7 @@ from pathlib import Path
 
 from etl_core import storage
 from etl_core.storage import FileInfo
+
 from .errors import ChecksumMismatch, ConversionError, StorageError, TargetExists
 
 __all__ = [
@@ -118,9 +119,7 @@ def plan(
     return out
 
 
-def _relative_files(
-    source: str, *, pattern: str | None, recursive: bool
-) -> tuple[bool, list[tuple[FileInfo, str]]]:
+def _relative_files(source: str, *, pattern: str | None, recursive: bool) -> tuple[bool, list[tuple[FileInfo, str]]]:
     """(source is one file, [(file, path relative to the source root)]); a file's own rel is its name."""
     files = list_source(source, pattern=pattern, recursive=recursive)
     if _is_single_file(source, files):
@@ -197,7 +196,9 @@ def checksum_files(
 ) -> list[ChecksumEntry]:
     """Digest of every file under ``source``, sorted by relative name."""
     _, files = _relative_files(source, pattern=pattern, recursive=recursive)
-    entries = [ChecksumEntry(name=rel, digest=storage.digest(info.url, algorithm), size=info.size) for info, rel in files]
+    entries = [
+        ChecksumEntry(name=rel, digest=storage.digest(info.url, algorithm), size=info.size) for info, rel in files
+    ]
     return sorted(entries, key=lambda e: e.name)
 
 
@@ -307,8 +308,11 @@ def compress_files(
     """gzip each file (``x`` -> ``x.gz``); files already ending in ``.gz`` are left alone."""
     if not 1 <= level <= 9:
         raise ValueError(f"gzip level must be 1..9, got {level!r}")
-    transfers = [t for t in plan(source, dest, pattern=pattern, recursive=recursive, rename=("", ".gz"))
-                 if not t.source.name.endswith(".gz")]
+    transfers = [
+        t
+        for t in plan(source, dest, pattern=pattern, recursive=recursive, rename=("", ".gz"))
+        if not t.source.name.endswith(".gz")
+    ]
     return _convert_each(transfers, "gzip", level=level, delete_source=delete_source, if_exists=if_exists)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from etl_core.memory import release
+
 from .tables import Table
 
 if TYPE_CHECKING:

@@ -66,15 +66,18 @@ code { background: #f6f6f6; padding: 0 0.2rem; }
 """
 
 
-_STYLE = _TEMPLATE[_TEMPLATE.index("<style>"):_TEMPLATE.index("</style>") + len("</style>")]
+_STYLE = _TEMPLATE[_TEMPLATE.index("<style>") : _TEMPLATE.index("</style>") + len("</style>")]
 
-_DQ_TEMPLATE = """<!DOCTYPE html>
+_DQ_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>Data quality of {{ d.dataset }}: {{ "passed" if d.success else "FAILED" }}</title>
-""" + _STYLE + """
+"""
+    + _STYLE
+    + """
 <style>
 .ok { color: #1a6b1a; font-weight: 600; }
 td.result { white-space: nowrap; }
@@ -104,12 +107,15 @@ td.result { white-space: nowrap; }
 </body>
 </html>
 """
+)
 
 
 def _env() -> Any:
     import jinja2
 
-    return jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True
+    )
 
 
 def render_profile_html(profile: dict[str, Any]) -> str:

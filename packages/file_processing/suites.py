@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
+from etl_core import storage
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,7 +33,6 @@ from pydantic import (
     model_validator,
 )
 
-from etl_core import storage
 from .errors import NotFoundError, SuiteError
 
 __all__ = ["SUITES_DIR", "ExpectationSpec", "Suite", "load_suite", "suite_location"]

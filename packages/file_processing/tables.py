@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl_core import storage
+
 from .errors import DataError, NotFoundError
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ def discover(location: str, fmt: str | None = None) -> tuple[str, list[storage.F
             raise DataError(f"{location!r} mixes {' and '.join(sorted(str(x) for x in found))} files: pass --format")
         fmt = found.pop() if found else None
     if fmt is None:
-        raise NotFoundError(f"no Parquet or CSV files at {location!r} (looked for {', '.join(sum(_SUFFIXES.values(), ()))})")
+        raise NotFoundError(
+            f"no Parquet or CSV files at {location!r} (looked for {', '.join(sum(_SUFFIXES.values(), ()))})"
+        )
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}: use parquet or csv")
     data = [f for f in files if _format_of(f.url) == fmt] if len(files) > 1 else files

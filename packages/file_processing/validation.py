@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from etl_core.memory import release
+
 from .errors import SuiteError
 from .suites import ExpectationSpec, Suite
 from .tables import Table
@@ -182,7 +183,7 @@ def _expectation(gx: Any, spec: ExpectationSpec, eid: str, kwargs: dict[str, Any
         raise SuiteError(f"expectation {eid!r}: unknown type {spec.type!r} (see great-expectations' gallery)") from None
     try:
         return impl(**kwargs, meta={"id": eid, "critical": spec.critical})
-    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError and GX's own kwarg checks
+    except Exception as exc:
         message = str(exc).replace("\n", " ")
         raise SuiteError(f"expectation {eid!r} ({spec.type}): invalid kwargs {kwargs!r}: {message}") from None
 
@@ -328,7 +329,7 @@ def run_suite(
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dq-read")
     pending = reader.submit(load, plan[0][0]) if plan else None
     try:
-        for number, (columns, indexes) in enumerate(plan):
+        for number, (_columns, indexes) in enumerate(plan):
             assert pending is not None
             frame = pending.result()
             pending = reader.submit(load, plan[number + 1][0]) if number + 1 < len(plan) else None
@@ -384,8 +385,13 @@ def _validate_group(
         for index, _, expectation in built:
             res = by_id.get(ids[index])
             detail = res.result if res is not None and isinstance(res.result, dict) else None
-            if detail is not None and "partial_unexpected_list" in detail and not detail["partial_unexpected_list"] \
-                    and not detail.get("unexpected_count") and _error_message(res.exception_info) is None:
+            if (
+                detail is not None
+                and "partial_unexpected_list" in detail
+                and not detail["partial_unexpected_list"]
+                and not detail.get("unexpected_count")
+                and _error_message(res.exception_info) is None
+            ):
                 detail["partial_unexpected_counts"] = []
             elif detail is not None and "partial_unexpected_list" in detail:
                 again.append(expectation)

@@ -44,8 +44,15 @@ class AirflowClient:
 
     # -- transport --
 
-    def _request(self, method: str, path: str, *, body: dict[str, Any] | None = None,
-                 params: dict[str, Any] | None = None, auth: bool = True) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> Any:
         url = self.base_url + path
         if params:
             url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
@@ -76,8 +83,9 @@ class AirflowClient:
         if not (self._username and self._password):
             return
         try:
-            doc = self._request("POST", "/auth/token", body={"username": self._username, "password": self._password},
-                                auth=False)
+            doc = self._request(
+                "POST", "/auth/token", body={"username": self._username, "password": self._password}, auth=False
+            )
         except _HttpStatus as exc:
             raise AirflowApiError(f"login to Airflow as {self._username!r} failed: {exc}") from None
         token = doc.get("access_token") if isinstance(doc, dict) else None
@@ -125,8 +133,9 @@ class AirflowClient:
     def failed_runs(self, since: dt.datetime) -> list[dict[str, Any]]:
         """DAG runs of every DAG that failed and ended at or after ``since`` (all pages)."""
         stamp = since.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        return self._paged("/api/v2/dags/~/dagRuns", "dag_runs", state="failed", end_date_gte=stamp,
-                           order_by="-end_date")
+        return self._paged(
+            "/api/v2/dags/~/dagRuns", "dag_runs", state="failed", end_date_gte=stamp, order_by="-end_date"
+        )
 
     def import_errors(self) -> list[dict[str, Any]]:
         """Current DAG import errors (all pages)."""

@@ -15,7 +15,9 @@ def parse_duration(text: str) -> dt.timedelta:
     value = str(text).strip()
     match = _DURATION.match(value)
     if not value or not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration: write digits with d, h, m, s in that order, e.g. 30m, 26h, 1d12h")
+        raise ValueError(
+            f"{text!r} is not a duration: write digits with d, h, m, s in that order, e.g. 30m, 26h, 1d12h"
+        )
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
+from etl_core import storage
 from etl_core.errors import EtlCoreError
 from pydantic import (
     BaseModel,
@@ -40,7 +41,6 @@ from pydantic import (
     field_validator,
 )
 
-from etl_core import storage
 from .durations import format_duration, parse_duration
 from .errors import ChecksError, NotFoundError, StorageError
 

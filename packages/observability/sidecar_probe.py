@@ -22,8 +22,9 @@ def scrape(url: str, *, timeout: float = 5.0) -> dict[str, list[tuple[dict[str, 
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "text/plain"}),
-                                    timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"Accept": "text/plain"}), timeout=timeout
+        ) as response:
             text = response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as exc:
         raise MetricsScrapeError(f"{url} answered {exc.code} {exc.reason}") from None
@@ -53,8 +54,9 @@ class SidecarResult:
     def summary(self) -> str:
         if self.age is None:
             return f"sidecar {self.target} ({self.detail})"
-        return f"sidecar {self.target} (last success {format_duration(self.age)} ago > max {format_duration(self.max_age)}" + (
-            f", {int(self.failures)} failed syncs in a row)" if self.failures else ")"
+        return (
+            f"sidecar {self.target} (last success {format_duration(self.age)} ago > max {format_duration(self.max_age)}"
+            + (f", {int(self.failures)} failed syncs in a row)" if self.failures else ")")
         )
 
 
@@ -78,5 +80,6 @@ def check_sidecar(url: str, *, max_age: dt.timedelta, now: dt.datetime, timeout:
     if last <= 0:
         return SidecarResult(target, url, False, True, None, max_age, failures, "it never synced successfully")
     age = max(now - dt.datetime.fromtimestamp(last, tz=dt.UTC), dt.timedelta(0))
-    return SidecarResult(target, url, age <= max_age, True, age, max_age, failures,
-                         f"last success {format_duration(age)} ago")
+    return SidecarResult(
+        target, url, age <= max_age, True, age, max_age, failures, f"last success {format_duration(age)} ago"
+    )

@@ -128,11 +128,15 @@ class StoreKit:
         rid = (doc.get("release") or {}).get("id")
         tar: bytes | None = None
         if rid and bundle is not False:
-            tar = bundle if isinstance(bundle, bytes) else make_tar(
-                {f"dags/{dag_id}.py": data for dag_id, data in files.items()})
+            tar = (
+                bundle
+                if isinstance(bundle, bytes)
+                else make_tar({f"dags/{dag_id}.py": data for dag_id, data in files.items()})
+            )
             if metadata is None:
-                doc["release"]["bundle"] = bundle_block(rid, make_tar(
-                    {f"dags/{dag_id}.py": data for dag_id, data in files.items()}))
+                doc["release"]["bundle"] = bundle_block(
+                    rid, make_tar({f"dags/{dag_id}.py": data for dag_id, data in files.items()})
+                )
         raw = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
         if rid and tar is None:
             for dag_id, data in files.items():
@@ -193,8 +197,13 @@ class S3Kit(StoreKit):
         self.server = server
         self.bucket = bucket
         self.url = f"s3://{bucket}"
-        self.client = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                                   aws_access_key_id=key[0], aws_secret_access_key=key[1])
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+        )
         self.client.create_bucket(Bucket=bucket)
 
     def put(self, key: str, data: bytes) -> None:
@@ -229,11 +238,23 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
 
 def make_syncer(kit: StoreKit, dags_dir: Path, *extra: str, log: io.StringIO | None = None) -> Syncer:
     """A started in-process sidecar (real flags, fast retries, no status server)."""
-    argv = ["--dag-bucket", kit.url, "--dags-dir", str(dags_dir), "--metrics-port", "0",
-            "--retries", "1", "--retry-backoff", "0.01", "--timeout", "5", *extra]
+    argv = [
+        "--dag-bucket",
+        kit.url,
+        "--dags-dir",
+        str(dags_dir),
+        "--metrics-port",
+        "0",
+        "--retries",
+        "1",
+        "--retry-backoff",
+        "0.01",
+        "--timeout",
+        "5",
+        *extra,
+    ]
     settings = parse_settings(argv, {})
-    syncer = build_syncer(settings, log=JsonLogger(log if log is not None else io.StringIO()),
-                          metrics=Metrics())
+    syncer = build_syncer(settings, log=JsonLogger(log if log is not None else io.StringIO()), metrics=Metrics())
     assert syncer.start()
     return syncer
 

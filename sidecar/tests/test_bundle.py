@@ -83,8 +83,10 @@ def test_cold_sync_streams_the_bundle_and_nothing_else(kit: StoreKit, tmp_path: 
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == 2 + 3
         assert metric(syncer, "etl_sidecar_bundles_total", {"result": "used"}) == 1
         if isinstance(kit, S3Kit):
-            assert sorted(dag_gets(kit, mark)) == [f"/{kit.bucket}/dev/alpha/dags/d03.py",
-                                                   f"/{kit.bucket}/dev/alpha/dags/d07.py"]
+            assert sorted(dag_gets(kit, mark)) == [
+                f"/{kit.bucket}/dev/alpha/dags/d03.py",
+                f"/{kit.bucket}/dev/alpha/dags/d07.py",
+            ]
 
         # many changed files: the bundle again; unchanged files are still hard-linked
         v3 = {k: (dag_source(k, "r3") if i < 12 else v) for i, (k, v) in enumerate(sorted(v2.items()))}

@@ -19,8 +19,14 @@ from tools.testing.servers import free_port, wait_for_http
 
 
 def run_sidecar(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sidecar", *args], capture_output=True, text=True,
-                          env=subprocess_env(env), timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(env),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def json_lines(text: str) -> list[dict[str, object]]:
@@ -31,9 +37,16 @@ def test_once_syncs_and_exits_zero(tmp_path: Path) -> None:
     kit = FileKit(tmp_path / "store")
     kit.publish("alpha", {"d1": dag_source("d1", "r1")}, release_id="r1")
     dags = tmp_path / "dags"
-    proc = run_sidecar("--once", "--dag-bucket", kit.url, "--dags-dir", str(dags), "--metrics-port", "0",
-                       env={"AWS_SECRET_ACCESS_KEY": "do-not-print-me",
-                            "AWS_ENDPOINT_URL": "http://user:pw@127.0.0.1:1"})
+    proc = run_sidecar(
+        "--once",
+        "--dag-bucket",
+        kit.url,
+        "--dags-dir",
+        str(dags),
+        "--metrics-port",
+        "0",
+        env={"AWS_SECRET_ACCESS_KEY": "do-not-print-me", "AWS_ENDPOINT_URL": "http://user:pw@127.0.0.1:1"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert local_files(dags, "alpha") == {"d1": dag_source("d1", "r1")}
     events = json_lines(proc.stdout)
@@ -47,11 +60,27 @@ def test_once_syncs_and_exits_zero(tmp_path: Path) -> None:
 
 
 def test_once_fails_with_exit_1_when_the_store_is_unreachable(tmp_path: Path) -> None:
-    proc = run_sidecar("--once", "--dag-bucket", "s3://dag-bucket", "--dags-dir", str(tmp_path / "dags"),
-                       "--metrics-port", "0", "--retries", "1", "--retry-backoff", "0.01", "--timeout", "2",
-                       env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
-                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1"})
+    proc = run_sidecar(
+        "--once",
+        "--dag-bucket",
+        "s3://dag-bucket",
+        "--dags-dir",
+        str(tmp_path / "dags"),
+        "--metrics-port",
+        "0",
+        "--retries",
+        "1",
+        "--retry-backoff",
+        "0.01",
+        "--timeout",
+        "2",
+        env={
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    )
     assert proc.returncode == 1
     last = json_lines(proc.stdout)[-1]
     assert last["event"] == "sync_failed" and last["level"] == "error"
@@ -78,9 +107,11 @@ def test_loop_serves_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
     with open(out, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sidecar", "--metrics-host", "127.0.0.1"],
-            stdout=log, stderr=subprocess.STDOUT,
-            env=subprocess_env({"DAG_BUCKET": kit.url, "DAGS_DIR": str(dags), "SYNC_INTERVAL": "0.2",
-                                "METRICS_PORT": str(port)}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=subprocess_env(
+                {"DAG_BUCKET": kit.url, "DAGS_DIR": str(dags), "SYNC_INTERVAL": "0.2", "METRICS_PORT": str(port)}
+            ),
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30, proc=proc)
@@ -140,11 +171,31 @@ def _sidecar_against(endpoint: str, tmp_path: Path, *flags: str) -> tuple[subpro
     out = tmp_path / "sidecar.log"
     with open(out, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sidecar", "--dag-bucket", "s3://dag-bucket", "--dags-dir", str(tmp_path / "dags"),
-             "--metrics-port", "0", "--sync-interval", "60", *flags],
-            stdout=log, stderr=subprocess.STDOUT, text=True,
-            env=subprocess_env({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}),
+            [
+                sys.executable,
+                "-m",
+                "sidecar",
+                "--dag-bucket",
+                "s3://dag-bucket",
+                "--dags-dir",
+                str(tmp_path / "dags"),
+                "--metrics-port",
+                "0",
+                "--sync-interval",
+                "60",
+                *flags,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=subprocess_env(
+                {
+                    "AWS_ENDPOINT_URL": endpoint,
+                    "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                }
+            ),
         )
     return proc, out
 
@@ -178,8 +229,9 @@ def _wait_for_event(proc: subprocess.Popen[str], out: Path, event: str, timeout:
 
 def test_sigterm_ends_a_retry_backoff_at_once_while_the_store_refuses_connections(tmp_path: Path) -> None:
     # Backoff 10 s: each of the 4 retries would wait 5-10 s; SIGTERM must not sit them out.
-    proc, out = _sidecar_against(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                 "--timeout", "2", "--retries", "4", "--retry-backoff", "10")
+    proc, out = _sidecar_against(
+        f"http://127.0.0.1:{free_port()}", tmp_path, "--timeout", "2", "--retries", "4", "--retry-backoff", "10"
+    )
     _wait_for_event(proc, out, "store_retry", timeout=60)
     _stop_and_time(proc, out, stop_grace(2), "store refuses connections, SIGTERM during a retry backoff")
 
@@ -191,8 +243,16 @@ def test_sigterm_stops_within_the_grace_period_while_a_request_hangs(tmp_path: P
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         listener.settimeout(60)
-        proc, out = _sidecar_against(f"http://127.0.0.1:{listener.getsockname()[1]}", tmp_path,
-                                     "--timeout", "2", "--retries", "4", "--retry-backoff", "10")
+        proc, out = _sidecar_against(
+            f"http://127.0.0.1:{listener.getsockname()[1]}",
+            tmp_path,
+            "--timeout",
+            "2",
+            "--retries",
+            "4",
+            "--retry-backoff",
+            "10",
+        )
         conn, _ = listener.accept()  # the sidecar's first request is in flight from here
         with conn:
             _stop_and_time(proc, out, stop_grace(2), "store accepts but never answers, SIGTERM mid-request")

@@ -131,7 +131,9 @@ def check_direct_reads(dags: Path, pkg: str, published: Published, rng: random.R
     return None
 
 
-def reader(dags: Path, published: Published, stop: threading.Event, failures: list[str], counts: dict[str, int]) -> None:
+def reader(
+    dags: Path, published: Published, stop: threading.Event, failures: list[str], counts: dict[str, int]
+) -> None:
     rng = random.Random(7)
     seen: set[str] = set()
     while not stop.is_set():
@@ -148,8 +150,12 @@ def reader(dags: Path, published: Published, stop: threading.Event, failures: li
 
 def staging_busy(dags: Path) -> bool:
     try:
-        return any(any(run.iterdir()) for pkg in (dags / STATE_DIR_NAME).iterdir() if (pkg / "staging").is_dir()
-                   for run in (pkg / "staging").iterdir())
+        return any(
+            any(run.iterdir())
+            for pkg in (dags / STATE_DIR_NAME).iterdir()
+            if (pkg / "staging").is_dir()
+            for run in (pkg / "staging").iterdir()
+        )
     except FileNotFoundError:
         return False
 
@@ -167,8 +173,23 @@ def test_kill_9_during_syncs_never_shows_a_partial_release(tmp_path: Path) -> No
         time.sleep(0.01)
     read = threading.Thread(target=reader, args=(dags, published, stop, failures, counts), daemon=True)
     read.start()
-    argv = [sys.executable, "-m", "sidecar", "--dag-bucket", kit.url, "--dags-dir", str(dags),
-            "--sync-interval", "0.02", "--grace-period", "3", "--metrics-port", "0", "--concurrency", "4"]
+    argv = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "--dag-bucket",
+        kit.url,
+        "--dags-dir",
+        str(dags),
+        "--sync-interval",
+        "0.02",
+        "--grace-period",
+        "3",
+        "--metrics-port",
+        "0",
+        "--concurrency",
+        "4",
+    ]
     env = subprocess_env()
     rng = random.Random(1234)
     mid_staging = 0
@@ -196,8 +217,10 @@ def test_kill_9_during_syncs_never_shows_a_partial_release(tmp_path: Path) -> No
         read.join(timeout=30)
     switches = sum(p.read_text().count('"event":"release_switched"') for p in logs.iterdir())
     assert not failures, failures
-    print(f"crash test: {KILLS} kills, {mid_staging} while staging, {switches} switches, "
-          f"{counts['checks']} package checks")
+    print(
+        f"crash test: {KILLS} kills, {mid_staging} while staging, {switches} switches, "
+        f"{counts['checks']} package checks"
+    )
     assert counts["checks"] > 100
     assert switches >= KILLS, f"only {switches} releases were switched in: the kills hit too little work"
     assert mid_staging >= 5, f"only {mid_staging} of {KILLS} kills landed while a release was staging"

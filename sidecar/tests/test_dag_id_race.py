@@ -48,38 +48,84 @@ def test_concurrent_publishes_of_one_new_dag_id_never_install_two_files(tmp_path
     duplicates: list[str] = []
     (tmp_path / "moto").mkdir()
     with moto_server(log_dir=tmp_path / "moto") as moto:
-        s3 = boto3.client("s3", endpoint_url=moto.endpoint_url, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         base_env = {**moto.env(), "PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         for n in range(ROUNDS):
             bucket = f"race-{n}-{uuid.uuid4().hex[:8]}"
             s3.create_bucket(Bucket=bucket)
             shared = f"race_shared_{n}"
             env = {**base_env, "DAG_BUCKET": f"s3://{bucket}", "ENV": "dev"}
-            builds = [write_build(tmp_path / f"r{n}-{pkg}", pkg, {shared: dag_source(shared, n),
-                                                                  f"{pkg}_own_{n}": dag_source(f"{pkg}_own_{n}", n)})
-                      for pkg in PACKAGES]
-            procs = [subprocess.Popen(
-                [sys.executable, "-c", RUNNER, "--package", b.package, "--dags-dir", str(b.dags_dir),
-                 "--image-layout", str(b.layout), "--image-digest-file", str(b.digest_file)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for b in builds]
+            builds = [
+                write_build(
+                    tmp_path / f"r{n}-{pkg}",
+                    pkg,
+                    {shared: dag_source(shared, n), f"{pkg}_own_{n}": dag_source(f"{pkg}_own_{n}", n)},
+                )
+                for pkg in PACKAGES
+            ]
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        RUNNER,
+                        "--package",
+                        b.package,
+                        "--dags-dir",
+                        str(b.dags_dir),
+                        "--image-layout",
+                        str(b.layout),
+                        "--image-digest-file",
+                        str(b.digest_file),
+                    ],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for b in builds
+            ]
             codes = [p.wait(timeout=120) for p in procs]
             for p in procs:
                 p.communicate()
-            publish = ("both committed" if codes == [0, 0] else "one refused" if sorted(codes) == [0, 1]
-                       else f"exit codes {codes}")
+            publish = (
+                "both committed"
+                if codes == [0, 0]
+                else "one refused"
+                if sorted(codes) == [0, 1]
+                else f"exit codes {codes}"
+            )
             dags = tmp_path / f"dags-{n}"
-            sidecar = subprocess.run([sys.executable, "-m", "sidecar", "--once"], capture_output=True, text=True,
-                                     env={**env, "DAGS_DIR": str(dags), "METRICS_PORT": "0"}, timeout=120, check=False)
+            sidecar = subprocess.run(
+                [sys.executable, "-m", "sidecar", "--once"],
+                capture_output=True,
+                text=True,
+                env={**env, "DAGS_DIR": str(dags), "METRICS_PORT": "0"},
+                timeout=120,
+                check=False,
+            )
             assert sidecar.returncode == 0, sidecar.stdout[-2000:] + sidecar.stderr[-2000:]
             ids = _dag_ids(dags)
             dup = sorted({d for d in ids if ids.count(d) > 1})
             if dup:
                 duplicates.append(f"round {n}: {dup}")
             rejected = sorted(
-                f"{r.parent.name}:{json.loads(r.read_text())['reason']}" for r in (dags / ".sidecar").glob("*/REJECTED.json"))
-            sync = ("loser quarantined" if rejected and all(r.endswith(":dag_id_conflict") for r in rejected)
-                    else "no conflict" if not rejected else f"rejected {rejected}")
+                f"{r.parent.name}:{json.loads(r.read_text())['reason']}"
+                for r in (dags / ".sidecar").glob("*/REJECTED.json")
+            )
+            sync = (
+                "loser quarantined"
+                if rejected and all(r.endswith(":dag_id_conflict") for r in rejected)
+                else "no conflict"
+                if not rejected
+                else f"rejected {rejected}"
+            )
             assert ids.count(shared) == 1, (n, publish, ids, rejected)
             counts[f"{publish}, sidecar: {sync}"] += 1
     print(f"\ndag_id race: {ROUNDS} rounds, {len(duplicates)} with two files of one dag_id")

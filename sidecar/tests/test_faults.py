@@ -57,8 +57,7 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
         kit.publish("alpha", v1, release_id="r1")
         dags = tmp_path / "dags"
         log = io.StringIO()
-        syncer = make_syncer(kit, dags, "--failure-threshold", "2", "--timeout", "2", "--concurrency", "2",
-                             log=log)
+        syncer = make_syncer(kit, dags, "--failure-threshold", "2", "--timeout", "2", "--concurrency", "2", log=log)
         status = StatusServer(host="127.0.0.1", port=free_port(), health=syncer.health, metrics=syncer.metrics)
         status.start()
         base = f"http://127.0.0.1:{status.port}"
@@ -90,8 +89,11 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
             # moto comes back empty (its state is lost): still failing, still serving r1
             server.start_again()
             errors_before = metric(syncer, "etl_sidecar_syncs_total", {"status": "error"})
-            wait_until(lambda: metric(syncer, "etl_sidecar_syncs_total", {"status": "error"}) >= errors_before + 2,
-                       timeout=30, what="cycles against the empty server")
+            wait_until(
+                lambda: metric(syncer, "etl_sidecar_syncs_total", {"status": "error"}) >= errors_before + 2,
+                timeout=30,
+                what="cycles against the empty server",
+            )
             assert http_status(base + "/healthz")[0] == 503
             assert local_files(dags, "alpha") == v1
             assert "does not exist" in str(http_status(base + "/healthz")[1]["last_error"])
@@ -100,8 +102,9 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
             kit = S3Kit(server, "dags-outage")
             v3 = release_files("r3", 20)
             kit.publish("alpha", v3, release_id="r3")
-            wait_until(lambda: (dags / "alpha" / "d000.py").read_bytes() == v3["d000"], timeout=30,
-                       what="r3 to be switched in")
+            wait_until(
+                lambda: (dags / "alpha" / "d000.py").read_bytes() == v3["d000"], timeout=30, what="r3 to be switched in"
+            )
             assert local_files(dags, "alpha") == v3
             wait_until(lambda: http_status(base + "/healthz")[0] == 200, timeout=30, what="health to recover")
             assert http_status(base + "/healthz")[1]["consecutive_failures"] == 0

@@ -41,22 +41,58 @@ def test_image_syncs_once_as_nonroot(tmp_path: Path) -> None:
             ref = f"{repo}@{DIGEST}"
             subprocess.run([*cmd, "pull", "--tls-verify=false", f"docker://{ref}"], check=True, capture_output=True)
             run = subprocess.run(
-                [*cmd, "run", "--rm", "--network", "none",
-                 "-v", f"{kit.root}:/store:ro", "-v", f"{dags}:/opt/airflow/dags",
-                 "-e", "DAG_BUCKET=file:///store", "-e", "ENV=dev", "-e", "METRICS_PORT=0", ref, "--once"],
-                capture_output=True, text=True, check=False, timeout=300,
+                [
+                    *cmd,
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "-v",
+                    f"{kit.root}:/store:ro",
+                    "-v",
+                    f"{dags}:/opt/airflow/dags",
+                    "-e",
+                    "DAG_BUCKET=file:///store",
+                    "-e",
+                    "ENV=dev",
+                    "-e",
+                    "METRICS_PORT=0",
+                    ref,
+                    "--once",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
             )
             assert run.returncode == 0, run.stderr + run.stdout
             assert (dags / "alpha" / "alpha_daily.py").read_bytes() == dag_source("alpha_daily", "r1")
             assert (dags / ".airflowignore").exists()
             # the S3 side: botocore (credentials, signer) and urllib3 are in the image, boto3 is not
-            probe = ("import importlib.util, sidecar.s3client as c; "
-                     "print(c.S3Client('my-dags', timeout=1, max_connections=1).endpoint, "
-                     "importlib.util.find_spec('boto3') is None)")
+            probe = (
+                "import importlib.util, sidecar.s3client as c; "
+                "print(c.S3Client('my-dags', timeout=1, max_connections=1).endpoint, "
+                "importlib.util.find_spec('boto3') is None)"
+            )
             run = subprocess.run(
-                [*cmd, "run", "--rm", "--network", "none", "-e", "AWS_ENDPOINT_URL=http://minio:9000",
-                 "--entrypoint", "/usr/bin/python3.13", ref, "-c", probe],
-                capture_output=True, text=True, check=False, timeout=300,
+                [
+                    *cmd,
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "-e",
+                    "AWS_ENDPOINT_URL=http://minio:9000",
+                    "--entrypoint",
+                    "/usr/bin/python3.13",
+                    ref,
+                    "-c",
+                    probe,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
             )
             assert run.returncode == 0, run.stderr + run.stdout
             assert run.stdout.split() == ["http://minio:9000/my-dags/", "True"]

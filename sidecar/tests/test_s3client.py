@@ -20,8 +20,10 @@ from tools.testing.servers import MotoServer, moto_server
 __all__ = ["moto"]
 
 FAST = RetryPolicy(retries=2, backoff=0.01)
-ALLOW_READ = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}]}
+ALLOW_READ = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}],
+}
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 
 
@@ -41,8 +43,13 @@ def test_moto_with_iam_auth_accepts_our_signatures(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(setup_requests))
     with moto_server(log_dir=tmp_path) as server:
         monkeypatch.delenv("INITIAL_NO_AUTH_ACTION_COUNT")
-        iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         keys: dict[str, tuple[str, str]] = {}
         for user, policy in (("admin", ALLOW_ALL), ("reader", ALLOW_READ), ("nobody", None)):
             iam.create_user(UserName=user)
@@ -93,8 +100,13 @@ def test_listing_pages_are_followed(moto: MotoServer, monkeypatch: pytest.Monkey
 
 
 def test_endpoint_and_region_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
-                 "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -104,14 +116,16 @@ def test_endpoint_and_region_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert client.url("dev/a b.py") == "https://my-dags.s3.us-east-1.amazonaws.com/dev/a%20b.py"
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     assert S3Client("dotted.bucket", timeout=1, max_connections=1).endpoint == (
-        "https://s3.eu-west-1.amazonaws.com/dotted.bucket/")
+        "https://s3.eu-west-1.amazonaws.com/dotted.bucket/"
+    )
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:9000/")
     client = S3Client("my-dags", timeout=1, max_connections=1)
     assert (client.endpoint, client.region) == ("http://s3-only:9000/my-dags/", "eu-central-1")
     assert client.url("", {"prefix": "dev/", "list-type": "2"}) == (
-        "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F")
+        "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F"
+    )
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
     assert endpoint_settings()[0] is None
 
@@ -124,8 +138,13 @@ def test_error_statuses_map_to_retries_and_clear_errors(moto: MotoServer, monkey
     with fault_proxy(moto) as (endpoint, faults):
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         retries: list[str] = []
-        store = S3Store(parse_store_url(kit.url), policy=FAST, timeout=5, max_connections=2,
-                        on_retry=lambda what, n, delay, exc: retries.append(f"{what}: {exc}"))
+        store = S3Store(
+            parse_store_url(kit.url),
+            policy=FAST,
+            timeout=5,
+            max_connections=2,
+            on_retry=lambda what, n, delay, exc: retries.append(f"{what}: {exc}"),
+        )
         faults.add("/metadata.json", 503, "SlowDown", 2)  # two throttles, then it answers
         got = store.get_metadata("dev", "alpha", if_none_match=None, max_bytes=1 << 20)
         assert got is not None and b'"package": "alpha"' in got.data

@@ -14,22 +14,33 @@ from sidecar.store import parse_store_url
 def test_defaults() -> None:
     s = parse_settings(["--dag-bucket", "s3://my-dags"], {})
     assert (s.env, s.dags_dir, s.sync_interval, s.packages, s.once) == (
-        "dev", Path("/opt/airflow/dags"), 60.0, None, False)
+        "dev",
+        Path("/opt/airflow/dags"),
+        60.0,
+        None,
+        False,
+    )
     assert (s.store.scheme, s.store.bucket, s.store.prefix) == ("s3", "my-dags", "")
     assert s.metrics_port == 9108 and s.failure_threshold == 3 and s.grace_period == 300.0
 
 
 def test_environment_variables_and_flag_precedence() -> None:
     environ = {
-        "DAG_BUCKET": "s3://my-dags/platform/airflow", "ENV": "prod", "DAGS_DIR": "/data/dags",
-        "SYNC_INTERVAL": "15", "PACKAGES": "file_processing, observability", "SYNC_ONCE": "true",
-        "METRICS_PORT": "0", "MAX_FILE_BYTES": "1000", "FAILURE_THRESHOLD": "5", "GRACE_PERIOD": "0",
+        "DAG_BUCKET": "s3://my-dags/platform/airflow",
+        "ENV": "prod",
+        "DAGS_DIR": "/data/dags",
+        "SYNC_INTERVAL": "15",
+        "PACKAGES": "file_processing, observability",
+        "SYNC_ONCE": "true",
+        "METRICS_PORT": "0",
+        "MAX_FILE_BYTES": "1000",
+        "FAILURE_THRESHOLD": "5",
+        "GRACE_PERIOD": "0",
     }
     s = parse_settings([], environ)
     assert s.store.prefix == "platform/airflow/"
     assert s.store.address("prod/x/metadata.json") == "s3://my-dags/platform/airflow/prod/x/metadata.json"
-    assert (s.env, s.dags_dir, s.sync_interval, s.once, s.metrics_port) == ("prod", Path("/data/dags"), 15.0,
-                                                                             True, 0)
+    assert (s.env, s.dags_dir, s.sync_interval, s.once, s.metrics_port) == ("prod", Path("/data/dags"), 15.0, True, 0)
     assert s.packages == frozenset({"file_processing", "observability"})
     assert (s.max_file_bytes, s.failure_threshold, s.grace_period) == (1000, 5, 0.0)
     s = parse_settings(["--sync-interval", "2.5", "--env", "dev"], environ)  # a flag wins over its env var
@@ -49,10 +60,16 @@ def test_every_flag_has_an_env_var_and_help() -> None:
         (["--dag-bucket", "s3://b"], {}, r"^invalid flag: --dag-bucket='s3://b': bucket name 'b' is not valid"),
         (["--dag-bucket", "gs://x"], {}, r"^invalid flag: --dag-bucket='gs://x': unknown scheme; use s3://"),
         (["--dag-bucket", "file://rel/dir"], {}, r"the folder must be absolute"),
-        (["--dag-bucket", "s3://ok-bucket", "--sync-interval", "abc"], {},
-         r"^invalid flag: --sync-interval='abc' \(from --sync-interval\): must be a number of seconds$"),
-        (["--dag-bucket", "s3://ok-bucket"], {"SYNC_INTERVAL": "0"},
-         r"^invalid flag: --sync-interval='0' \(from SYNC_INTERVAL\): must be greater than 0$"),
+        (
+            ["--dag-bucket", "s3://ok-bucket", "--sync-interval", "abc"],
+            {},
+            r"^invalid flag: --sync-interval='abc' \(from --sync-interval\): must be a number of seconds$",
+        ),
+        (
+            ["--dag-bucket", "s3://ok-bucket"],
+            {"SYNC_INTERVAL": "0"},
+            r"^invalid flag: --sync-interval='0' \(from SYNC_INTERVAL\): must be greater than 0$",
+        ),
         (["--dag-bucket", "s3://ok-bucket", "--env", "Prod"], {}, r"^invalid flag: --env='Prod'"),
         (["--dag-bucket", "s3://ok-bucket", "--packages", "ok,Bad"], {}, r"package name 'Bad' must match"),
         (["--dag-bucket", "s3://ok-bucket", "--metrics-port", "70000"], {}, r"must be between 0 and 65535"),

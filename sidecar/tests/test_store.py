@@ -42,7 +42,9 @@ def test_listing_entry_and_conditional_get(kit: StoreKit) -> None:
     assert store.get_metadata("dev", "alpha", if_none_match=got.etag, max_bytes=1 << 20) is None
     if isinstance(kit, S3Kit):
         assert kit.server.requests_since(mark) == [("GET", "/" + kit.bucket + "/dev/alpha/metadata.json")]
-    with pytest.raises(OversizedObjectError, match=r"/dev/alpha/metadata.json' is .*more than the 10 .*allowed for metadata.json"):
+    with pytest.raises(
+        OversizedObjectError, match=r"/dev/alpha/metadata.json' is .*more than the 10 .*allowed for metadata.json"
+    ):
         store.get_metadata("dev", "alpha", if_none_match=None, max_bytes=10)
     assert doc["package"] == "alpha"
 
@@ -67,12 +69,19 @@ def test_missing_bucket_and_unreachable_endpoint(kit: StoreKit, monkeypatch: pyt
             store.list_packages("dev")
         return
     store = open_store(parse_store_url("s3://no-such-bucket"), policy=FAST)
-    with pytest.raises(StoreError, match=r"bucket 'no-such-bucket' does not exist \(reading 's3://no-such-bucket/dev/'\)"):
+    with pytest.raises(
+        StoreError, match=r"bucket 'no-such-bucket' does not exist \(reading 's3://no-such-bucket/dev/'\)"
+    ):
         store.list_packages("dev")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     retries: list[int] = []
-    store = S3Store(parse_store_url(kit.url), policy=FAST, timeout=2, max_connections=2,
-                    on_retry=lambda what, n, delay, exc: retries.append(n))
+    store = S3Store(
+        parse_store_url(kit.url),
+        policy=FAST,
+        timeout=2,
+        max_connections=2,
+        on_retry=lambda what, n, delay, exc: retries.append(n),
+    )
     with pytest.raises(StoreError, match=r"cannot reach the store reading 's3://.*/dev/'.*check AWS_ENDPOINT_URL"):
         store.list_packages("dev")
     assert retries == [1, 2]
@@ -92,8 +101,12 @@ def test_retry_policy() -> None:
     assert call_with_retry(flaky, policy=policy, is_retryable=lambda e: True, sleep=slept.append) == "ok"
     assert len(calls) == 3 and 0.5 <= slept[0] <= 1.0 and 0.75 <= slept[1] <= 1.5
     with pytest.raises(ValueError, match="permanent"):
-        call_with_retry(lambda: (_ for _ in ()).throw(ValueError("permanent")), policy=policy,
-                        is_retryable=lambda e: not isinstance(e, ValueError), sleep=slept.append)
+        call_with_retry(
+            lambda: (_ for _ in ()).throw(ValueError("permanent")),
+            policy=policy,
+            is_retryable=lambda e: not isinstance(e, ValueError),
+            sleep=slept.append,
+        )
     assert len(slept) == 2
 
 

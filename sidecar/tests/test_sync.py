@@ -42,7 +42,11 @@ def test_initial_sync_mirrors_every_package(kit: StoreKit, tmp_path: Path) -> No
         assert os.readlink(dags / "alpha").startswith(f"{STATE_DIR_NAME}/alpha/releases/")
         # only <dag_id>.py is visible to Airflow in the package folder (plus the hidden manifest)
         assert sorted(p.name for p in (dags / "alpha").iterdir()) == [
-            ".release.json", "alpha_one.py", "alpha_three.py", "alpha_two.py"]
+            ".release.json",
+            "alpha_one.py",
+            "alpha_three.py",
+            "alpha_two.py",
+        ]
         manifest = json.loads((dags / "alpha" / ".release.json").read_text())
         assert manifest["release"]["id"] == "r1"
         assert manifest["files"] == {d["file"].removeprefix("dags/"): d["sha256"] for d in a["dags"]}
@@ -143,8 +147,15 @@ def _bad_release(kit: StoreKit, reason: str) -> None:
 
 @pytest.mark.parametrize(
     "reason",
-    ["hash_mismatch", "syntax_error", "oversized", "size_mismatch", "missing_file", "invalid_metadata",
-     "empty_release"],
+    [
+        "hash_mismatch",
+        "syntax_error",
+        "oversized",
+        "size_mismatch",
+        "missing_file",
+        "invalid_metadata",
+        "empty_release",
+    ],
 )
 def test_bad_release_is_rejected_whole_and_quarantined(kit: StoreKit, tmp_path: Path, reason: str) -> None:
     v1 = files_for("r1", "d1", "d2")

@@ -46,6 +46,7 @@ MARK = "dag_bundle_bench: "  # the child's result lines; Airflow's own log lines
 
 # --------------------------------------------------------------------------------------- child
 
+
 def _vm_hwm() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -73,8 +74,9 @@ def child(side: str, packages: list[str], expected_path: Path) -> int:
     else:
         from airflow.providers.amazon.aws.bundles.s3 import S3DagBundle
 
-        bundles = [S3DagBundle(name=p, bucket_name=BUCKET, prefix=f"{ENV}/{p}/dags", aws_conn_id=None)
-                   for p in packages]
+        bundles = [
+            S3DagBundle(name=p, bucket_name=BUCKET, prefix=f"{ENV}/{p}/dags", aws_conn_id=None) for p in packages
+        ]
     imported = time.monotonic() - t0
     t1, c1 = time.monotonic(), _cpu()
     for bundle in bundles:
@@ -90,23 +92,27 @@ def child(side: str, packages: list[str], expected_path: Path) -> int:
     expected = json.loads(expected_path.read_text())
     wrong = sum(_files(b.path) != expected[b.name] for b in bundles)
     files = sum(len(_files(b.path)) for b in bundles)
-    print(MARK + json.dumps({"phase": "noop", **noop, "rss": peak, "files": files, "wrong_packages": wrong}),
-          flush=True)
+    print(
+        MARK + json.dumps({"phase": "noop", **noop, "rss": peak, "files": files, "wrong_packages": wrong}), flush=True
+    )
     return 0
 
 
 # -------------------------------------------------------------------------------------- parent
 
+
 def child_env(server: Any, home: Path, storage: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(server.env())
-    env.update({
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(storage),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(storage),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
@@ -115,19 +121,25 @@ def run_side(side: str, server: Any, packages: list[str], work: Path, expected: 
     shutil.rmtree(storage, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
     mark0 = server.mark()
-    proc = subprocess.Popen([sys.executable, str(HERE), "--child", side, "--expected", str(expected),
-                             "--package-list", ",".join(packages)],
-                            env=child_env(server, home, storage), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE), "--child", side, "--expected", str(expected), "--package-list", ",".join(packages)],
+        env=child_env(server, home, storage),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
 
     def phase() -> dict[str, Any]:
         while True:
             line = proc.stdout.readline()
             if not line:
-                raise SystemExit(f"{side}: the child exited early:\n{proc.stderr.read()[-3000:] if proc.stderr else ''}")
+                raise SystemExit(
+                    f"{side}: the child exited early:\n{proc.stderr.read()[-3000:] if proc.stderr else ''}"
+                )
             if line.startswith(MARK):
-                return dict(json.loads(line[len(MARK):]))
+                return dict(json.loads(line[len(MARK) :]))
 
     first = phase()
     first_requests = server.requests_since(mark0)
@@ -154,16 +166,22 @@ def seed(server: Any, registry_host: str, work: Path, packages: list[str], dags:
 
     from tools.testing import dagstore
 
-    boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=BUCKET)
     layout = work / "image"
     digest = dagstore.small_image(layout, label="dag-bundle-bench")
     expected: dict[str, dict[str, str]] = {}
     for pkg in packages:
         repository = f"{registry_host}/etl/{pkg}"
         files = {f"{pkg}_job_{n:04d}": dag_bytes(pkg, n, digest.removeprefix("sha256:")) for n in range(dags)}
-        out = dagstore.build_output(work / "builds" / pkg, pkg, files, repository=repository, image_layout=layout,
-                                    digest=digest)
+        out = dagstore.build_output(
+            work / "builds" / pkg, pkg, files, repository=repository, image_layout=layout, digest=digest
+        )
         result = dagstore.publish(out, pkg, store_url=f"s3://{BUCKET}", env=ENV)
         if result.outcome != "published":
             raise SystemExit(f"publishing {pkg} gave {result.outcome}")
@@ -190,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
 
     packages = [f"pkg{i:02d}" for i in range(args.packages)]
     work = Path(tempfile.mkdtemp(prefix="dag-bundle-bench-"))
-    print(f"dag_bundle_bench: {args.packages} packages x {args.dags} DAG files, python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"dag_bundle_bench: {args.packages} packages x {args.dags} DAG files, python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     try:
         with moto_server(log_dir=work) as server, registry_server(work_dir=work / "registry") as registry:
             os.environ.update(server.env())  # the publisher talks to moto
@@ -204,40 +225,82 @@ def main(argv: list[str] | None = None) -> int:
             for side in ("provider", "ours"):  # the provider first: a busier moto log counts against us
                 results[side] = run_side(side, server, packages, work, expected_path)
                 r = results[side]
-                print(f"{LABELS[side]}: first refresh {r['first']['wall']:.1f}s, no-op refresh "
-                      f"{r['noop']['wall']:.2f}s", flush=True)
+                print(
+                    f"{LABELS[side]}: first refresh {r['first']['wall']:.1f}s, no-op refresh {r['noop']['wall']:.2f}s",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     ours, theirs = results["ours"], results["provider"]
     for side, r in results.items():
         if r["noop"]["wrong_packages"] or r["noop"]["files"] != args.packages * args.dags:
-            raise SystemExit(f"{LABELS[side]} delivered {r['noop']['files']} files, {r['noop']['wrong_packages']} "
-                             f"packages differ from what was published")
+            raise SystemExit(
+                f"{LABELS[side]} delivered {r['noop']['files']} files, {r['noop']['wrong_packages']} "
+                f"packages differ from what was published"
+            )
 
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.2f}x" if b else "n/a"
 
     n = args.packages
     rows = [
-        ("first refresh: wall time", f"{ours['first']['wall']:.2f}s", f"{theirs['first']['wall']:.2f}s",
-         ratio(ours["first"]["wall"], theirs["first"]["wall"]), "<= 0.5x",
-         ours["first"]["wall"] <= 0.5 * theirs["first"]["wall"]),
-        ("first refresh: CPU time", f"{ours['first']['cpu']:.2f}s", f"{theirs['first']['cpu']:.2f}s",
-         ratio(ours["first"]["cpu"], theirs["first"]["cpu"]), "", None),
-        ("first refresh: requests", str(len(ours["first_requests"])), str(len(theirs["first_requests"])),
-         ratio(len(ours["first_requests"]), len(theirs["first_requests"])), "", None),
-        ("no-op refresh: wall time", f"{ours['noop']['wall']:.3f}s", f"{theirs['noop']['wall']:.3f}s",
-         ratio(ours["noop"]["wall"], theirs["noop"]["wall"]), "", None),
-        ("no-op refresh: requests per package", f"{len(ours['noop_requests']) / n:g}",
-         f"{len(theirs['noop_requests']) / n:g}", ratio(len(ours["noop_requests"]), len(theirs["noop_requests"])),
-         "<= 1", len(ours["noop_requests"]) <= n),
-        ("peak RSS (VmHWM, whole process)", f"{ours['noop']['rss'] / 2**20:.1f} MiB",
-         f"{theirs['noop']['rss'] / 2**20:.1f} MiB", ratio(ours["noop"]["rss"], theirs["noop"]["rss"]), "<= 1.0x",
-         ours["noop"]["rss"] <= theirs["noop"]["rss"]),
-        ("import + bundle construction: wall time", f"{ours['first']['import_wall']:.2f}s",
-         f"{theirs['first']['import_wall']:.2f}s", ratio(ours["first"]["import_wall"], theirs["first"]["import_wall"]),
-         "", None),
+        (
+            "first refresh: wall time",
+            f"{ours['first']['wall']:.2f}s",
+            f"{theirs['first']['wall']:.2f}s",
+            ratio(ours["first"]["wall"], theirs["first"]["wall"]),
+            "<= 0.5x",
+            ours["first"]["wall"] <= 0.5 * theirs["first"]["wall"],
+        ),
+        (
+            "first refresh: CPU time",
+            f"{ours['first']['cpu']:.2f}s",
+            f"{theirs['first']['cpu']:.2f}s",
+            ratio(ours["first"]["cpu"], theirs["first"]["cpu"]),
+            "",
+            None,
+        ),
+        (
+            "first refresh: requests",
+            str(len(ours["first_requests"])),
+            str(len(theirs["first_requests"])),
+            ratio(len(ours["first_requests"]), len(theirs["first_requests"])),
+            "",
+            None,
+        ),
+        (
+            "no-op refresh: wall time",
+            f"{ours['noop']['wall']:.3f}s",
+            f"{theirs['noop']['wall']:.3f}s",
+            ratio(ours["noop"]["wall"], theirs["noop"]["wall"]),
+            "",
+            None,
+        ),
+        (
+            "no-op refresh: requests per package",
+            f"{len(ours['noop_requests']) / n:g}",
+            f"{len(theirs['noop_requests']) / n:g}",
+            ratio(len(ours["noop_requests"]), len(theirs["noop_requests"])),
+            "<= 1",
+            len(ours["noop_requests"]) <= n,
+        ),
+        (
+            "peak RSS (VmHWM, whole process)",
+            f"{ours['noop']['rss'] / 2**20:.1f} MiB",
+            f"{theirs['noop']['rss'] / 2**20:.1f} MiB",
+            ratio(ours["noop"]["rss"], theirs["noop"]["rss"]),
+            "<= 1.0x",
+            ours["noop"]["rss"] <= theirs["noop"]["rss"],
+        ),
+        (
+            "import + bundle construction: wall time",
+            f"{ours['first']['import_wall']:.2f}s",
+            f"{theirs['first']['import_wall']:.2f}s",
+            ratio(ours["first"]["import_wall"], theirs["first"]["import_wall"]),
+            "",
+            None,
+        ),
     ]
     print()
     print(f"{'measure':<42}{LABELS['ours']:>18}{LABELS['provider']:>14}{'ratio':>8}  target")
@@ -245,10 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "" if ok is None else (" met" if ok else " MISSED")
         print(f"{name:<42}{a:>18}{b:>14}{r:>8}  {target}{verdict}")
     print()
-    print(f"requests, first refresh: {LABELS['ours']} {by_method(ours['first_requests'])}; "
-          f"{LABELS['provider']} {by_method(theirs['first_requests'])}")
-    print(f"requests, no-op refresh: {LABELS['ours']} {by_method(ours['noop_requests'])}; "
-          f"{LABELS['provider']} {by_method(theirs['noop_requests'])}")
+    print(
+        f"requests, first refresh: {LABELS['ours']} {by_method(ours['first_requests'])}; "
+        f"{LABELS['provider']} {by_method(theirs['first_requests'])}"
+    )
+    print(
+        f"requests, no-op refresh: {LABELS['ours']} {by_method(ours['noop_requests'])}; "
+        f"{LABELS['provider']} {by_method(theirs['noop_requests'])}"
+    )
     print(f"every side delivered {args.packages * args.dags} files, each with the sha256 the publisher recorded")
     return 0
 

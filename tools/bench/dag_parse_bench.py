@@ -270,8 +270,10 @@ def main() -> int:
         digest=(TESTDATA / "image.digest").read_text().strip(),
     )
     read_entrypoints(TESTDATA / "entrypoints.txt")
-    versions = {name: importlib.metadata.version(name) for name in
-                ("apache-airflow", "apache-airflow-providers-cncf-kubernetes", "dag-factory")}
+    versions = {
+        name: importlib.metadata.version(name)
+        for name in ("apache-airflow", "apache-airflow-providers-cncf-kubernetes", "dag-factory")
+    }
     print(f"python {sys.version.split()[0]}; " + "; ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
 
@@ -297,7 +299,9 @@ def main() -> int:
                 for kind, folder, warm in (("ours", ours_dir, root / "warm_ours"), ("df", df_dir, root / "warm_df")):
                     result = _child(folder, warm, env)
                     if result["dags"] != size or result["errors"]:
-                        raise SystemExit(f"{folder.name}: loaded {result['dags']}/{size} DAGs, errors {result['errors']}")
+                        raise SystemExit(
+                            f"{folder.name}: loaded {result['dags']}/{size} DAGs, errors {result['errors']}"
+                        )
                     runs[kind].append(result)
 
             ow, dw = _per_dag(runs["ours"], "seconds", size), _per_dag(runs["df"], "seconds", size)

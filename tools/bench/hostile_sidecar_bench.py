@@ -33,7 +33,7 @@ ROOT = HERE.parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.testing.hostile.sidecar_runner import CHART_MEMORY_LIMIT, sidecar_outcome  # noqa: E402
+from tools.testing.hostile.sidecar_runner import CHART_MEMORY_LIMIT, sidecar_outcome
 
 CASES = ROOT / "tools" / "testing" / "hostile" / "cases" / "sidecar"
 _MIB = 1024 * 1024
@@ -50,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     if not cases:
         print(f"error: no cases under {CASES}", file=sys.stderr)
         return 1
-    normal = {"packages": {f"pkg{i:02d}": {"dags": [f"pkg{i:02d}_d{n:04d}" for n in range(args.dags)]}
-                           for i in range(args.packages)}}
+    normal = {
+        "packages": {
+            f"pkg{i:02d}": {"dags": [f"pkg{i:02d}_d{n:04d}" for n in range(args.dags)]} for i in range(args.packages)
+        }
+    }
     with tempfile.TemporaryDirectory(prefix="hostile-sidecar-bench-") as tmp:
         peaks = []
         for i in range(args.repeats):
@@ -60,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             peaks.append(max(r.peak_rss for r in runs))
             shutil.rmtree(work)
         reference = sorted(peaks)[len(peaks) // 2]
-        print(f"reference: normal cold sync, {args.packages} packages x {args.dags} DAGs: peak RSS "
-              f"{reference / _MIB:.1f} MiB (median of {args.repeats}: "
-              f"{', '.join(f'{p / _MIB:.1f}' for p in peaks)}); outcome: {outcome}")
+        print(
+            f"reference: normal cold sync, {args.packages} packages x {args.dags} DAGs: peak RSS "
+            f"{reference / _MIB:.1f} MiB (median of {args.repeats}: "
+            f"{', '.join(f'{p / _MIB:.1f}' for p in peaks)}); outcome: {outcome}"
+        )
         print(f"{'case':<40} {'peak MiB':>9} {'ratio':>6} {'<=1.5x':>7} {'<=192Mi':>8}  outcome")
         worst = 0.0
         for folder in cases:
@@ -72,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             peak = max(r.peak_rss for r in runs)
             ratio = peak / reference
             worst = max(worst, ratio)
-            print(f"{folder.name:<40} {peak / _MIB:>9.1f} {ratio:>5.2f}x {'yes' if ratio <= TARGET else 'NO':>7} "
-                  f"{'yes' if peak <= CHART_MEMORY_LIMIT else 'NO':>8}  {outcome}")
+            print(
+                f"{folder.name:<40} {peak / _MIB:>9.1f} {ratio:>5.2f}x {'yes' if ratio <= TARGET else 'NO':>7} "
+                f"{'yes' if peak <= CHART_MEMORY_LIMIT else 'NO':>8}  {outcome}"
+            )
             shutil.rmtree(work)
-        print(f"worst ratio {worst:.2f}x (target <= {TARGET}x); chart memory limit "
-              f"{CHART_MEMORY_LIMIT / _MIB:.0f} MiB")
+        print(f"worst ratio {worst:.2f}x (target <= {TARGET}x); chart memory limit {CHART_MEMORY_LIMIT / _MIB:.0f} MiB")
     return 0
 
 

@@ -170,19 +170,13 @@ def _time_skopeo(layout: Path, repo: str, expected: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--base", help="base layer .tar.gz (default: build from the lock)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", help="base layer .tar.gz (default: build from the lock)")
     parser.add_argument(
         "--mirror",
         help="Debian mirror for building the base (default: host apt sources)",
     )
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="cold push rounds per tool (default 3)"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="cold push rounds per tool (default 3)")
     args = parser.parse_args()
     if shutil.which("skopeo") is None:
         print("skopeo is not installed (Debian package skopeo)", file=sys.stderr)
@@ -196,30 +190,18 @@ def main() -> int:
             f"wheels layer: {dists} distributions, {human_bytes(wheels.stat().st_size)} in {time.monotonic() - started:.1f}s"
         )
         app_src = work / "appsrc"
-        shutil.copytree(
-            REPO / "packages", app_src, ignore=shutil.ignore_patterns("__pycache__")
-        )
-        v1 = _image(
-            work / "v1", base, wheels, _app_layer(work / "app1.tar.gz", app_src)
-        )
+        shutil.copytree(REPO / "packages", app_src, ignore=shutil.ignore_patterns("__pycache__"))
+        v1 = _image(work / "v1", base, wheels, _app_layer(work / "app1.tar.gz", app_src))
         # the app-only change: one edited line in the package
-        target = next(
-            p
-            for p in sorted((app_src / APP_PACKAGES[-1]).rglob("*.py"))
-            if p.stat().st_size > 0
-        )
+        target = next(p for p in sorted((app_src / APP_PACKAGES[-1]).rglob("*.py")) if p.stat().st_size > 0)
         target.write_text(target.read_text() + "\n# changed by image_bench\n")
-        v2 = _image(
-            work / "v2", base, wheels, _app_layer(work / "app2.tar.gz", app_src)
-        )
+        v2 = _image(work / "v2", base, wheels, _app_layer(work / "app2.tar.gz", app_src))
 
         base_size = base.stat().st_size
         blobs1, blobs2 = _blobs(work / "v1"), _blobs(work / "v2")
         new = {k: v for k, v in blobs2.items() if k not in blobs1}
         total = sum(blobs2.values())
-        print(
-            f"base layer (compressed): {human_bytes(base_size)} ({base_size} bytes), target <= 25 MB"
-        )
+        print(f"base layer (compressed): {human_bytes(base_size)} ({base_size} bytes), target <= 25 MB")
         print(
             f"image: {len(v2.layers)} layers, {human_bytes(total)}; app-only change adds {len(new)} blobs, "
             f"{human_bytes(sum(new.values()))} = {100 * sum(new.values()) / total:.3f}% of the image (target <= 5%)"
@@ -235,11 +217,7 @@ def main() -> int:
                 for m, p, s in reg.requests_since(mark)
                 if m == "PUT" and "/blobs/uploads/" in p and s == 201
             )
-            manifests = [
-                p
-                for m, p, s in reg.requests_since(mark)
-                if m == "PUT" and "/manifests/" in p
-            ]
+            manifests = [p for m, p, s in reg.requests_since(mark) if m == "PUT" and "/manifests/" in p]
             kinds = {
                 v2.layers[-1].digest[:19]: "app layer",
                 v2.config_digest[:19]: "config",
@@ -259,19 +237,11 @@ def main() -> int:
                     if tool == "ours":
                         ours.append(_time_ours(work / "v1", repo))
                     else:
-                        theirs.append(
-                            _time_skopeo(work / "v1", repo, v1.manifest_digest)
-                        )
+                        theirs.append(_time_skopeo(work / "v1", repo, v1.manifest_digest))
         mo, ms = statistics.median(ours), statistics.median(theirs)
-        print(
-            f"cold push of {human_bytes(sum(blobs1.values()))} to a fresh local registry, median of {args.rounds}:"
-        )
-        print(
-            f"  ocitool push: {mo:.2f}s  (runs: {', '.join(f'{x:.2f}' for x in ours)})"
-        )
-        print(
-            f"  skopeo copy:  {ms:.2f}s  (runs: {', '.join(f'{x:.2f}' for x in theirs)})"
-        )
+        print(f"cold push of {human_bytes(sum(blobs1.values()))} to a fresh local registry, median of {args.rounds}:")
+        print(f"  ocitool push: {mo:.2f}s  (runs: {', '.join(f'{x:.2f}' for x in ours)})")
+        print(f"  skopeo copy:  {ms:.2f}s  (runs: {', '.join(f'{x:.2f}' for x in theirs)})")
         print(f"  ratio ocitool/skopeo: {mo / ms:.2f}x (target <= 1.2x)")
     return 0
 

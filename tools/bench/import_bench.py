@@ -30,25 +30,48 @@ def main() -> int:
         env = dict(os.environ, SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt", UV_NATIVE_TLS="1")
         print("import_bench: installing the lock into a plain venv with uv ...", flush=True)
         subprocess.run(
-            ["uv", "pip", "install", "-q", "--no-deps", "--require-hashes", "--compile-bytecode",
-             "--python", str(venv / "bin" / "python"), "-r", str(ws / "requirements_lock.txt")],
-            check=True, env=env,
+            [
+                "uv",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--require-hashes",
+                "--compile-bytecode",
+                "--python",
+                str(venv / "bin" / "python"),
+                "-r",
+                str(ws / "requirements_lock.txt"),
+            ],
+            check=True,
+            env=env,
         )
         venv_env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": tmp, "HOME": tmp}
         measure(str(venv / "bin" / "python"), 1, venv_env)  # warm the page cache like the probe's first rep
         venv_result = measure(str(venv / "bin" / "python"), reps, venv_env)
     print("import_bench: running the probe as a Bazel test ...", flush=True)
     done = subprocess.run(
-        ["bazel", "test", "//tools/bench:import_probe", "--nocache_test_results", "--test_output=all",
-         f"--test_env=IMPORT_REPS={reps}"],
-        cwd=ws, check=True, capture_output=True, text=True,
+        [
+            "bazel",
+            "test",
+            "//tools/bench:import_probe",
+            "--nocache_test_results",
+            "--test_output=all",
+            f"--test_env=IMPORT_REPS={reps}",
+        ],
+        cwd=ws,
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    line = next(l for l in done.stdout.splitlines() if l.startswith("IMPORT_PROBE "))
+    line = next(out for out in done.stdout.splitlines() if out.startswith("IMPORT_PROBE "))
     bazel_result = json.loads(line.split(" ", 1)[1])
     ratio = bazel_result["median_s"] / venv_result["median_s"]
     print(f"plain venv (uv, same lock):  median {venv_result['median_s']:.3f}s  min {venv_result['min_s']:.3f}s")
-    print(f"bazel test (@pypi):          median {bazel_result['median_s']:.3f}s  min {bazel_result['min_s']:.3f}s"
-          f"  ({bazel_result['sys_path_entries']} PYTHONPATH entries)")
+    print(
+        f"bazel test (@pypi):          median {bazel_result['median_s']:.3f}s  min {bazel_result['min_s']:.3f}s"
+        f"  ({bazel_result['sys_path_entries']} PYTHONPATH entries)"
+    )
     print(f"ratio bazel/venv: {ratio:.2f}x (target <= 1.3x)")
     return 0
 

@@ -254,8 +254,10 @@ def _rows_written(baseline: Path, *outputs: Path) -> str:
     for output in outputs:
         manifest = json.loads((output / "dt=2026-11-26" / "_manifest.json").read_text())
         rows = manifest["rows"]
-        parts.append(f"{output.name.rsplit('-', 1)[0]} {rows['written']} ({rows['records']} read, {rows['rejected']} "
-                     f"rejected, {rows['duplicates']} duplicates, {rows['filtered']} filtered)")
+        parts.append(
+            f"{output.name.rsplit('-', 1)[0]} {rows['written']} ({rows['records']} read, {rows['rejected']} "
+            f"rejected, {rows['duplicates']} duplicates, {rows['filtered']} filtered)"
+        )
     return "; ".join(parts)
 
 
@@ -289,9 +291,11 @@ def bench_ingest(work: Path, csv_path: Path, repeats: int) -> None:
         print(_row(label, runs, f"  {mbps:6.1f} MB/s"))
     for label, runs in (("orders spec", job), ("typing + dedup", lean)):
         mbps = size_mb / _median(runs, "seconds")
-        print(f"  {label}: MB/s ratio job/baseline {mbps / b_mbps:.2f}x (target >= 1.0x); CPU ratio "
-              f"baseline/job {_median(base, 'cpu') / _median(runs, 'cpu'):.2f}x; peak RSS ratio job/baseline "
-              f"{_median(runs, 'rss_mib') / _median(base, 'rss_mib'):.2f}x (target <= 1.0x)")
+        print(
+            f"  {label}: MB/s ratio job/baseline {mbps / b_mbps:.2f}x (target >= 1.0x); CPU ratio "
+            f"baseline/job {_median(base, 'cpu') / _median(runs, 'cpu'):.2f}x; peak RSS ratio job/baseline "
+            f"{_median(runs, 'rss_mib') / _median(base, 'rss_mib'):.2f}x (target <= 1.0x)"
+        )
 
 
 def bench_dq(work: Path, parquet: Path, repeats: int, naive: bool) -> None:
@@ -321,8 +325,10 @@ def bench_dq(work: Path, parquet: Path, repeats: int, naive: bool) -> None:
     if naive_runs:
         print(f"  time ratio naive GE/pandas: {_median(naive_runs, 'seconds') / base:.2f}x")
     rss = _median(job_runs, "rss_mib") / _median(pandas_runs, "rss_mib")
-    print(f"  peak RSS ratio job/pandas: {rss:.2f}x   (target <= 1.0x; the job process also holds "
-          "great-expectations' modules)")
+    print(
+        f"  peak RSS ratio job/pandas: {rss:.2f}x   (target <= 1.0x; the job process also holds "
+        "great-expectations' modules)"
+    )
 
 
 IMPORT_PROBE = r"""
@@ -382,8 +388,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant (medians are reported)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive great-expectations reference run")
     parser.add_argument("--only", choices=["ingest", "dq", "imports"], help="run one part only")
-    parser.add_argument("--profile", action="store_true",
-                        help="with --only ingest or dq: run the job once under cProfile and print where time goes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="with --only ingest or dq: run the job once under cProfile and print where time goes",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="packages-bench-") as tmp:
         work = Path(tmp)

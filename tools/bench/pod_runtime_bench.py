@@ -58,7 +58,10 @@ def bench_runtime(rounds: int) -> None:
     build_dir = find_build_dir()
     if build_dir is None:
         sys.exit("pod_runtime_bench: no build outputs; run it with ./bazelw run //tools/bench:pod_runtime_bench")
-    with tempfile.TemporaryDirectory(prefix="pod-bench-") as tmp, registry_server(work_dir=Path(tmp) / "registry") as reg:
+    with (
+        tempfile.TemporaryDirectory(prefix="pod-bench-") as tmp,
+        registry_server(work_dir=Path(tmp) / "registry") as reg,
+    ):
         work = Path(tmp)
         rendered = rendered_registry(build_dir)
         pods = LocalPodRuntime(work / "podman", mirrors={rendered: reg.host}, platform_id=uuid.uuid4().hex[:12])
@@ -76,11 +79,15 @@ def bench_runtime(rounds: int) -> None:
                 label = "headline" if n == 0 else "for information: the pod's CPU limit at work"
                 times = _alternate(pods, pod, image["reference"], work, rounds)
                 local, base = (statistics.median(times[k]) for k in ("local pod runtime", "plain podman run"))
-                print(f"{task_id} task's pod ({label}): python3.13 -m {module} --help, limits cpu "
-                      f"{limits.get('cpu')} memory {limits.get('memory')}, {rounds} rounds, alternating:")
+                print(
+                    f"{task_id} task's pod ({label}): python3.13 -m {module} --help, limits cpu "
+                    f"{limits.get('cpu')} memory {limits.get('memory')}, {rounds} rounds, alternating:"
+                )
                 for side, values in times.items():
-                    print(f"  {side:18} median {statistics.median(values):6.3f}s  min {min(values):6.3f}s  "
-                          f"max {max(values):6.3f}s")
+                    print(
+                        f"  {side:18} median {statistics.median(values):6.3f}s  min {min(values):6.3f}s  "
+                        f"max {max(values):6.3f}s"
+                    )
                 ratio = local / base
                 verdict = f" (target <= 1.3x: {'MET' if ratio <= 1.3 else 'NOT MET'})" if n == 0 else ""
                 print(f"  ratio {ratio:.2f}x{verdict}")
@@ -91,7 +98,16 @@ def bench_runtime(rounds: int) -> None:
 def _alternate(pods: LocalPodRuntime, pod: dict, image: str, work: Path, rounds: int) -> dict[str, list[float]]:
     config = pods.config()
     command = pod["spec"]["containers"][0]["command"]
-    plain_argv = [*config.podman, "run", "--rm", "--network=host", "--entrypoint", json.dumps(command), image, *JOB_ARGS]
+    plain_argv = [
+        *config.podman,
+        "run",
+        "--rm",
+        "--network=host",
+        "--entrypoint",
+        json.dumps(command),
+        image,
+        *JOB_ARGS,
+    ]
     times: dict[str, list[float]] = {"local pod runtime": [], "plain podman run": []}
     for n in range(rounds + 1):  # round 0 warms both paths and is not counted
         order = ["local pod runtime", "plain podman run"] if n % 2 else ["plain podman run", "local pod runtime"]
@@ -101,8 +117,9 @@ def _alternate(pods: LocalPodRuntime, pod: dict, image: str, work: Path, rounds:
                 pod["metadata"]["name"] = f"bench-{uuid.uuid4().hex[:8]}"
                 run = pod_to_podman(pod, config.cluster, labels={PLATFORM_LABEL: config.platform_id})
                 lines: list[str] = []
-                code = run_pod(run, podman=config.podman, work_dir=work / "pods", on_line=lines.append,
-                               env=config.environ()).exit_code
+                code = run_pod(
+                    run, podman=config.podman, work_dir=work / "pods", on_line=lines.append, env=config.environ()
+                ).exit_code
             else:
                 done = subprocess.run(plain_argv, env=config.environ(), capture_output=True, check=False)
                 code, lines = done.returncode, done.stdout.decode().splitlines()
@@ -122,15 +139,22 @@ def bench_demo() -> None:
         state = Path(tmp) / "state"
         for label in ("cold (pulls the images)", "warm"):
             t0 = time.monotonic()
-            done = subprocess.run([sys.executable, demo.__file__, "--once", "--state-dir", str(state)],
-                                  env=env, capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                [sys.executable, demo.__file__, "--once", "--state-dir", str(state)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             wall = time.monotonic() - t0
             found = re.search(r"to all (\d+) DAG runs successful: ([0-9.]+)s", done.stdout)
             if done.returncode != 0 or not found:
                 sys.exit(f"pod_runtime_bench: demo --once failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
             green = float(found.group(2))
-            print(f"demo --once, {label}: all {found.group(1)} DAG runs successful {green:.1f}s after start "
-                  f"(process wall {wall:.1f}s)")
+            print(
+                f"demo --once, {label}: all {found.group(1)} DAG runs successful {green:.1f}s after start "
+                f"(process wall {wall:.1f}s)"
+            )
         print(f"  warm: {green:.1f}s (target <= 90s: {'MET' if green <= 90 else 'NOT MET'})")
 
 

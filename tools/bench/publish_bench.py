@@ -102,11 +102,25 @@ def write_build(out: Path, package: str, versions: dict[str, int], *, touch_all:
         path = out / "dags" / f"{dag_id}.py"
         if touch_all or not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
-        entries.append({"dag_id": dag_id, "file": f"dags/{dag_id}.py", "sha256": hashlib.sha256(data).hexdigest(),
-                        "size": len(data), "schedule": "0 3 * * *", "tasks": ["run"], "resources": {}})
+        entries.append(
+            {
+                "dag_id": dag_id,
+                "file": f"dags/{dag_id}.py",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "schedule": "0 3 * * *",
+                "tasks": ["run"],
+                "resources": {},
+            }
+        )
     repo = f"registry.example.com/etl/{package}"
-    meta = {"schema_version": 1, "package": package, "revision": None, "dags": entries,
-            "image": {"repository": repo, "digest": DIGEST, "reference": f"{repo}@{DIGEST}"}}
+    meta = {
+        "schema_version": 1,
+        "package": package,
+        "revision": None,
+        "dags": entries,
+        "image": {"repository": repo, "digest": DIGEST, "reference": f"{repo}@{DIGEST}"},
+    }
     data = (json.dumps(meta, sort_keys=True, indent=2) + "\n").encode()
     path = out / "metadata.json"
     if touch_all or not path.exists() or path.read_bytes() != data:
@@ -122,9 +136,16 @@ def write_release(out: Path, build_dir: Path, package: str, when: dt.datetime) -
     (out / "releases").mkdir(parents=True, exist_ok=True)
     (out / "releases" / f"{release_id}.tar").write_bytes(bundle)
     block = {"key": bundle_file(release_id), "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
-    release = {"id": release_id, "previous": None, "published_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-               "image_tag": None, "bundle": block}
-    (out / "releases" / f"{release_id}.json").write_bytes(canonical_json(with_release(build, env="dev", release=release)))
+    release = {
+        "id": release_id,
+        "previous": None,
+        "published_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "image_tag": None,
+        "bundle": block,
+    }
+    (out / "releases" / f"{release_id}.json").write_bytes(
+        canonical_json(with_release(build, env="dev", release=release))
+    )
 
 
 METHODS = ("GET", "LIST", "HEAD", "PUT", "POST", "DELETE")
@@ -175,8 +196,12 @@ class Row:
     def of(cls, samples: list[Sample]) -> Row:
         counts = samples[-1].counts
         cpus = [s.cpu for s in samples if s.cpu is not None]
-        return cls(counts=counts, total=sum(counts.values()), wall=statistics.median(s.seconds for s in samples),
-                   cpu=statistics.median(cpus) if cpus else None)
+        return cls(
+            counts=counts,
+            total=sum(counts.values()),
+            wall=statistics.median(s.seconds for s in samples),
+            cpu=statistics.median(cpus) if cpus else None,
+        )
 
     def methods(self) -> str:
         return " ".join(f"{m}={self.counts.get(m, 0)}" for m in METHODS)
@@ -205,7 +230,8 @@ def main() -> int:
         os.environ.update(server.env())
         bucket = "publish-bench"
         botocore.session.get_session().create_client("s3", endpoint_url=server.endpoint_url).create_bucket(
-            Bucket=bucket)
+            Bucket=bucket
+        )
         url = f"s3://{bucket}"
         work = Path(tmp)
         build_dir = work / "build"
@@ -222,20 +248,56 @@ def main() -> int:
 
         def publish_lib() -> None:
             build = load_build_output(build_dir, package=PKG, image_digest_file=digest_file)
-            publish_build(build, store=open_store(url), env="dev", registry=StubRegistry(), image_layout=layout,
-                          options=PublishOptions(push=False))
+            publish_build(
+                build,
+                store=open_store(url),
+                env="dev",
+                registry=StubRegistry(),
+                image_layout=layout,
+                options=PublishOptions(push=False),
+            )
 
         def publish_cli() -> None:
             subprocess.run(
-                [sys.executable, "-c", RUNNER, "--package", PKG, "--dags-dir", str(build_dir), "--image-layout",
-                 str(layout), "--image-digest-file", str(digest_file), "--bucket", url, "--no-push"],
-                env=sub_env, check=True, capture_output=True,
+                [
+                    sys.executable,
+                    "-c",
+                    RUNNER,
+                    "--package",
+                    PKG,
+                    "--dags-dir",
+                    str(build_dir),
+                    "--image-layout",
+                    str(layout),
+                    "--image-digest-file",
+                    str(digest_file),
+                    "--bucket",
+                    url,
+                    "--no-push",
+                ],
+                env=sub_env,
+                check=True,
+                capture_output=True,
             )
 
         def sync(directory: Path, target: str) -> Callable[[], None]:
             def run() -> None:
-                subprocess.run([sys.executable, "-m", "awscli", "s3", "sync", "--only-show-errors", str(directory),
-                                f"s3://{bucket}/{target}/{PKG}/"], env=sub_env, check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "awscli",
+                        "s3",
+                        "sync",
+                        "--only-show-errors",
+                        str(directory),
+                        f"s3://{bucket}/{target}/{PKG}/",
+                    ],
+                    env=sub_env,
+                    check=True,
+                    capture_output=True,
+                )
+
             return run
 
         s3_sync = sync(sync_dir, "sync")
@@ -245,8 +307,14 @@ def main() -> int:
         for other in OTHERS:
             other_dir = work / other
             write_build(other_dir, other, {f"{other}_job": 1})
-            publish_build(load_build_output(other_dir, package=other), store=open_store(url), env="dev",
-                          registry=StubRegistry(), image_layout=layout, options=PublishOptions(push=False))
+            publish_build(
+                load_build_output(other_dir, package=other),
+                store=open_store(url),
+                env="dev",
+                registry=StubRegistry(),
+                image_layout=layout,
+                options=PublishOptions(push=False),
+            )
 
         clock = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
 
@@ -291,20 +359,26 @@ def main() -> int:
                 write(state, True)  # rebuilt: same bytes, new mtimes
                 rows[("rebuilt, same bytes", name)].append(measure(server, bucket, action, child=child))
 
-        print(f"publish_bench: {n_dags} DAGs of {len(dag_text(dag_ids[0], 1))} B + metadata.json; "
-              f"{len(OTHERS)} other packages in env 'dev'; moto_server over HTTP; median of {reps} runs; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        print(f"first publish (library): {len(first_pub.requests)} requests ({Row.of([first_pub]).methods()}) "
-              f"in {first_pub.seconds:.3f}s; first aws s3 sync (same files): {len(first_sync.requests)} requests "
-              f"({Row.of([first_sync]).methods()}) in {first_sync.seconds:.3f}s")
+        print(
+            f"publish_bench: {n_dags} DAGs of {len(dag_text(dag_ids[0], 1))} B + metadata.json; "
+            f"{len(OTHERS)} other packages in env 'dev'; moto_server over HTTP; median of {reps} runs; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
+        print(
+            f"first publish (library): {len(first_pub.requests)} requests ({Row.of([first_pub]).methods()}) "
+            f"in {first_pub.seconds:.3f}s; first aws s3 sync (same files): {len(first_sync.requests)} requests "
+            f"({Row.of([first_sync]).methods()}) in {first_sync.seconds:.3f}s"
+        )
         print()
         print(f"{'scenario':<20} {'side':<26} {'total':>5}  {'by method':<45} {'PUTs':>4} {'wall':>8} {'cpu':>7}")
         summary: dict[tuple[str, str], Row] = {}
         for (scenario, name), samples in rows.items():
             row = summary[(scenario, name)] = Row.of(samples)
             cpu = f"{row.cpu:6.3f}s" if row.cpu is not None else "      -"
-            print(f"{scenario:<20} {name:<26} {row.total:>5}  {row.methods():<45} {row.counts.get('PUT', 0):>4} "
-                  f"{row.wall:>7.3f}s {cpu}")
+            print(
+                f"{scenario:<20} {name:<26} {row.total:>5}  {row.methods():<45} {row.counts.get('PUT', 0):>4} "
+                f"{row.wall:>7.3f}s {cpu}"
+            )
 
         print()
         print("ratios (publisher / aws s3 sync):")
@@ -316,26 +390,35 @@ def main() -> int:
                     cpu = ""
                     if row.cpu is not None and ref.cpu:
                         cpu = f"   cpu {row.cpu:.3f}/{ref.cpu:.3f} = {row.cpu / ref.cpu:.2f}x"
-                    print(f"{scenario:<20} {name:<25} vs {aws:<25} requests {row.total:>2}/{ref.total:<2} = "
-                          f"{row.total / max(ref.total, 1):5.2f}x   wall {row.wall:.3f}/{ref.wall:.3f} = "
-                          f"{row.wall / ref.wall:.2f}x{cpu}")
+                    print(
+                        f"{scenario:<20} {name:<25} vs {aws:<25} requests {row.total:>2}/{ref.total:<2} = "
+                        f"{row.total / max(ref.total, 1):5.2f}x   wall {row.wall:.3f}/{ref.wall:.3f} = "
+                        f"{row.wall / ref.wall:.2f}x{cpu}"
+                    )
 
         def verdict(ok: bool) -> str:
             return "MET" if ok else "NOT MET"
 
-        noop_puts = sum(s.counts.get("PUT", 0) for n in (lib, cli) for sc in ("no-op", "rebuilt, same bytes")
-                        for s in rows[(sc, n)])
+        noop_puts = sum(
+            s.counts.get("PUT", 0) for n in (lib, cli) for sc in ("no-op", "rebuilt, same bytes") for s in rows[(sc, n)]
+        )
         one = summary[("one DAG changed", cli)]
         ref_same, ref_build = summary[("one DAG changed", aws_same)], summary[("one DAG changed", aws_build)]
         wall_ratio = one.wall / ref_same.wall
         print()
         print("targets:")
-        print(f"  zero PUTs on no-op (incl. rebuilt, same bytes), both publisher sides: {verdict(noop_puts == 0)} "
-              f"({noop_puts} PUTs in {4 * reps} runs)")
-        print(f"  one-change requests <= aws s3 sync (same files): {verdict(one.total <= ref_same.total)} "
-              f"({one.total} vs {ref_same.total})")
-        print(f"  (for information: aws s3 sync of the build output alone, which keeps no release to roll "
-              f"back to, makes {ref_build.total} requests for one change; the publisher {one.total})")
+        print(
+            f"  zero PUTs on no-op (incl. rebuilt, same bytes), both publisher sides: {verdict(noop_puts == 0)} "
+            f"({noop_puts} PUTs in {4 * reps} runs)"
+        )
+        print(
+            f"  one-change requests <= aws s3 sync (same files): {verdict(one.total <= ref_same.total)} "
+            f"({one.total} vs {ref_same.total})"
+        )
+        print(
+            f"  (for information: aws s3 sync of the build output alone, which keeps no release to roll "
+            f"back to, makes {ref_build.total} requests for one change; the publisher {one.total})"
+        )
         print(f"  one-change wall <= 0.5x aws s3 sync, python -m: {verdict(wall_ratio <= 0.5)} ({wall_ratio:.2f}x)")
         lib_ratio = summary[("one DAG changed", lib)].wall / ref_same.wall
         print(f"  one-change wall <= 0.5x aws s3 sync, library call: {verdict(lib_ratio <= 0.5)} ({lib_ratio:.2f}x)")

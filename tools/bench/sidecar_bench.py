@@ -133,15 +133,27 @@ def bundle_bytes(files: dict[str, bytes]) -> bytes:
 
 def metadata_bytes(pkg: str, files: dict[str, bytes], release: str, bundle: bytes) -> bytes:
     dags = [
-        {"dag_id": dag_id, "file": f"dags/{dag_id}.py", "sha256": hashlib.sha256(data).hexdigest(),
-         "size": len(data), "schedule": "0 3 * * *", "tasks": ["extract", "load"],
-         "resources": {"extract": {"requests": {"cpu": "500m", "memory": "1Gi"}}}}
+        {
+            "dag_id": dag_id,
+            "file": f"dags/{dag_id}.py",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "schedule": "0 3 * * *",
+            "tasks": ["extract", "load"],
+            "resources": {"extract": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+        }
         for dag_id, data in sorted(files.items())
     ]
     block = {"key": f"releases/{release}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
-    doc = {"schema_version": 1, "package": pkg, "env": ENV, "revision": None, "dags": dags,
-           "image": {"repository": f"registry.example.com/etl/{pkg}"},
-           "release": {"id": release, "published_at": "2026-11-27T04:20:00Z", "bundle": block}}
+    doc = {
+        "schema_version": 1,
+        "package": pkg,
+        "env": ENV,
+        "revision": None,
+        "dags": dags,
+        "image": {"repository": f"registry.example.com/etl/{pkg}"},
+        "release": {"id": release, "published_at": "2026-11-27T04:20:00Z", "bundle": block},
+    }
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -149,9 +161,14 @@ class Store:
     """The benchmark's publisher: writes files first, metadata.json last (the commit point)."""
 
     def __init__(self, server: MotoServer, *, packages: int, dags: int) -> None:
-        self.client = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                                   aws_access_key_id="testing", aws_secret_access_key="testing",
-                                   config=Config(max_pool_connections=32))
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(max_pool_connections=32),
+        )
         self.packages = [f"pkg{i:02d}" for i in range(packages)]
         self.files: dict[str, dict[str, bytes]] = {}
         self.serial = 0
@@ -198,6 +215,7 @@ class Store:
 
 
 # ------------------------------------------------------------------------------------- processes
+
 
 def proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -252,9 +270,21 @@ def run_aws(server: MotoServer, dest: Path) -> dict[str, float]:
         started = time.monotonic()
         proc = subprocess.Popen(
             # only the live files Airflow needs: the DAG files and metadata.json, not releases/
-            [sys.executable, "-m", "awscli", "s3", "sync", f"s3://{BUCKET}/{ENV}/", str(dest),
-             "--exclude", "*/releases/*", "--only-show-errors"],
-            env=child_env(server), stdout=subprocess.DEVNULL, stderr=err,
+            [
+                sys.executable,
+                "-m",
+                "awscli",
+                "s3",
+                "sync",
+                f"s3://{BUCKET}/{ENV}/",
+                str(dest),
+                "--exclude",
+                "*/releases/*",
+                "--only-show-errors",
+            ],
+            env=child_env(server),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
         peak = PeakWatcher(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)  # CPU of exactly this child
@@ -264,8 +294,12 @@ def run_aws(server: MotoServer, dest: Path) -> dict[str, float]:
         if proc.returncode != 0:
             err.seek(0)
             raise SystemExit(f"aws s3 sync failed ({proc.returncode}): {err.read().decode()[-2000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": peak.peak,
-            "requests": len(server.requests_since(mark))}
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss": peak.peak,
+        "requests": len(server.requests_since(mark)),
+    }
 
 
 class Sidecar:
@@ -274,9 +308,23 @@ class Sidecar:
     def __init__(self, server: MotoServer, dags_dir: Path, *, interval: float, extra: list[str]) -> None:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sidecar", "--dag-bucket", f"s3://{BUCKET}", "--dags-dir", str(dags_dir),
-             "--sync-interval", str(interval), "--metrics-port", "0", *extra],
-            env=child_env(server), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "sidecar",
+                "--dag-bucket",
+                f"s3://{BUCKET}",
+                "--dags-dir",
+                str(dags_dir),
+                "--sync-interval",
+                str(interval),
+                "--metrics-port",
+                "0",
+                *extra,
+            ],
+            env=child_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         self.cycles: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         self.errors: list[str] = []
@@ -336,6 +384,7 @@ def verdict(ok: bool) -> str:
 
 # ------------------------------------------------------------------------------------------ main
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packages", type=int, default=10, help="packages in the store (default 10)")
@@ -349,9 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     total_files = args.packages * args.dags
-    print(f"sidecar_bench: {args.packages} packages x {args.dags} DAG files = {total_files} files, "
-          f"interval {args.interval}s, python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"sidecar_bench: {args.packages} packages x {args.dags} DAG files = {total_files} files, "
+        f"interval {args.interval}s, python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     sidecar: Sidecar | None = None
     try:
         with moto_server(log_dir=work) as server:
@@ -359,15 +411,20 @@ def main(argv: list[str] | None = None) -> int:
             t = time.monotonic()
             store.seed()
             sizes = [len(d) for files in store.files.values() for d in files.values()]
-            print(f"seeded {total_files} files ({mib(sum(sizes))}, mean {statistics.mean(sizes):.0f} B) "
-                  f"in {time.monotonic() - t:.1f}s", flush=True)
+            print(
+                f"seeded {total_files} files ({mib(sum(sizes))}, mean {statistics.mean(sizes):.0f} B) "
+                f"in {time.monotonic() - t:.1f}s",
+                flush=True,
+            )
 
             # 1. cold sync: aws first, then the sidecar (any slowdown of a busier moto counts against us)
             aws_dir = work / "aws"
             aws_cold = run_aws(server, aws_dir)
             copied = sorted(str(p.relative_to(aws_dir)) for p in aws_dir.rglob("*") if p.is_file())
-            wanted = sorted([f"{pkg}/metadata.json" for pkg in store.packages]
-                            + [f"{pkg}/dags/{dag_id}.py" for pkg in store.packages for dag_id in store.files[pkg]])
+            wanted = sorted(
+                [f"{pkg}/metadata.json" for pkg in store.packages]
+                + [f"{pkg}/dags/{dag_id}.py" for pkg in store.packages for dag_id in store.files[pkg]]
+            )
             if copied != wanted:
                 raise SystemExit(f"aws s3 sync copied {len(copied)} files, expected the {len(wanted)} live ones")
             print(f"aws cold: {aws_cold['wall']:.1f}s ({len(copied)} files)", flush=True)
@@ -375,8 +432,12 @@ def main(argv: list[str] | None = None) -> int:
             mark = server.mark()
             sidecar = Sidecar(server, dags_dir, interval=args.interval, extra=args.sidecar_args.split())
             done_at, event = sidecar.next_cycle()
-            ours_cold = {"wall": done_at - sidecar.started, "cpu": proc_cpu(sidecar.proc.pid),
-                         "rss": proc_mem(sidecar.proc.pid)["VmHWM"], "requests": len(server.requests_since(mark))}
+            ours_cold = {
+                "wall": done_at - sidecar.started,
+                "cpu": proc_cpu(sidecar.proc.pid),
+                "rss": proc_mem(sidecar.proc.pid)["VmHWM"],
+                "requests": len(server.requests_since(mark)),
+            }
             if event["status"] != "success":
                 raise SystemExit(f"cold sync did not succeed: {event} {sidecar.errors[-3:]}")
             everything = {(pkg, d): data for pkg in store.packages for d, data in store.files[pkg].items()}
@@ -389,8 +450,11 @@ def main(argv: list[str] | None = None) -> int:
             sidecar.next_cycle()
             cpu0, mark = proc_cpu(sidecar.proc.pid), server.mark()
             _, noop_event = sidecar.next_cycle()
-            ours_noop = {"cpu": proc_cpu(sidecar.proc.pid) - cpu0, "requests": len(server.requests_since(mark)),
-                         "wall": noop_event["seconds"]}
+            ours_noop = {
+                "cpu": proc_cpu(sidecar.proc.pid) - cpu0,
+                "requests": len(server.requests_since(mark)),
+                "wall": noop_event["seconds"],
+            }
             time.sleep(args.interval / 2)
             steady_rss = proc_mem(sidecar.proc.pid)["VmRSS"]
             aws_noop = run_aws(server, aws_dir)
@@ -448,31 +512,77 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'measure':<44}{'sidecar':>14}{'aws s3 sync':>14}{'ratio':>9}  target")
     rows = [
-        ("cold sync wall time", f"{ours_cold['wall']:.1f}s", f"{aws_cold['wall']:.1f}s", f"{cold_ratio:.2f}x",
-         f"<= 0.5x: {verdict(cold_ratio <= 0.5)}"),
-        ("cold sync CPU time", f"{ours_cold['cpu']:.1f}s", f"{aws_cold['cpu']:.1f}s",
-         f"{ours_cold['cpu'] / aws_cold['cpu']:.2f}x", ""),
-        ("cold sync requests", f"{ours_cold['requests']}", f"{aws_cold['requests']}",
-         f"{ours_cold['requests'] / aws_cold['requests']:.2f}x", ""),
-        ("no-op cycle requests", f"{ours_noop['requests']}", f"{aws_noop['requests']}",
-         f"{ours_noop['requests'] / aws_noop['requests']:.2f}x",
-         f"no more: {verdict(ours_noop['requests'] <= aws_noop['requests'])}"),
-        ("no-op cycle CPU time", f"{ours_noop['cpu']:.2f}s", f"{aws_noop['cpu']:.2f}s", f"{cpu_ratio:.2f}x",
-         f"<= 0.25x: {verdict(cpu_ratio <= 0.25)}"),
-        ("no-op cycle wall time", f"{ours_noop['wall']:.2f}s", f"{aws_noop['wall']:.2f}s",
-         f"{ours_noop['wall'] / aws_noop['wall']:.2f}x", ""),
-        (f"stale files after {args.edits} same-size edits", f"{stale_ours}", f"{stale_aws}", "",
-         f"0: {verdict(stale_ours == 0)}"),
-        ("peak RSS, cold sync", mib(ours_cold["rss"]), mib(aws_cold["rss"]), f"{rss_ratio:.2f}x",
-         f"<= 0.5x: {verdict(rss_ratio <= 0.5)}"),
-        ("steady-state RSS between cycles (vs aws peak)", mib(steady_rss), mib(aws_cold["rss"]),
-         f"{steady_ratio:.2f}x", f"<= 0.5x: {verdict(steady_ratio <= 0.5)}"),
+        (
+            "cold sync wall time",
+            f"{ours_cold['wall']:.1f}s",
+            f"{aws_cold['wall']:.1f}s",
+            f"{cold_ratio:.2f}x",
+            f"<= 0.5x: {verdict(cold_ratio <= 0.5)}",
+        ),
+        (
+            "cold sync CPU time",
+            f"{ours_cold['cpu']:.1f}s",
+            f"{aws_cold['cpu']:.1f}s",
+            f"{ours_cold['cpu'] / aws_cold['cpu']:.2f}x",
+            "",
+        ),
+        (
+            "cold sync requests",
+            f"{ours_cold['requests']}",
+            f"{aws_cold['requests']}",
+            f"{ours_cold['requests'] / aws_cold['requests']:.2f}x",
+            "",
+        ),
+        (
+            "no-op cycle requests",
+            f"{ours_noop['requests']}",
+            f"{aws_noop['requests']}",
+            f"{ours_noop['requests'] / aws_noop['requests']:.2f}x",
+            f"no more: {verdict(ours_noop['requests'] <= aws_noop['requests'])}",
+        ),
+        (
+            "no-op cycle CPU time",
+            f"{ours_noop['cpu']:.2f}s",
+            f"{aws_noop['cpu']:.2f}s",
+            f"{cpu_ratio:.2f}x",
+            f"<= 0.25x: {verdict(cpu_ratio <= 0.25)}",
+        ),
+        (
+            "no-op cycle wall time",
+            f"{ours_noop['wall']:.2f}s",
+            f"{aws_noop['wall']:.2f}s",
+            f"{ours_noop['wall'] / aws_noop['wall']:.2f}x",
+            "",
+        ),
+        (
+            f"stale files after {args.edits} same-size edits",
+            f"{stale_ours}",
+            f"{stale_aws}",
+            "",
+            f"0: {verdict(stale_ours == 0)}",
+        ),
+        (
+            "peak RSS, cold sync",
+            mib(ours_cold["rss"]),
+            mib(aws_cold["rss"]),
+            f"{rss_ratio:.2f}x",
+            f"<= 0.5x: {verdict(rss_ratio <= 0.5)}",
+        ),
+        (
+            "steady-state RSS between cycles (vs aws peak)",
+            mib(steady_rss),
+            mib(aws_cold["rss"]),
+            f"{steady_ratio:.2f}x",
+            f"<= 0.5x: {verdict(steady_ratio <= 0.5)}",
+        ),
     ]
     for name, ours, theirs, ratio, target in rows:
         print(f"{name:<44}{ours:>14}{theirs:>14}{ratio:>9}  {target}")
-    print(f"propagation latency, {len(latencies)} samples at interval {args.interval}s: "
-          f"p50 {statistics.median(latencies):.2f}s, p95 {p95:.2f}s, max {latencies[-1]:.2f}s "
-          f"(target p95 <= interval + 1s = {args.interval + 1:.1f}s: {verdict(p95 <= args.interval + 1)})")
+    print(
+        f"propagation latency, {len(latencies)} samples at interval {args.interval}s: "
+        f"p50 {statistics.median(latencies):.2f}s, p95 {p95:.2f}s, max {latencies[-1]:.2f}s "
+        f"(target p95 <= interval + 1s = {args.interval + 1:.1f}s: {verdict(p95 <= args.interval + 1)})"
+    )
     if errors:
         print(f"sidecar error lines: {len(errors)}; last: {errors[-1].strip()}")
     return 0

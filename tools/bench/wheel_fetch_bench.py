@@ -42,9 +42,25 @@ def main(argv: list[str] | None = None) -> int:
     lock = ws / "requirements_lock.txt"
     base = Path(tempfile.mkdtemp(prefix="wheel-fetch-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")))
     env = dict(os.environ, SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt", UV_NATIVE_TLS="1")
-    uv_cmd = ["uv", "pip", "install", "-q", "--no-deps", "--require-hashes", "--no-build", "--link-mode", "copy",
-              "--python", "/usr/bin/python3.13", "-r", str(lock),
-              "--python-version", "3.13", "--python-platform", "x86_64-unknown-linux-gnu"]
+    uv_cmd = [
+        "uv",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--require-hashes",
+        "--no-build",
+        "--link-mode",
+        "copy",
+        "--python",
+        "/usr/bin/python3.13",
+        "-r",
+        str(lock),
+        "--python-version",
+        "3.13",
+        "--python-platform",
+        "x86_64-unknown-linux-gnu",
+    ]
     fetch_s: list[float] = []
     uv_s: list[float] = []
     try:
@@ -56,23 +72,51 @@ def main(argv: list[str] | None = None) -> int:
                 run_env = dict(env, UV_CACHE_DIR=str(run_dir / "uv-cache"))
                 if side == "bazel":
                     ob = f"--output_base={run_dir / 'ob'}"
-                    print(f"wheel_fetch_bench: round {n}: bazel fetch --repo=@pypi (fresh output base, empty uv cache) ...", flush=True)
-                    fetch_s.append(timed(["bazel", ob, "fetch", "--repo=@pypi"], cwd=ws, env=run_env,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                    subprocess.run(["bazel", ob, "shutdown"], cwd=ws, check=False,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    print(
+                        f"wheel_fetch_bench: round {n}: bazel fetch --repo=@pypi (fresh output base, empty uv cache) ...",
+                        flush=True,
+                    )
+                    fetch_s.append(
+                        timed(
+                            ["bazel", ob, "fetch", "--repo=@pypi"],
+                            cwd=ws,
+                            env=run_env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
+                    )
+                    subprocess.run(
+                        ["bazel", ob, "shutdown"],
+                        cwd=ws,
+                        check=False,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 else:
-                    print(f"wheel_fetch_bench: round {n}: uv pip install --require-hashes (empty uv cache) ...", flush=True)
+                    print(
+                        f"wheel_fetch_bench: round {n}: uv pip install --require-hashes (empty uv cache) ...",
+                        flush=True,
+                    )
                     uv_s.append(timed([*uv_cmd, "--target", str(run_dir / "target")], env=run_env))
                 shutil.rmtree(run_dir, ignore_errors=True)
         pins = sum(1 for line in lock.read_text().splitlines() if "==" in line)
         ratio = median(fetch_s) / median(uv_s)
-        print(f"\nwheel set: {pins} pinned distributions from {lock.name}; {args.rounds} alternating rounds, cold each time")
-        print(f"  bazel fetch --repo=@pypi (server start, uv install, BUILD generation): "
-              + " ".join(f"{t:.1f}s" for t in fetch_s) + f" | median {median(fetch_s):.1f}s")
-        print(f"  uv pip install --require-hashes:                                        "
-              + " ".join(f"{t:.1f}s" for t in uv_s) + f" | median {median(uv_s):.1f}s")
-        print(f"ratio bazel fetch / uv pip install (medians): {ratio:.2f}x (target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT MET'})")
+        print(
+            f"\nwheel set: {pins} pinned distributions from {lock.name}; {args.rounds} alternating rounds, cold each time"
+        )
+        print(
+            "  bazel fetch --repo=@pypi (server start, uv install, BUILD generation): "
+            + " ".join(f"{t:.1f}s" for t in fetch_s)
+            + f" | median {median(fetch_s):.1f}s"
+        )
+        print(
+            "  uv pip install --require-hashes:                                        "
+            + " ".join(f"{t:.1f}s" for t in uv_s)
+            + f" | median {median(uv_s):.1f}s"
+        )
+        print(
+            f"ratio bazel fetch / uv pip install (medians): {ratio:.2f}x (target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT MET'})"
+        )
         print("(byte-compilation is not part of the fetch: it runs as cacheable pyc_compile build actions)")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -43,8 +43,11 @@ def changed_files(ws: Path, base: str) -> list[str]:
 
 
 def packages(ws: Path) -> list[str]:
-    return sorted(p.parent.name for p in (ws / "packages").glob("*/BUILD.bazel")
-                  if "etl_package(" in p.read_text(encoding="utf-8"))
+    return sorted(
+        p.parent.name
+        for p in (ws / "packages").glob("*/BUILD.bazel")
+        if "etl_package(" in p.read_text(encoding="utf-8")
+    )
 
 
 def _file_label(ws: Path, path: str) -> str | None:
@@ -75,13 +78,17 @@ def affected(ws: Path, base: str, bazel: str = "bazel") -> list[str]:
         return []
     universe = " ".join(f"//packages/{p}:{t}" for p in pkgs for t in PACKAGE_TARGETS)
     hits = _query_keep_going(ws, bazel, f"rdeps(set({universe}), set({' '.join(known)}))")
-    selected = {label.split(":")[0].removeprefix("//packages/") for label in hits
-                if label.startswith("//packages/") and label.split(":")[1] in PACKAGE_TARGETS}
+    selected = {
+        label.split(":")[0].removeprefix("//packages/")
+        for label in hits
+        if label.startswith("//packages/") and label.split(":")[1] in PACKAGE_TARGETS
+    }
     return sorted(selected)
 
 
-def publish_command(pkg: str, publisher_args: list[str], environ: dict[str, str] | None = None,
-                    bazel: str = "bazel") -> list[str]:
+def publish_command(
+    pkg: str, publisher_args: list[str], environ: dict[str, str] | None = None, bazel: str = "bazel"
+) -> list[str]:
     """``bazel run`` of one package's :publish, built for ``IMAGE_REPOSITORY`` (the prefix) where set."""
     environ = os.environ if environ is None else environ
     flags = []
@@ -91,8 +98,13 @@ def publish_command(pkg: str, publisher_args: list[str], environ: dict[str, str]
 
 
 def _query_keep_going(ws: Path, bazel: str, expr: str) -> list[str]:
-    done = subprocess.run([bazel, "query", "--keep_going", "--noshow_progress", "--output=label", expr],
-                          cwd=ws, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [bazel, "query", "--keep_going", "--noshow_progress", "--output=label", expr],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode not in (0, 3):  # 3: partial result (some labels were not targets)
         raise AffectedError(f"bazel query failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     return [line for line in done.stdout.splitlines() if line.startswith("//")]
@@ -100,11 +112,18 @@ def _query_keep_going(ws: Path, bazel: str, expr: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", default=os.environ.get("BASE_REF", "origin/main"),
-                    help="git revision to compare with (BASE_REF; default origin/main)")
+    ap.add_argument(
+        "--base",
+        default=os.environ.get("BASE_REF", "origin/main"),
+        help="git revision to compare with (BASE_REF; default origin/main)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON list instead of one name per line")
-    ap.add_argument("--publish", action="store_true", help="run `bazel run //packages/<pkg>:publish` for each "
-                    "(built for IMAGE_REPOSITORY where set); arguments after `--` go to the publisher")
+    ap.add_argument(
+        "--publish",
+        action="store_true",
+        help="run `bazel run //packages/<pkg>:publish` for each "
+        "(built for IMAGE_REPOSITORY where set); arguments after `--` go to the publisher",
+    )
     ap.add_argument("--bazel", default="bazel", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args(argv)
     ws = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
@@ -123,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"affected: publishing {len(selected)} package(s): {', '.join(selected) or 'none'}", file=sys.stderr)
     failed = []
     for pkg in selected:
-        done = subprocess.run(publish_command(pkg, rest, bazel=args.bazel), cwd=ws, check=False,
-                              env=dict(os.environ, PACKAGE_NAME=pkg))
+        done = subprocess.run(
+            publish_command(pkg, rest, bazel=args.bazel), cwd=ws, check=False, env=dict(os.environ, PACKAGE_NAME=pkg)
+        )
         if done.returncode != 0:
             failed.append(pkg)
     if failed:

@@ -52,8 +52,18 @@ WORKFLOW = "docs/ci/package-pipeline.github.yml"
 EXAMPLE_REGISTRY = "registry.example.com"
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 # This program's own `bazel run` environment, which the runner's steps must not inherit.
-_OWN_ENV = frozenset({"RUNFILES_DIR", "RUNFILES_MANIFEST_FILE", "RUNFILES_MANIFEST_ONLY", "JAVA_RUNFILES",
-                      "PYTHON_RUNFILES", "PYTHONPATH", "BUILD_WORKSPACE_DIRECTORY", "BUILD_WORKING_DIRECTORY"})
+_OWN_ENV = frozenset(
+    {
+        "RUNFILES_DIR",
+        "RUNFILES_MANIFEST_FILE",
+        "RUNFILES_MANIFEST_ONLY",
+        "JAVA_RUNFILES",
+        "PYTHON_RUNFILES",
+        "PYTHONPATH",
+        "BUILD_WORKSPACE_DIRECTORY",
+        "BUILD_WORKING_DIRECTORY",
+    }
+)
 _OCI_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
 
@@ -110,8 +120,13 @@ def run_job(
         step_env = dict(env)
         step_env.update({k: localize(v) for k, v in _env_block(step.get("env"), values, where).items()})
         print(f"ci_example_check: {where}: {script.strip()}", flush=True)
-        proc = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                                cwd=ws, env=step_env, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=ws,
+            env=step_env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         out = []
         for line in proc.stdout:
@@ -128,14 +143,17 @@ def _git(ws: Path, *args: str) -> str:
 
 
 def _manifest_digest(registry_url: str, name: str, reference: str) -> str:
-    request = urllib.request.Request(f"{registry_url}/v2/{name}/manifests/{reference}", method="HEAD",
-                                     headers={"Accept": _OCI_ACCEPT})
+    request = urllib.request.Request(
+        f"{registry_url}/v2/{name}/manifests/{reference}", method="HEAD", headers={"Accept": _OCI_ACCEPT}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return str(response.headers["Docker-Content-Digest"])
     except urllib.error.HTTPError as exc:
-        raise CheckFailed(f"{registry_url}/v2/{name}/manifests/{reference}: HTTP {exc.code}: the image is not "
-                          "in the registry the workflow names") from exc
+        raise CheckFailed(
+            f"{registry_url}/v2/{name}/manifests/{reference}: HTTP {exc.code}: the image is not "
+            "in the registry the workflow names"
+        ) from exc
 
 
 def check(ws: Path, package: str, work: Path) -> None:
@@ -174,10 +192,14 @@ def check(ws: Path, package: str, work: Path) -> None:
         try:
             packages = json.loads(listed)
         except json.JSONDecodeError as exc:
-            raise CheckFailed(f"jobs.affected: output packages={listed!r} is not JSON (the matrix needs a list)") from exc
+            raise CheckFailed(
+                f"jobs.affected: output packages={listed!r} is not JSON (the matrix needs a list)"
+            ) from exc
         if package not in packages:
-            raise CheckFailed(f"jobs.affected: output packages={listed!r} does not list {package!r} "
-                              f"(changes since the first commit {first_commit[:12]} should affect every package)")
+            raise CheckFailed(
+                f"jobs.affected: output packages={listed!r} does not list {package!r} "
+                f"(changes since the first commit {first_commit[:12]} should affect every package)"
+            )
 
         plan, _publish = run_job(workflow, "publish", ws=ws, values=values, base_env=base_env, local=local)[-2:]
         try:
@@ -199,8 +221,10 @@ def check(ws: Path, package: str, work: Path) -> None:
             raise CheckFailed(f"s3://{bucket}/{meta_key} is missing after the publish job") from exc
         image = meta["image"]
         if image["repository"] != repository:
-            raise CheckFailed(f"s3://{bucket}/{meta_key}: image.repository {image['repository']!r} is not "
-                              f"IMAGE_REPOSITORY/<package> = {repository!r}")
+            raise CheckFailed(
+                f"s3://{bucket}/{meta_key}: image.repository {image['repository']!r} is not "
+                f"IMAGE_REPOSITORY/<package> = {repository!r}"
+            )
         by_digest = _manifest_digest(registry.url, name, image["digest"])
         by_tag = _manifest_digest(registry.url, name, job_env["IMAGE_TAG"])
         if not by_digest == by_tag == image["digest"]:
@@ -213,9 +237,12 @@ def check(ws: Path, package: str, work: Path) -> None:
         for key in keys:
             if reference not in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode():
                 raise CheckFailed(f"s3://{bucket}/{key} does not pin {reference}")
-        print(f"ci_example_check: ok: affected listed {package}; planned; pushed {reference} (tag "
-              f"{job_env['IMAGE_TAG'][:12]}); s3://{bucket}/{env_name}/{package}/ has metadata.json and "
-              f"{len(keys)} DAG file(s) pinning it", flush=True)
+        print(
+            f"ci_example_check: ok: affected listed {package}; planned; pushed {reference} (tag "
+            f"{job_env['IMAGE_TAG'][:12]}); s3://{bucket}/{env_name}/{package}/ has metadata.json and "
+            f"{len(keys)} DAG file(s) pinning it",
+            flush=True,
+        )
 
 
 def _boto_credentials(env: Mapping[str, str]) -> dict[str, str]:
@@ -231,8 +258,9 @@ def _github_output(path: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ci_example_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ci_example_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--package", default="observability", help="the matrix package (default observability)")
     args = parser.parse_args(argv)
     ws_env = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
@@ -241,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ws = Path(ws_env)
     if not (ws / "packages" / args.package / "BUILD.bazel").is_file():
-        print(f"ci_example_check: error: invalid flag: --package {args.package!r}: no packages/{args.package}/BUILD.bazel",
-              file=sys.stderr)
+        print(
+            f"ci_example_check: error: invalid flag: --package {args.package!r}: no packages/{args.package}/BUILD.bazel",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory(prefix="ci-example-") as tmp:
         try:

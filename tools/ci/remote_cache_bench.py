@@ -27,8 +27,16 @@ from tools.testing.remote_cache import remote_cache_server
 
 
 def run_bazel(ws: Path, output_base: Path, url: str, targets: list[str]) -> tuple[float, str, int]:
-    cmd = ["bazel", f"--output_base={output_base}", "test", "--config=remote-cache", f"--remote_cache={url}",
-           "--noshow_progress", "--color=no", *targets]
+    cmd = [
+        "bazel",
+        f"--output_base={output_base}",
+        "test",
+        "--config=remote-cache",
+        f"--remote_cache={url}",
+        "--noshow_progress",
+        "--color=no",
+        *targets,
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ws, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -38,7 +46,7 @@ def run_bazel(ws: Path, output_base: Path, url: str, targets: list[str]) -> tupl
 
 def hit_rate(stderr: str) -> tuple[int, int]:
     """(remote cache hits, cacheable actions run) from 'INFO: N processes: ...'."""
-    line = next((l for l in stderr.splitlines() if re.match(r"INFO: \d+ process", l)), "")
+    line = next((ln for ln in stderr.splitlines() if re.match(r"INFO: \d+ process", ln)), "")
     hits = int(m.group(1)) if (m := re.search(r"(\d+) remote cache hit", line)) else 0
     total = 0
     for count, kind in re.findall(r"(\d+) ([a-z-]+(?: [a-z-]+)*)", line.split(":", 2)[-1]):
@@ -63,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncold (A, empty cache):   {cold:7.1f}s  exit {rc_a}")
         print(f"warm (B, empty output base, warm cache): {warm:7.1f}s  exit {rc_b}")
         print(f"wall ratio B/A: {warm / cold:.2f}x (target <= 0.3x)")
-        print(f"remote cache hits in B: {hits}/{total} non-internal actions = {100.0 * hits / max(total, 1):.1f}% (target >= 95%)")
-        print("A: " + next((l for l in err_a.splitlines() if re.match(r"INFO: \d+ process", l)), "?"))
-        print("B: " + next((l for l in err_b.splitlines() if re.match(r"INFO: \d+ process", l)), "?"))
+        print(
+            f"remote cache hits in B: {hits}/{total} non-internal actions = {100.0 * hits / max(total, 1):.1f}% (target >= 95%)"
+        )
+        print("A: " + next((ln for ln in err_a.splitlines() if re.match(r"INFO: \d+ process", ln)), "?"))
+        print("B: " + next((ln for ln in err_b.splitlines() if re.match(r"INFO: \d+ process", ln)), "?"))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -33,12 +33,36 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 # Top-level modules a package's name would shadow: the image puts packages/ first on sys.path, and
 # the tests put the work tree's root there too (the platform's own import names, and the
 # distributions the images and tests carry).
-TAKEN_MODULES = frozenset({
-    "airflow", "boto3", "botocore", "controlplane", "dagrender", "etl_alerts", "great_expectations",
-    "infra", "jinja2", "kubernetes", "moto", "numpy", "ocitool", "packages", "pandas", "prometheus_client",
-    "publisher", "pyarrow", "pydantic", "pydantic_settings", "pytest", "sidecar", "sqlalchemy", "tests",
-    "tools", "yaml",
-})
+TAKEN_MODULES = frozenset(
+    {
+        "airflow",
+        "boto3",
+        "botocore",
+        "controlplane",
+        "dagrender",
+        "etl_alerts",
+        "great_expectations",
+        "infra",
+        "jinja2",
+        "kubernetes",
+        "moto",
+        "numpy",
+        "ocitool",
+        "packages",
+        "pandas",
+        "prometheus_client",
+        "publisher",
+        "pyarrow",
+        "pydantic",
+        "pydantic_settings",
+        "pytest",
+        "sidecar",
+        "sqlalchemy",
+        "tests",
+        "tools",
+        "yaml",
+    }
+)
 
 
 class InvalidName(ValueError):
@@ -57,8 +81,10 @@ def existing_packages(root: Path) -> list[str]:
 def check_name(name: str, existing: Sequence[str]) -> None:
     """Raise InvalidName when ``name`` cannot be a new package next to ``existing``."""
     if not NAME_RE.match(name) or len(name) > MAX_LENGTH:
-        raise InvalidName(f"{name!r}: a package name is a lowercase identifier of at most {MAX_LENGTH} characters: "
-                         "a-z first, then a-z, 0-9 and single underscores between them (e.g. sales_reports)")
+        raise InvalidName(
+            f"{name!r}: a package name is a lowercase identifier of at most {MAX_LENGTH} characters: "
+            "a-z first, then a-z, 0-9 and single underscores between them (e.g. sales_reports)"
+        )
     if name == LIBRARY:
         raise InvalidName(f"{name!r}: that is the shared library every package depends on; pick another name")
     if name in existing:
@@ -66,14 +92,18 @@ def check_name(name: str, existing: Sequence[str]) -> None:
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         raise InvalidName(f"{name!r}: a Python keyword cannot be imported as a package; pick another name")
     if name in sys.stdlib_module_names or name in TAKEN_MODULES:
-        raise InvalidName(f"{name!r}: a package named like a module Python or the platform already imports would "
-                         "shadow it; pick another name")
+        raise InvalidName(
+            f"{name!r}: a package named like a module Python or the platform already imports would "
+            "shadow it; pick another name"
+        )
     for other in existing:
         if other == LIBRARY:
             continue
         if (other + "_").startswith(name + "_") or (name + "_").startswith(other + "_"):
-            raise InvalidName(f"{name!r}: its dag_ids ({name}_...) and those of package {other!r} ({other}_...) "
-                             "would share a prefix, so a dag_id would not say its package; pick another name")
+            raise InvalidName(
+                f"{name!r}: its dag_ids ({name}_...) and those of package {other!r} ({other}_...) "
+                "would share a prefix, so a dag_id would not say its package; pick another name"
+            )
 
 
 def render_files(name: str) -> dict[str, str]:
@@ -113,8 +143,12 @@ def scaffold(root: Path, name: str) -> tuple[list[str], list[str]]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="new_package", description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the package's name: packages/<name>/, Python package <name>, image <repo>/<name>")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="the monorepo's work tree (default: $BUILD_WORKSPACE_DIRECTORY, set by `bazel run`)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="the monorepo's work tree (default: $BUILD_WORKSPACE_DIRECTORY, set by `bazel run`)",
+    )
     args = parser.parse_args(argv)
     if args.root is None:
         workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagrender
 import pytest
 
-import dagrender
 from infra.iam import generate
 from tools.new_package import new_package
 from tools.testing.package_metadata import problems
@@ -44,8 +44,11 @@ ACCOUNT = NAME.replace("_", "-")
 
 def _tree(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file under ``root``."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _monorepo(root: Path) -> Path:
@@ -71,8 +74,13 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     """(root, tree before, stdout) after `new_package <NAME>` into a fresh copy of the inputs."""
     root = _monorepo(tmp_path_factory.mktemp("monorepo"))
     before = _tree(root)
-    out = subprocess.run([sys.executable, new_package.__file__, NAME, "--root", str(root)],
-                         capture_output=True, text=True, env={"PYTHONPATH": ":".join(sys.path)}, check=False)
+    out = subprocess.run(
+        [sys.executable, new_package.__file__, NAME, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": ":".join(sys.path)},
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     sys.path.insert(0, str(root / "packages"))  # import the new package as its image does
     try:
@@ -81,23 +89,30 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
         sys.path.remove(str(root / "packages"))
 
 
-@pytest.mark.parametrize(("name", "rule"), [
-    ("Sales", "a package name is a lowercase identifier"),
-    ("9lives", "a package name is a lowercase identifier"),
-    ("sales-reports", "a package name is a lowercase identifier"),
-    ("sales__reports", "a package name is a lowercase identifier"),
-    ("sales_", "a package name is a lowercase identifier"),
-    ("s" * 51, "at most 50 characters"),
-    ("etl_core", "that is the shared library every package depends on"),
-    ("observability", "packages/observability/ already exists"),
-    ("lambda", "a Python keyword cannot be imported"),
-    ("json", "named like a module Python or the platform already imports"),
-    ("airflow", "named like a module Python or the platform already imports"),
-    ("data", "its dag_ids (data_...) and those of package 'data_pipeline' (data_pipeline_...) would share a prefix"),
-    ("observability_extra", "and those of package 'observability' (observability_...) would share a prefix"),
-])
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("Sales", "a package name is a lowercase identifier"),
+        ("9lives", "a package name is a lowercase identifier"),
+        ("sales-reports", "a package name is a lowercase identifier"),
+        ("sales__reports", "a package name is a lowercase identifier"),
+        ("sales_", "a package name is a lowercase identifier"),
+        ("s" * 51, "at most 50 characters"),
+        ("etl_core", "that is the shared library every package depends on"),
+        ("observability", "packages/observability/ already exists"),
+        ("lambda", "a Python keyword cannot be imported"),
+        ("json", "named like a module Python or the platform already imports"),
+        ("airflow", "named like a module Python or the platform already imports"),
+        (
+            "data",
+            "its dag_ids (data_...) and those of package 'data_pipeline' (data_pipeline_...) would share a prefix",
+        ),
+        ("observability_extra", "and those of package 'observability' (observability_...) would share a prefix"),
+    ],
+)
 def test_a_bad_name_is_refused_with_one_line_and_nothing_written(
-        name: str, rule: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    name: str, rule: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = _monorepo(tmp_path)
     if name == "observability":
         assert "observability" in PACKAGES  # the existing-package case needs a real package
@@ -123,12 +138,19 @@ def test_it_writes_the_package_and_only_the_generated_infra_files(scaffolded: tu
     root, before, stdout = scaffolded
     after = _tree(root)
     created = sorted(set(after) - set(before))
-    assert created == sorted([
-        f"packages/{NAME}/BUILD.bazel", f"packages/{NAME}/README.md", f"packages/{NAME}/__init__.py",
-        f"packages/{NAME}/dags/{NAME}_example.yaml", f"packages/{NAME}/jobs/__init__.py",
-        f"packages/{NAME}/jobs/example.py", f"packages/{NAME}/pyproject.toml", f"packages/{NAME}/tests/test_example.py",
-        f"infra/iam/publisher-{NAME}.json",
-    ])
+    assert created == sorted(
+        [
+            f"packages/{NAME}/BUILD.bazel",
+            f"packages/{NAME}/README.md",
+            f"packages/{NAME}/__init__.py",
+            f"packages/{NAME}/dags/{NAME}_example.yaml",
+            f"packages/{NAME}/jobs/__init__.py",
+            f"packages/{NAME}/jobs/example.py",
+            f"packages/{NAME}/pyproject.toml",
+            f"packages/{NAME}/tests/test_example.py",
+            f"infra/iam/publisher-{NAME}.json",
+        ]
+    )
     changed = sorted(p for p in before if before[p] != after.get(p))
     assert changed == ["infra/airflow_control_plane/admission.yaml", "infra/airflow_control_plane/rbac.yaml"]
     for path in created:
@@ -165,8 +187,9 @@ def test_the_spec_renders_and_passes_the_package_dag_checks(scaffolded: tuple[Pa
     dagrender.check_unique_dag_ids([*specs, (spec_path, shown)])
 
 
-def test_pyproject_agrees_with_build_and_the_check_can_fail(scaffolded: tuple[Path, dict[str, str], str],
-                                                            tmp_path: Path) -> None:
+def test_pyproject_agrees_with_build_and_the_check_can_fail(
+    scaffolded: tuple[Path, dict[str, str], str], tmp_path: Path
+) -> None:
     root, _, _ = scaffolded
     assert problems(root / "packages" / NAME) == []
     broken = tmp_path / NAME
@@ -175,8 +198,10 @@ def test_pyproject_agrees_with_build_and_the_check_can_fail(scaffolded: tuple[Pa
     text = (root / "packages" / NAME / "pyproject.toml").read_text()
     (broken / "pyproject.toml").write_text(text.replace('    "pydantic>=2.7",\n', "", 1))
     found = problems(broken)
-    assert any("BUILD.bazel depends on 'pydantic', which pyproject.toml's [project] dependencies does not list" in p
-               for p in found), found
+    assert any(
+        "BUILD.bazel depends on 'pydantic', which pyproject.toml's [project] dependencies does not list" in p
+        for p in found
+    ), found
 
 
 def test_the_example_job_and_the_scaffolded_tests_run(scaffolded: tuple[Path, dict[str, str], str]) -> None:
@@ -184,15 +209,21 @@ def test_the_example_job_and_the_scaffolded_tests_run(scaffolded: tuple[Path, di
     example = importlib.import_module(f"{NAME}.jobs.example")
     assert example.run(["--run-date", "2026-01-01"]) == 0
     tests = root / "packages" / NAME / "tests" / "test_example.py"
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
-                         capture_output=True, text=True, cwd=root, check=False,
-                         env={"PYTHONPATH": ":".join([str(root / "packages"), *sys.path])})
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=False,
+        env={"PYTHONPATH": ":".join([str(root / "packages"), *sys.path])},
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 passed" in run.stdout
 
 
-def test_a_second_scaffold_of_the_same_name_is_refused(scaffolded: tuple[Path, dict[str, str], str],
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_scaffold_of_the_same_name_is_refused(
+    scaffolded: tuple[Path, dict[str, str], str], capsys: pytest.CaptureFixture[str]
+) -> None:
     root, _, _ = scaffolded
     assert new_package.main([NAME, "--root", str(root)]) == 2
     assert f"new_package: error: {NAME!r}: packages/{NAME}/ already exists" in capsys.readouterr().err

@@ -64,4 +64,4 @@ def spawn(args: Sequence[str], *, death_signal: int = signal.SIGTERM, **popen: A
     # preexec_fn in a threaded parent: safe here because the child runs only two libc calls resolved
     # before the fork and os.getppid() (no import, no lock, no allocation that could deadlock).
     setup = _child_setup(os.getpid(), int(death_signal))
-    return subprocess.Popen(args, preexec_fn=setup, **popen)  # noqa: PLW1509
+    return subprocess.Popen(args, preexec_fn=setup, **popen)

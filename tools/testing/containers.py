@@ -64,6 +64,8 @@ def run_container(argv: list[str], *, timeout: float = 300) -> subprocess.Comple
     """
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
     if done.returncode in RUNTIME_FAILURE_CODES and not done.stdout.strip():
-        print(f"podman run failed to start the container (exit {done.returncode}); retrying once: {done.stderr.strip()}")
+        print(
+            f"podman run failed to start the container (exit {done.returncode}); retrying once: {done.stderr.strip()}"
+        )
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
     return done

@@ -42,12 +42,15 @@ def small_image(out: Path, *, label: str) -> str:
 
 def synthetic_dag(package: str, dag_id: str, image: str) -> bytes:
     """A small DAG file pinning ``image`` (compiles; it imports nothing, so any parser loads it fast)."""
-    return (f'"""Synthetic DAG {dag_id} of {package} (tools/testing/dagstore.py)."""\n'
-            f"DAG_ID = {dag_id!r}\nIMAGE = {image!r}\n").encode()
+    return (
+        f'"""Synthetic DAG {dag_id} of {package} (tools/testing/dagstore.py)."""\n'
+        f"DAG_ID = {dag_id!r}\nIMAGE = {image!r}\n"
+    ).encode()
 
 
-def build_output(out: Path, package: str, files: Mapping[str, bytes], *, repository: str,
-                 image_layout: Path, digest: str) -> Path:
+def build_output(
+    out: Path, package: str, files: Mapping[str, bytes], *, repository: str, image_layout: Path, digest: str
+) -> Path:
     """Lay out a package's build output under ``out`` (``metadata.json``, ``dags/``, ``image``,
     ``image.digest``) for the DAG files ``files`` (dag_id -> bytes); return ``out``."""
     (out / "dags").mkdir(parents=True, exist_ok=True)
@@ -55,12 +58,24 @@ def build_output(out: Path, package: str, files: Mapping[str, bytes], *, reposit
     for dag_id in sorted(files):
         data = files[dag_id]
         (out / "dags" / f"{dag_id}.py").write_bytes(data)
-        entries.append({"dag_id": dag_id, "file": f"dags/{dag_id}.py", "sha256": hashlib.sha256(data).hexdigest(),
-                        "size": len(data), "schedule": "0 3 * * *", "tasks": ["run"],
-                        "resources": {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}}})
-    metadata: dict[str, Any] = {"schema_version": 1, "package": package, "revision": None, "dags": entries,
-                                "image": {"repository": repository, "digest": digest,
-                                          "reference": f"{repository}@{digest}"}}
+        entries.append(
+            {
+                "dag_id": dag_id,
+                "file": f"dags/{dag_id}.py",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "schedule": "0 3 * * *",
+                "tasks": ["run"],
+                "resources": {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+            }
+        )
+    metadata: dict[str, Any] = {
+        "schema_version": 1,
+        "package": package,
+        "revision": None,
+        "dags": entries,
+        "image": {"repository": repository, "digest": digest, "reference": f"{repository}@{digest}"},
+    }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     (out / "image.digest").write_text(digest)
     if (out / "image") != image_layout:
@@ -77,13 +92,15 @@ def publish(root: Path, package: str, *, store_url: str, env: str, registry: Any
     from publisher import OcitoolRegistry, load_build_output, open_store, publish_build
 
     build = load_build_output(root, package=package, image_digest_file=root / "image.digest")
-    return publish_build(build, store=open_store(store_url), env=env, registry=registry or OcitoolRegistry(),
-                         image_layout=root / "image")
+    return publish_build(
+        build, store=open_store(store_url), env=env, registry=registry or OcitoolRegistry(), image_layout=root / "image"
+    )
 
 
 def rollback(release_id: str, package: str, *, store_url: str, env: str, registry: Any = None) -> Any:
     """``publish -- --rollback <release_id>`` as a library call; returns the PublishResult."""
     from publisher import OcitoolRegistry, open_store, rollback_release
 
-    return rollback_release(release_id, store=open_store(store_url), env=env, package=package,
-                            registry=registry or OcitoolRegistry())
+    return rollback_release(
+        release_id, store=open_store(store_url), env=env, package=package, registry=registry or OcitoolRegistry()
+    )

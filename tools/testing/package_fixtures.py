@@ -27,8 +27,8 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-
 from etl_core import storage as _storage
+
 from tools.testing.servers import MotoServer, moto_server
 
 __all__ = ["PACKAGES", "last_line", "log_events", "moto", "run_module", "s3_fixture"]
@@ -66,8 +66,16 @@ def s3_fixture(prefix: str) -> Callable[..., Iterator[SimpleNamespace]]:
         def put(key: str, data: bytes) -> None:
             client.put_object(Bucket=bucket, Key=key, Body=data)
 
-        yield SimpleNamespace(server=moto, client=client, bucket=bucket, url=lambda key: f"s3://{bucket}/{key}",
-                              keys=keys, get=get, put=put, env=moto.env())
+        yield SimpleNamespace(
+            server=moto,
+            client=client,
+            bucket=bucket,
+            url=lambda key: f"s3://{bucket}/{key}",
+            keys=keys,
+            get=get,
+            put=put,
+            env=moto.env(),
+        )
         _storage.reset_clients()
 
     return s3

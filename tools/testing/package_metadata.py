@@ -67,8 +67,9 @@ def _deps(build: Path) -> tuple[set[str], set[str]]:
         try:
             labels = ast.literal_eval(deps)
         except ValueError:
-            raise UnreadableBuild(f"{build}: line {deps.lineno}: deps of {kind} is not a literal list of "
-                                  "labels; write it as one") from None
+            raise UnreadableBuild(
+                f"{build}: line {deps.lineno}: deps of {kind} is not a literal list of labels; write it as one"
+            ) from None
         names = {n for n in (_label_name(str(label)) for label in labels) if n is not None}
         if testonly or kind != "py_library":
             # Tests may use the monorepo's own test support (//tools/testing, ...): only the
@@ -91,37 +92,52 @@ def problems(package_dir: Path) -> list[str]:
     project = data.get("project") or {}
     found: list[str] = []
     if normalize(str(project.get("name", ""))) != normalize(name):
-        found.append(f"{shown}/pyproject.toml: [project] name {project.get('name')!r} must be the folder's "
-                     f"name {name.replace('_', '-')!r}")
+        found.append(
+            f"{shown}/pyproject.toml: [project] name {project.get('name')!r} must be the folder's "
+            f"name {name.replace('_', '-')!r}"
+        )
     declared = dict(_requirement(r) for r in project.get("dependencies", []))
     extras = {_requirement(r)[0] for group in (project.get("optional-dependencies") or {}).values() for r in group}
     main, test = _deps(package_dir / "BUILD.bazel")
     for missing in sorted(main - set(declared)):
-        found.append(f"{shown}: BUILD.bazel depends on {missing!r}, which pyproject.toml's [project] "
-                     "dependencies does not list")
+        found.append(
+            f"{shown}: BUILD.bazel depends on {missing!r}, which pyproject.toml's [project] dependencies does not list"
+        )
     for extra in sorted(set(declared) - main):
-        found.append(f"{shown}: pyproject.toml's [project] dependencies lists {extra!r}, which no library "
-                     "in BUILD.bazel depends on")
+        found.append(
+            f"{shown}: pyproject.toml's [project] dependencies lists {extra!r}, which no library "
+            "in BUILD.bazel depends on"
+        )
     for missing in sorted(test - set(declared) - extras - {"pytest"}):
-        found.append(f"{shown}: a test target in BUILD.bazel depends on {missing!r}, which pyproject.toml "
-                     "lists neither in dependencies nor in optional-dependencies")
+        found.append(
+            f"{shown}: a test target in BUILD.bazel depends on {missing!r}, which pyproject.toml "
+            "lists neither in dependencies nor in optional-dependencies"
+        )
     poetry = (data.get("tool") or {}).get("poetry") or {}
     if poetry.get("packages") != [{"include": name, "from": ".."}]:
-        found.append(f"{shown}/pyproject.toml: [tool.poetry] packages must be "
-                     f'[{{ include = "{name}", from = ".." }}] (the package is the folder itself)')
+        found.append(
+            f"{shown}/pyproject.toml: [tool.poetry] packages must be "
+            f'[{{ include = "{name}", from = ".." }}] (the package is the folder itself)'
+        )
     poetry_deps = poetry.get("dependencies")
     if poetry_deps is not None:
         named = {normalize(k): v for k, v in poetry_deps.items() if k != "python"}
         if set(named) != set(declared):
-            found.append(f"{shown}/pyproject.toml: [tool.poetry.dependencies] names {sorted(named)}, "
-                         f"[project] dependencies {sorted(declared)}: they must be the same")
+            found.append(
+                f"{shown}/pyproject.toml: [tool.poetry.dependencies] names {sorted(named)}, "
+                f"[project] dependencies {sorted(declared)}: they must be the same"
+            )
         for dist, spec in sorted(declared.items()):
             value = named.get(dist)
             if dist == _LIBRARY:
                 if value != {"path": "../etl_core", "develop": True}:
-                    found.append(f'{shown}/pyproject.toml: [tool.poetry.dependencies] etl-core must be '
-                                 f'{{ path = "../etl_core", develop = true }}, got {value!r}')
+                    found.append(
+                        f"{shown}/pyproject.toml: [tool.poetry.dependencies] etl-core must be "
+                        f'{{ path = "../etl_core", develop = true }}, got {value!r}'
+                    )
             elif value is not None and value != spec:
-                found.append(f"{shown}/pyproject.toml: {dist} is {spec!r} in [project] and {value!r} in "
-                             "[tool.poetry.dependencies]: write the same range")
+                found.append(
+                    f"{shown}/pyproject.toml: {dist} is {spec!r} in [project] and {value!r} in "
+                    "[tool.poetry.dependencies]: write the same range"
+                )
     return found

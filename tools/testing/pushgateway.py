@@ -50,7 +50,10 @@ def pushgateway_server(*, work_dir: Path | None = None) -> Iterator[Pushgateway]
             # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: shared by
             # every gateway started in the root, so one test saw another's metrics. Memory only.
             [binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", "--persistence.file="],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=folder,
         )
         stack.callback(stop_process, proc)
         server = Pushgateway(url=f"http://127.0.0.1:{port}", proc=proc)

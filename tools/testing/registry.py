@@ -42,9 +42,7 @@ class RegistryToolMissing(RuntimeError):
 def registry_binary() -> str | None:
     """Path of Debian's ``docker-registry`` (package docker-registry), or None."""
     return shutil.which("docker-registry") or (
-        "/usr/bin/docker-registry"
-        if os.path.exists("/usr/bin/docker-registry")
-        else None
+        "/usr/bin/docker-registry" if os.path.exists("/usr/bin/docker-registry") else None
     )
 
 
@@ -59,9 +57,7 @@ def htpasswd_line(user: str, password: str) -> str:
         pass
     tool = shutil.which("htpasswd")
     if tool is None:
-        raise RegistryToolMissing(
-            "no bcrypt: install PyPI 'bcrypt' or Debian 'apache2-utils' (htpasswd)"
-        )
+        raise RegistryToolMissing("no bcrypt: install PyPI 'bcrypt' or Debian 'apache2-utils' (htpasswd)")
     out = subprocess.run(
         [tool, "-nbB", "-C", "4", user, password],
         check=True,
@@ -71,9 +67,7 @@ def htpasswd_line(user: str, password: str) -> str:
     return out.stdout.strip()
 
 
-def write_docker_config(
-    directory: str | os.PathLike[str], auths: Mapping[str, tuple[str, str]]
-) -> Path:
+def write_docker_config(directory: str | os.PathLike[str], auths: Mapping[str, tuple[str, str]]) -> Path:
     """Write ``config.json`` with basic ``auth`` entries; point DOCKER_CONFIG at ``directory``."""
     path = Path(directory) / "config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,9 +99,7 @@ class RegistryServer:
     def requests(self) -> list[tuple[str, str, int]]:
         """(method, path, status) of every request logged so far, in order."""
         text = self.log_path.read_text(errors="replace")
-        return [
-            (m.group(1), m.group(2), int(m.group(3))) for m in _ACCESS_RE.finditer(text)
-        ]
+        return [(m.group(1), m.group(2), int(m.group(3))) for m in _ACCESS_RE.finditer(text)]
 
     def mark(self) -> int:
         return len(self.requests())
@@ -128,9 +120,7 @@ class RegistryServer:
 def _spawn(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
     binary = registry_binary()
     if binary is None:
-        raise RegistryToolMissing(
-            "docker-registry is not installed (Debian package docker-registry)"
-        )
+        raise RegistryToolMissing("docker-registry is not installed (Debian package docker-registry)")
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
     try:
         return spawn(  # dies with the test or demo that started it, even a SIGKILLed one
@@ -173,9 +163,7 @@ def registry_server(
     ]
     if users:
         htpasswd = base / f"htpasswd-{port}"
-        htpasswd.write_text(
-            "".join(htpasswd_line(u, p) + "\n" for u, p in users.items())
-        )
+        htpasswd.write_text("".join(htpasswd_line(u, p) + "\n" for u, p in users.items()))
         lines += [
             "auth:",
             "  htpasswd:",

@@ -71,8 +71,9 @@ def fault_proxy(upstream: MotoServer) -> Iterator[tuple[str, Faults]]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             rule = faults.match(self.path)
             if rule is not None:
-                data = (f"<?xml version='1.0'?><Error><Code>{rule.code}</Code><Message>injected</Message>"
-                        "</Error>").encode()
+                data = (
+                    f"<?xml version='1.0'?><Error><Code>{rule.code}</Code><Message>injected</Message></Error>"
+                ).encode()
                 self.send_response(rule.status)
                 for name, value in rule.headers.items():
                     self.send_header(name, value)

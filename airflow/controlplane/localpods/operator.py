@@ -55,11 +55,20 @@ def _local_operator_class() -> type:
             except UnsupportedPod as exc:
                 raise AirflowException(f"pod {manifest['metadata']['name']}: {exc}") from None
             self._local_container = (config, run.name)
-            self.log.info("Running pod %s/%s in podman (local pod runtime): %s", run.namespace, run.name,
-                          ", ".join(f"{k}={v}" for k, v in run.summary.items() if k not in ("env", "secret_env")))
-            result = run_pod(run, podman=config.podman, work_dir=Path(config.work_dir),
-                             on_line=lambda line: self.log.info("[%s] %s", self.base_container_name, line),
-                             env=config.environ(), active_deadline=self.active_deadline_seconds)
+            self.log.info(
+                "Running pod %s/%s in podman (local pod runtime): %s",
+                run.namespace,
+                run.name,
+                ", ".join(f"{k}={v}" for k, v in run.summary.items() if k not in ("env", "secret_env")),
+            )
+            result = run_pod(
+                run,
+                podman=config.podman,
+                work_dir=Path(config.work_dir),
+                on_line=lambda line: self.log.info("[%s] %s", self.base_container_name, line),
+                env=config.environ(),
+                active_deadline=self.active_deadline_seconds,
+            )
             self._local_container = None
             self.log.info("Pod %s finished: exit code %d after %.1fs", run.name, result.exit_code, result.seconds)
             if result.deadline_exceeded:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from controlplane.localpods.podspec import PodmanRun
-
 from tools.testing.containers import RUNTIME_FAILURE_CODES
 
 __all__ = ["PodResult", "remove_container", "run_pod"]
@@ -27,34 +26,61 @@ class PodResult:
         self.deadline_exceeded = deadline_exceeded
 
     def __repr__(self) -> str:
-        return (f"PodResult(exit_code={self.exit_code}, seconds={self.seconds:.2f}, attempts={self.attempts}, "
-                f"deadline_exceeded={self.deadline_exceeded})")
+        return (
+            f"PodResult(exit_code={self.exit_code}, seconds={self.seconds:.2f}, attempts={self.attempts}, "
+            f"deadline_exceeded={self.deadline_exceeded})"
+        )
 
 
-def remove_container(podman: Sequence[str], name: str, *, env: Mapping[str, str] | None = None,
-                     grace: int = 5) -> None:
+def remove_container(podman: Sequence[str], name: str, *, env: Mapping[str, str] | None = None, grace: int = 5) -> None:
     """Stop (SIGTERM, SIGKILL after ``grace`` seconds) and remove the container ``name``, if it exists."""
-    subprocess.run([*podman, "rm", "--force", "--ignore", "--time", str(grace), name], env=env,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=False, timeout=grace + 60)
+    subprocess.run(
+        [*podman, "rm", "--force", "--ignore", "--time", str(grace), name],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        timeout=grace + 60,
+    )
 
 
 def _recorded_exit_code(podman: Sequence[str], name: str, *, env: Mapping[str, str] | None) -> int | None:
     """The exit code the exited container ``name`` recorded, or None (not there, or not exited)."""
-    done = subprocess.run([*podman, "inspect", "--type", "container", "--format", "{{.State.Status}} {{.State.ExitCode}}",
-                           name], env=env, capture_output=True, text=True, check=False, timeout=60)
+    done = subprocess.run(
+        [*podman, "inspect", "--type", "container", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     status, _, value = done.stdout.strip().partition(" ")
     return int(value) if done.returncode == 0 and status == "exited" and value.lstrip("-").isdigit() else None
 
 
-def _attempt(argv: list[str], *, env: Mapping[str, str] | None, on_line: Callable[[str], None],
-             podman: Sequence[str], name: str, deadline: float | None) -> tuple[int, bool, bool]:
+def _attempt(
+    argv: list[str],
+    *,
+    env: Mapping[str, str] | None,
+    on_line: Callable[[str], None],
+    podman: Sequence[str],
+    name: str,
+    deadline: float | None,
+) -> tuple[int, bool, bool]:
     """One `podman run`: (exit code, whether the program printed anything, deadline exceeded)."""
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     expired = threading.Event()
     timer = None
     if deadline is not None:
+
         def expire() -> None:
             expired.set()
             remove_container(podman, name, env=env)
@@ -81,8 +107,15 @@ def _attempt(argv: list[str], *, env: Mapping[str, str] | None, on_line: Callabl
             proc.wait()
 
 
-def run_pod(run: PodmanRun, *, podman: Sequence[str], work_dir: Path, on_line: Callable[[str], None],
-            env: Mapping[str, str] | None = None, active_deadline: float | None = None) -> PodResult:
+def run_pod(
+    run: PodmanRun,
+    *,
+    podman: Sequence[str],
+    work_dir: Path,
+    on_line: Callable[[str], None],
+    env: Mapping[str, str] | None = None,
+    active_deadline: float | None = None,
+) -> PodResult:
     """Create the pod's emptyDir folders, run it, stream its output to ``on_line``, clean up.
 
     A runtime failure before the program printed anything (exit 125-127 and no output: seen about
@@ -106,8 +139,9 @@ def run_pod(run: PodmanRun, *, podman: Sequence[str], work_dir: Path, on_line: C
                 path.mkdir(parents=True)
                 os.chmod(path, 0o1777)  # the kubelet's emptyDir mode: any uid of the pod may write
                 paths[volume] = str(path)
-            code, printed, expired = _attempt(run.argv(podman, paths), env=env, on_line=on_line,
-                                              podman=podman, name=run.name, deadline=deadline)
+            code, printed, expired = _attempt(
+                run.argv(podman, paths), env=env, on_line=on_line, podman=podman, name=run.name, deadline=deadline
+            )
             if code in RUNTIME_FAILURE_CODES and printed:
                 recorded = _recorded_exit_code(podman, run.name, env=env)
                 if recorded is not None and recorded != code:
@@ -117,7 +151,8 @@ def run_pod(run: PodmanRun, *, podman: Sequence[str], work_dir: Path, on_line: C
             if code in RUNTIME_FAILURE_CODES and attempts == 1 and not printed and not expired:
                 on_line(f"podman could not start the container (exit {code}); retrying once")
                 continue
-            return PodResult(exit_code=code, seconds=time.monotonic() - started, attempts=attempts,
-                             deadline_exceeded=expired)
+            return PodResult(
+                exit_code=code, seconds=time.monotonic() - started, attempts=attempts, deadline_exceeded=expired
+            )
     finally:
         shutil.rmtree(pod_dir, ignore_errors=True)

@@ -70,22 +70,70 @@ class PodmanRun:
 
 # Fields with no local meaning: scheduling and placement (one node), identity handled elsewhere.
 _IGNORED_SPEC = {
-    "affinity", "tolerations", "nodeSelector", "priorityClassName", "schedulerName", "restartPolicy",
-    "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "imagePullSecrets",
-    "terminationGracePeriodSeconds", "dnsPolicy", "enableServiceLinks", "preemptionPolicy",
-    "priority", "topologySpreadConstraints", "nodeName",
+    "affinity",
+    "tolerations",
+    "nodeSelector",
+    "priorityClassName",
+    "schedulerName",
+    "restartPolicy",
+    "serviceAccountName",
+    "serviceAccount",
+    "automountServiceAccountToken",
+    "imagePullSecrets",
+    "terminationGracePeriodSeconds",
+    "dnsPolicy",
+    "enableServiceLinks",
+    "preemptionPolicy",
+    "priority",
+    "topologySpreadConstraints",
+    "nodeName",
 }
-_HANDLED_SPEC = {"containers", "securityContext", "volumes", "hostAliases", "hostname", "subdomain",
-                 "activeDeadlineSeconds", "initContainers", "hostNetwork"}
+_HANDLED_SPEC = {
+    "containers",
+    "securityContext",
+    "volumes",
+    "hostAliases",
+    "hostname",
+    "subdomain",
+    "activeDeadlineSeconds",
+    "initContainers",
+    "hostNetwork",
+}
 _HANDLED_CONTAINER = {
-    "name", "image", "command", "args", "env", "envFrom", "resources", "securityContext",
-    "volumeMounts", "imagePullPolicy", "workingDir", "terminationMessagePolicy",
-    "terminationMessagePath", "ports",
+    "name",
+    "image",
+    "command",
+    "args",
+    "env",
+    "envFrom",
+    "resources",
+    "securityContext",
+    "volumeMounts",
+    "imagePullPolicy",
+    "workingDir",
+    "terminationMessagePolicy",
+    "terminationMessagePath",
+    "ports",
 }
-_POD_SECURITY = {"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups",
-                 "seccompProfile", "fsGroupChangePolicy"}
-_CONTAINER_SECURITY = {"runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
-                       "allowPrivilegeEscalation", "privileged", "capabilities", "seccompProfile"}
+_POD_SECURITY = {
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "fsGroup",
+    "supplementalGroups",
+    "seccompProfile",
+    "fsGroupChangePolicy",
+}
+_CONTAINER_SECURITY = {
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "readOnlyRootFilesystem",
+    "allowPrivilegeEscalation",
+    "privileged",
+    "capabilities",
+    "seccompProfile",
+}
 _PULL = {"Always": "always", "IfNotPresent": "missing", "Never": "never"}
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
@@ -121,8 +169,21 @@ def _cpu(value: str, where: str) -> Decimal:
         raise UnsupportedPod(f"{where}: {value!r} is not a CPU quantity") from None
 
 
-_MEMORY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-                  "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_MEMORY_SUFFIX = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+}
 
 
 def _bytes(value: str, where: str) -> int:
@@ -244,7 +305,9 @@ def _environment(pod: Mapping[str, Any], container: Mapping[str, Any], cluster: 
             if data is None:
                 if ref.get("optional"):
                     continue
-                raise UnsupportedPod(f"{here}.configMapRef: ConfigMap {namespace}/{ref.get('name')} does not exist in the local cluster")
+                raise UnsupportedPod(
+                    f"{here}.configMapRef: ConfigMap {namespace}/{ref.get('name')} does not exist in the local cluster"
+                )
             for key, value in sorted(data.items()):
                 if _ENV_NAME.match(prefix + key):
                     env.literal(prefix + key, value)
@@ -254,7 +317,9 @@ def _environment(pod: Mapping[str, Any], container: Mapping[str, Any], cluster: 
             if secret is None:
                 if ref.get("optional"):
                     continue
-                raise UnsupportedPod(f"{here}.secretRef: Secret {namespace}/{ref.get('name')} does not exist in the local cluster")
+                raise UnsupportedPod(
+                    f"{here}.secretRef: Secret {namespace}/{ref.get('name')} does not exist in the local cluster"
+                )
             for key, podman_secret in sorted(secret.items()):
                 if _ENV_NAME.match(prefix + key):
                     env.secret(prefix + key, podman_secret)
@@ -287,7 +352,9 @@ def _environment(pod: Mapping[str, Any], container: Mapping[str, Any], cluster: 
 
 def _security(pod_ctx: Mapping[str, Any], ctx: Mapping[str, Any], where: str) -> tuple[list[str], dict[str, Any]]:
     args: list[str] = []
-    merged = {key: ctx.get(key, pod_ctx.get(key)) for key in ("runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile")}
+    merged = {
+        key: ctx.get(key, pod_ctx.get(key)) for key in ("runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile")
+    }
     user, group = merged["runAsUser"], merged["runAsGroup"]
     if merged["runAsNonRoot"]:
         if user is None:
@@ -335,7 +402,7 @@ def _resources(resources: Mapping[str, Any], where: str) -> tuple[list[str], dic
     args: list[str] = []
     summary: dict[str, str] = {}
     for kind in ("limits", "requests"):
-        for name, value in (resources.get(kind) or {}).items():
+        for name in resources.get(kind) or {}:
             if name not in ("cpu", "memory"):
                 raise UnsupportedPod(
                     f"{where}.resources.{kind}.{name}: the local runtime can enforce cpu and memory only"
@@ -427,8 +494,16 @@ def pod_to_podman(pod: Mapping[str, Any], cluster: Cluster, *, labels: Mapping[s
         raise UnsupportedPod(f"{where}.imagePullPolicy: {pull!r} is not one of {sorted(_PULL)}")
 
     env = _environment(pod, container, cluster, where)
-    args: list[str] = ["--name", name, "--hostname", str(spec.get("hostname") or name)[:63], f"--pull={_PULL[pull]}",
-                       f"--network={cluster.network}", "--init=false", "--log-driver=none"]
+    args: list[str] = [
+        "--name",
+        name,
+        "--hostname",
+        str(spec.get("hostname") or name)[:63],
+        f"--pull={_PULL[pull]}",
+        f"--network={cluster.network}",
+        "--init=false",
+        "--log-driver=none",
+    ]
     for key, value in sorted({**(meta.get("labels") or {}), **(labels or {})}.items()):
         args += ["--label", f"{key}={value}"]
     for key, value in sorted((meta.get("annotations") or {}).items()):
@@ -465,5 +540,6 @@ def pod_to_podman(pod: Mapping[str, Any], cluster: Cluster, *, labels: Mapping[s
         "volumes": [m.get("mountPath") for m in container.get("volumeMounts") or []],
         "active_deadline_seconds": spec.get("activeDeadlineSeconds"),
     }
-    return PodmanRun(name=name, namespace=namespace, image=image, args=tuple(args),
-                     empty_dirs=tuple(empty_dirs), summary=summary)
+    return PodmanRun(
+        name=name, namespace=namespace, image=image, args=tuple(args), empty_dirs=tuple(empty_dirs), summary=summary
+    )

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.localpods.podspec import Cluster
-
 from tools.testing.containers import CONTAINERS_CONF
 
 __all__ = ["CONFIG_ENV", "PLATFORM_LABEL", "LocalPodRuntime", "RuntimeConfig", "RuntimeSetupError"]
@@ -52,8 +51,13 @@ class RuntimeConfig:
     @classmethod
     def from_json(cls, text: str) -> RuntimeConfig:
         data = json.loads(text)
-        return cls(podman=tuple(data["podman"]), podman_env=data["podman_env"], work_dir=data["work_dir"],
-                   platform_id=data["platform_id"], cluster=Cluster(**data["cluster"]))
+        return cls(
+            podman=tuple(data["podman"]),
+            podman_env=data["podman_env"],
+            work_dir=data["work_dir"],
+            platform_id=data["platform_id"],
+            cluster=Cluster(**data["cluster"]),
+        )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> RuntimeConfig | None:
@@ -74,7 +78,7 @@ class LocalPodRuntime:
         self.platform_id = platform_id
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / "containers.conf").write_text(CONTAINERS_CONF)
-        registries = ['unqualified-search-registries = []']
+        registries = ["unqualified-search-registries = []"]
         for prefix, location in sorted(mirrors.items()):
             registries += ["", "[[registry]]", f'prefix = "{prefix}"', f'location = "{location}"', "insecure = true"]
         (state_dir / "registries.conf").write_text("\n".join(registries) + "\n")
@@ -93,17 +97,32 @@ class LocalPodRuntime:
         self.injected: dict[str, str] = {}
 
     def _podman(self, *args: str, stdin: bytes | None = None, timeout: float = 600) -> str:
-        done = subprocess.run([*self.podman, *args], input=stdin, capture_output=True, check=False,
-                              timeout=timeout, env={**os.environ, **self.podman_env})
+        done = subprocess.run(
+            [*self.podman, *args],
+            input=stdin,
+            capture_output=True,
+            check=False,
+            timeout=timeout,
+            env={**os.environ, **self.podman_env},
+        )
         if done.returncode != 0:
             detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeSetupError(f"podman {args[0]} {args[1] if len(args) > 1 else ''} failed "
-                                    f"(exit {done.returncode}): {detail[0]}")
+            raise RuntimeSetupError(
+                f"podman {args[0]} {args[1] if len(args) > 1 else ''} failed (exit {done.returncode}): {detail[0]}"
+            )
         return done.stdout.decode("utf-8", "replace")
 
     def _podman_secret(self, name: str, value: str) -> None:
-        self._podman("secret", "create", "--replace", "--label", f"{PLATFORM_LABEL}={self.platform_id}",
-                     name, "-", stdin=value.encode("utf-8"))
+        self._podman(
+            "secret",
+            "create",
+            "--replace",
+            "--label",
+            f"{PLATFORM_LABEL}={self.platform_id}",
+            name,
+            "-",
+            stdin=value.encode("utf-8"),
+        )
 
     def add_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
         self.config_maps[f"{namespace}/{name}"] = dict(data)
@@ -125,7 +144,9 @@ class LocalPodRuntime:
 
     def config(self) -> RuntimeConfig:
         return RuntimeConfig(
-            podman=self.podman, podman_env=self.podman_env, work_dir=str(self.state_dir / "pods"),
+            podman=self.podman,
+            podman_env=self.podman_env,
+            work_dir=str(self.state_dir / "pods"),
             platform_id=self.platform_id,
             cluster=Cluster(config_maps=self.config_maps, secrets=self.secrets, injected_secret_env=self.injected),
         )

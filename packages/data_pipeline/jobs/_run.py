@@ -6,9 +6,8 @@ import datetime as dt
 import json
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
-
 from etl_core.jobs import JobContext, JobSettings, UsageError
+from pydantic import Field, field_validator
 
 __all__ = ["PACKAGE", "PipelineSettings", "execute"]
 
@@ -40,17 +39,23 @@ def _parse_references(value: Any) -> dict[str, str]:
 class PipelineSettings(JobSettings):
     dataset: str = Field(description="dataset name: selects the spec data_pipeline/datasets/<dataset>.yaml")
     run_date: dt.date = Field(description="logical date of the run, YYYY-MM-DD: names the partition dt=<run_date>")
-    source: str | None = Field(None, description="input file, folder or S3 prefix (default: the spec's source.location)")
+    source: str | None = Field(
+        None, description="input file, folder or S3 prefix (default: the spec's source.location)"
+    )
     output: str | None = Field(None, description="output folder or S3 prefix (default: the spec's output)")
     spec: str | None = Field(None, description="spec file to use instead of the packaged one (local or s3://)")
     references: str | None = Field(
         None, description="reference locations overriding the spec: name=location[,name=location] or a JSON object"
     )
-    max_reject_ratio: float | None = Field(None, ge=0, le=1, description="override the spec's max share of rejected rows")
+    max_reject_ratio: float | None = Field(
+        None, ge=0, le=1, description="override the spec's max share of rejected rows"
+    )
     compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
         "snappy", description="Parquet compression codec (zstd: smaller files, more CPU)"
     )
-    sql_url: str | None = Field(None, description="also load the partition into this SQLAlchemy URL, e.g. sqlite:////data/etl.db")
+    sql_url: str | None = Field(
+        None, description="also load the partition into this SQLAlchemy URL, e.g. sqlite:////data/etl.db"
+    )
     sql_table: str | None = Field(None, description="table for --sql-url (default: the dataset name)")
 
     @field_validator("references", mode="before")
@@ -94,6 +99,7 @@ def export_metrics(ctx: JobContext, report: Any) -> None:
 
 def execute(settings: PipelineSettings, ctx: JobContext, *, expect_format: tuple[str, ...]) -> None:
     from etl_core.memory import lean
+
     from ..pipeline import run
     from ..spec import load_spec, spec_location
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from etl_core.jobs import JobContext, run_job
+
 from ._run import PACKAGE, PipelineSettings, execute
 
 
@@ -24,8 +25,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="ingest", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="ingest", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from etl_core.jobs import JobContext, run_job
+
 from ._run import PACKAGE, PipelineSettings, execute
 
 
@@ -23,8 +24,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="transform", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="transform", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -32,13 +32,17 @@ def event_lines(count: int, *, seed: int = 9) -> list[str]:
     rng = random.Random(seed)
     out = []
     for index in range(count):
-        out.append(json.dumps({
-            "event_id": f"e-{index:05d}",
-            "user_id": rng.randrange(1, 500),
-            "event_type": rng.choice(["PAGE_VIEW", "click", "purchase"]),
-            "occurred_at": f"2026-11-26T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z",
-            "page": rng.choice(["/", "/cart", "/item/7"]),
-            "value": round(rng.random() * 50, 2),
-            "is_bot": index % 10 == 0,
-        }))
+        out.append(
+            json.dumps(
+                {
+                    "event_id": f"e-{index:05d}",
+                    "user_id": rng.randrange(1, 500),
+                    "event_type": rng.choice(["PAGE_VIEW", "click", "purchase"]),
+                    "occurred_at": f"2026-11-26T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z",
+                    "page": rng.choice(["/", "/cart", "/item/7"]),
+                    "value": round(rng.random() * 50, 2),
+                    "is_bot": index % 10 == 0,
+                }
+            )
+        )
     return out

@@ -15,8 +15,12 @@ from data_pipeline.expressions import EvalContext, compile_expression
 @pytest.mark.parametrize(
     ("kind", "texts", "values", "bad"),
     [
-        ("int64", ["1", " 2 ", "x", None, "", "99999999999999999999", "-5"],
-         [1, 2, None, None, None, None, -5], [False, False, True, False, False, True, False]),
+        (
+            "int64",
+            ["1", " 2 ", "x", None, "", "99999999999999999999", "-5"],
+            [1, 2, None, None, None, None, -5],
+            [False, False, True, False, False, True, False],
+        ),
         ("int32", ["2147483647", "2147483648"], [2147483647, None], [False, True]),
         ("float64", ["1e3", ".5", "1,5", "nan"], [1000.0, 0.5, None, None], [False, False, True, False]),
         ("bool", ["yes", "N", "maybe", "1"], [True, False, None, True], [False, False, True, False]),
@@ -39,18 +43,23 @@ def test_timestamps_with_and_without_offsets() -> None:
     values, bad = convert_text(pa.array(texts), "timestamp")
     utc = dt.UTC
     assert values.to_pylist()[:3] == [
-        dt.datetime(2026, 1, 1, 10, tzinfo=utc), dt.datetime(2026, 1, 1, 12, tzinfo=utc), dt.datetime(2026, 1, 1, 8, tzinfo=utc)
+        dt.datetime(2026, 1, 1, 10, tzinfo=utc),
+        dt.datetime(2026, 1, 1, 12, tzinfo=utc),
+        dt.datetime(2026, 1, 1, 8, tzinfo=utc),
     ]
     assert bad.to_pylist() == [False, False, False, True]
 
 
-TABLE = pa.table({
-    "amount": [10.0, 2.5, None, 40.0],
-    "currency": [" eur", "USD", "GBP", None],
-    "status": ["paid", "test", "new", "paid"],
-    "created_at": pa.array([dt.datetime(2026, 11, 26, h, tzinfo=dt.UTC) for h in (1, 5, 9, 23)],
-                           pa.timestamp("us", tz="UTC")),
-})
+TABLE = pa.table(
+    {
+        "amount": [10.0, 2.5, None, 40.0],
+        "currency": [" eur", "USD", "GBP", None],
+        "status": ["paid", "test", "new", "paid"],
+        "created_at": pa.array(
+            [dt.datetime(2026, 11, 26, h, tzinfo=dt.UTC) for h in (1, 5, 9, 23)], pa.timestamp("us", tz="UTC")
+        ),
+    }
+)
 CTX = EvalContext(run_date=dt.date(2026, 11, 26))
 
 
@@ -94,5 +103,7 @@ def test_unsafe_or_bad_expressions_are_rejected(text: str, message: str) -> None
 
 
 def test_unknown_column_names_the_columns() -> None:
-    with pytest.raises(ExpressionError, match=r"unknown column 'price' \(columns: amount, currency, status, created_at\)"):
+    with pytest.raises(
+        ExpressionError, match=r"unknown column 'price' \(columns: amount, currency, status, created_at\)"
+    ):
         compile_expression("price * 2").evaluate(TABLE, CTX)

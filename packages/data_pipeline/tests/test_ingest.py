@@ -15,16 +15,29 @@ import pytest
 
 from data_pipeline.jobs import ingest
 from data_pipeline.spec import DedupSpec
-from data_pipeline.transforms import Rows, dedup
 from data_pipeline.tests.conftest import last_line, run_module
 from data_pipeline.tests.datagen import HEADER, event_lines, order_rows, write_csv
+from data_pipeline.transforms import Rows, dedup
 
 DAY = "2026-11-26"
 
 
 def _ingest(source: Path | str, out: Path | str, *extra: str, dataset: str = "orders") -> int:
-    return ingest.run(["--dataset", dataset, "--run-date", DAY, "--source", str(source), "--output", str(out),
-                       "--log-level", "ERROR", *extra])
+    return ingest.run(
+        [
+            "--dataset",
+            dataset,
+            "--run-date",
+            DAY,
+            "--source",
+            str(source),
+            "--output",
+            str(out),
+            "--log-level",
+            "ERROR",
+            *extra,
+        ]
+    )
 
 
 def _partition(out: Path) -> pa.Table:
@@ -86,10 +99,13 @@ def test_duplicates_keep_the_latest_update_and_test_orders_are_filtered(tmp_path
     rows = order_rows(10)
     first = write_csv(tmp_path / "in" / "a.csv", rows)
     # A re-export of order 3 with a later update and another amount, plus a test order.
-    write_csv(tmp_path / "in" / "b.csv", [
-        "3,1,99.00, usd,shipped,user3@example.com,2026-11-26T00:00:00Z,2026-11-26T23:59:00Z",
-        "11,1,1.00,EUR,test,qa@example.com,2026-11-26T00:00:00Z,2026-11-26T00:00:00Z",
-    ])
+    write_csv(
+        tmp_path / "in" / "b.csv",
+        [
+            "3,1,99.00, usd,shipped,user3@example.com,2026-11-26T00:00:00Z,2026-11-26T23:59:00Z",
+            "11,1,1.00,EUR,test,qa@example.com,2026-11-26T00:00:00Z,2026-11-26T00:00:00Z",
+        ],
+    )
     out = tmp_path / "curated"
     assert _ingest(first.parent, out) == 0
     table = _partition(out).to_pylist()
@@ -119,9 +135,11 @@ def _reference_kept(table: pa.Table, spec: DedupSpec, out: list[bool]) -> list[i
         if key not in best:
             best[key] = i
         elif spec.order_by:
+
             def value(j: int) -> float:
                 v = data[spec.order_by][j]
                 return float("-inf") if v is None else v
+
             if (value(i) < value(best[key])) if spec.keep == "first" else (value(i) > value(best[key])):
                 best[key] = i
     losers = {i for i in range(table.num_rows) if not out[i] and None not in tuple(data[k][i] for k in spec.keys)}
@@ -149,7 +167,11 @@ def test_dedup_edge_cases_match_a_plain_model() -> None:
         }
         table = pa.table(columns)
         keys = [["a"], ["b"], ["t"], ["a", "t"], ["b", "a"]][trial % 5]
-        spec = DedupSpec(keys=keys, order_by="v" if trial % 3 else None, keep=["first", "last", None][trial % 3] if trial % 3 else None)
+        spec = DedupSpec(
+            keys=keys,
+            order_by="v" if trial % 3 else None,
+            keep=["first", "last", None][trial % 3] if trial % 3 else None,
+        )
         out = [bool(x) for x in rng.random(n) < 0.1]
         dropped, kept = _kept_lines(table, spec, out)
         assert kept == _reference_kept(table, spec, out), (trial, spec)
@@ -199,7 +221,9 @@ def test_empty_files_missing_columns_and_nothing_delivered(tmp_path: Path, capsy
 def test_too_many_rejects_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = order_rows(10)
     for index in range(3):
-        rows[index] = rows[index].replace(",EUR,", ",EUR,extra,").replace(",USD,", ",USD,extra,").replace(",GBP,", ",GBP,extra,")
+        rows[index] = (
+            rows[index].replace(",EUR,", ",EUR,extra,").replace(",USD,", ",USD,extra,").replace(",GBP,", ",GBP,extra,")
+        )
     src = write_csv(tmp_path / "orders.csv", rows)
     out = tmp_path / "curated"
     assert _ingest(src, out) == 1
@@ -250,8 +274,25 @@ def test_json_lines_fast_and_slow_paths(tmp_path: Path) -> None:
     dirty.append(lines[3])
     dirty.append('{"event_id": "e-late", "event_type": "click"}')
     src.write_text("\n".join(dirty) + "\n")
-    assert ingest.run(["--dataset", "events", "--run-date", DAY, "--source", str(src), "--output", str(out),
-                       "--max-reject-ratio", "0.5", "--log-level", "ERROR"]) == 0
+    assert (
+        ingest.run(
+            [
+                "--dataset",
+                "events",
+                "--run-date",
+                DAY,
+                "--source",
+                str(src),
+                "--output",
+                str(out),
+                "--max-reject-ratio",
+                "0.5",
+                "--log-level",
+                "ERROR",
+            ]
+        )
+        == 0
+    )
     reasons = [(r["line"], r["reason"]) for r in _rejects(out)]
     assert reasons == [
         (3, "not valid JSON: Expecting value"),

@@ -12,22 +12,29 @@ import pytest
 from data_pipeline.output import write_parquet
 from data_pipeline.parquet_split import _split_point, write_table_split
 
-OPTIONS = {"compression": "snappy", "use_dictionary": True, "write_statistics": True,
-           "row_group_size": 1024 * 1024, "version": "2.6"}
+OPTIONS = {
+    "compression": "snappy",
+    "use_dictionary": True,
+    "write_statistics": True,
+    "row_group_size": 1024 * 1024,
+    "version": "2.6",
+}
 
 
 def _table(rows: int) -> pa.Table:
     stamps = [dt.datetime(2026, 11, 26, tzinfo=dt.UTC) + dt.timedelta(seconds=i * 7) for i in range(rows)]
-    return pa.table({
-        "id": pa.array(range(rows), pa.int64()),
-        "flag": pa.array([None if i % 11 == 0 else i % 3 == 0 for i in range(rows)], pa.bool_()),
-        "amount": pa.array([i * 0.25 for i in range(rows)], pa.float64()),
-        "status": pa.array([None if i % 13 == 0 else ["new", "paid", "shipped"][i % 3] for i in range(rows)]),
-        "email": pa.array([f"user{i % 997}@example.com" for i in range(rows)]),
-        "small": pa.array([i % 100 for i in range(rows)], pa.int32()),
-        "at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
-        "day": pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i % 40) for i in range(rows)], pa.date32()),
-    })
+    return pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "flag": pa.array([None if i % 11 == 0 else i % 3 == 0 for i in range(rows)], pa.bool_()),
+            "amount": pa.array([i * 0.25 for i in range(rows)], pa.float64()),
+            "status": pa.array([None if i % 13 == 0 else ["new", "paid", "shipped"][i % 3] for i in range(rows)]),
+            "email": pa.array([f"user{i % 997}@example.com" for i in range(rows)]),
+            "small": pa.array([i % 100 for i in range(rows)], pa.int32()),
+            "at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            "day": pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i % 40) for i in range(rows)], pa.date32()),
+        }
+    )
 
 
 @pytest.mark.parametrize(

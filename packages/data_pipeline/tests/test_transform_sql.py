@@ -23,15 +23,36 @@ DAY = "2026-11-26"
 def curated_orders(tmp_path: Path) -> Path:
     src = write_csv(tmp_path / "landing" / "orders.csv", order_rows(60))
     out = tmp_path / "curated" / "orders"
-    assert ingest.run(["--dataset", "orders", "--run-date", DAY, "--source", str(src), "--output", str(out),
-                       "--log-level", "ERROR"]) == 0
+    assert (
+        ingest.run(
+            [
+                "--dataset",
+                "orders",
+                "--run-date",
+                DAY,
+                "--source",
+                str(src),
+                "--output",
+                str(out),
+                "--log-level",
+                "ERROR",
+            ]
+        )
+        == 0
+    )
     return out / f"dt={DAY}"
 
 
 def _customers(path: Path, ids: range, *, extra: list[tuple[int, str, str]] = ()) -> Path:
     rows = [(i, "gold" if i % 3 == 0 else "silver", "NO" if i % 2 else "PE") for i in ids] + list(extra)
-    table = pa.table({"customer_id": [r[0] for r in rows], "segment": [r[1] for r in rows],
-                      "country": [r[2] for r in rows], "internal_note": ["x"] * len(rows)})
+    table = pa.table(
+        {
+            "customer_id": [r[0] for r in rows],
+            "segment": [r[1] for r in rows],
+            "country": [r[2] for r in rows],
+            "internal_note": ["x"] * len(rows),
+        }
+    )
     if path.suffix == ".csv":
         pacsv.write_csv(table, path)
     else:
@@ -40,9 +61,23 @@ def _customers(path: Path, ids: range, *, extra: list[tuple[int, str, str]] = ()
 
 
 def _run_transform(partition: Path, out: Path, reference: Path, *extra: str) -> int:
-    return transform.run(["--dataset", "orders_enriched", "--run-date", DAY, "--source", str(partition),
-                          "--output", str(out), "--references", f"customers={reference}", "--log-level", "ERROR",
-                          *extra])
+    return transform.run(
+        [
+            "--dataset",
+            "orders_enriched",
+            "--run-date",
+            DAY,
+            "--source",
+            str(partition),
+            "--output",
+            str(out),
+            "--references",
+            f"customers={reference}",
+            "--log-level",
+            "ERROR",
+            *extra,
+        ]
+    )
 
 
 def test_enrichment_adds_reference_columns_in_row_order(curated_orders: Path, tmp_path: Path) -> None:
@@ -52,8 +87,18 @@ def test_enrichment_adds_reference_columns_in_row_order(curated_orders: Path, tm
     table = pq.read_table(out / f"dt={DAY}" / "part-0.parquet")
     orders = pq.read_table(curated_orders / "part-0.parquet")
     assert table.column("order_id").to_pylist() == orders.column("order_id").to_pylist()
-    assert table.column_names == ["order_id", "customer_id", "amount", "currency", "order_status", "created_at",
-                                  "order_date", "customer_segment", "customer_country", "amount_eur"]
+    assert table.column_names == [
+        "order_id",
+        "customer_id",
+        "amount",
+        "currency",
+        "order_status",
+        "created_at",
+        "order_date",
+        "customer_segment",
+        "customer_country",
+        "amount_eur",
+    ]
     first = table.slice(0, 1).to_pylist()[0]
     cid = first["customer_id"]
     assert first["customer_segment"] == ("gold" if cid % 3 == 0 else "silver")
@@ -61,8 +106,9 @@ def test_enrichment_adds_reference_columns_in_row_order(curated_orders: Path, tm
     assert first["amount_eur"] == (first["amount"] if first["currency"] == "EUR" else None)
 
 
-def test_missing_references_and_duplicate_keys(curated_orders: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_references_and_duplicate_keys(
+    curated_orders: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "enriched"
     # Customers 1..99 only: most orders find no customer; the columns stay empty (not required).
     few = _customers(tmp_path / "few.parquet", range(1, 100))
@@ -81,10 +127,12 @@ def test_missing_references_and_duplicate_keys(curated_orders: Path, tmp_path: P
 def test_required_enrichment_rejects_unmatched_rows(curated_orders: Path, tmp_path: Path) -> None:
     spec_text = (Path(__file__).resolve().parents[1] / "datasets" / "orders_enriched.yaml").read_text()
     spec_file = tmp_path / "orders_enriched.yaml"
-    spec_file.write_text(spec_text.replace("columns: {segment: customer_segment, country: customer_country}",
-                                           "columns: {segment: customer_segment, country: customer_country}\n"
-                                           "    required: true").replace("max_reject_ratio: 0.01",
-                                                                         "max_reject_ratio: 1.0"))
+    spec_file.write_text(
+        spec_text.replace(
+            "columns: {segment: customer_segment, country: customer_country}",
+            "columns: {segment: customer_segment, country: customer_country}\n    required: true",
+        ).replace("max_reject_ratio: 0.01", "max_reject_ratio: 1.0")
+    )
     assert load_spec(spec_file).enrich[0].required
     reference = _customers(tmp_path / "some.csv", range(1, 450))
     out = tmp_path / "enriched"
@@ -99,15 +147,29 @@ def test_required_enrichment_rejects_unmatched_rows(curated_orders: Path, tmp_pa
 def test_sql_sink_replaces_the_days_rows(tmp_path: Path) -> None:
     db = tmp_path / "reporting.db"
     src = write_csv(tmp_path / "in" / "orders.csv", order_rows(25))
-    args = ["--dataset", "orders", "--run-date", DAY, "--source", str(src), "--output", str(tmp_path / "out"),
-            "--sql-url", f"sqlite:///{db}", "--log-level", "ERROR"]
+    args = [
+        "--dataset",
+        "orders",
+        "--run-date",
+        DAY,
+        "--source",
+        str(src),
+        "--output",
+        str(tmp_path / "out"),
+        "--sql-url",
+        f"sqlite:///{db}",
+        "--log-level",
+        "ERROR",
+    ]
     assert ingest.run(args) == 0
     assert ingest.run(args) == 0  # idempotent: the re-run replaces, it does not append
     other_day = [a if a != DAY else "2026-11-27" for a in args]
     assert ingest.run(other_day) == 0
     with sqlite3.connect(db) as conn:
         counts = dict(conn.execute("SELECT dt, COUNT(*) FROM orders GROUP BY dt").fetchall())
-        row = conn.execute("SELECT order_id, amount, currency FROM orders WHERE dt = ? ORDER BY order_id", (DAY,)).fetchone()
+        row = conn.execute(
+            "SELECT order_id, amount, currency FROM orders WHERE dt = ? ORDER BY order_id", (DAY,)
+        ).fetchone()
     assert counts == {DAY: 25, "2026-11-27": 25}
     assert row[0] == 1 and isinstance(row[1], float)
     write_csv(src, order_rows(5))
@@ -118,8 +180,18 @@ def test_sql_sink_replaces_the_days_rows(tmp_path: Path) -> None:
 
 def test_sql_sink_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = write_csv(tmp_path / "in" / "orders.csv", order_rows(3))
-    base = ["--dataset", "orders", "--run-date", DAY, "--source", str(src), "--output", str(tmp_path / "out"),
-            "--log-level", "ERROR"]
+    base = [
+        "--dataset",
+        "orders",
+        "--run-date",
+        DAY,
+        "--source",
+        str(src),
+        "--output",
+        str(tmp_path / "out"),
+        "--log-level",
+        "ERROR",
+    ]
     assert ingest.run([*base, "--sql-url", "nosuchdb://user:secret@host/db"]) == 1
     message = last_line(capsys.readouterr().err)
     assert "invalid --sql-url 'nosuchdb://user:***@host/db'" in message and "secret" not in message

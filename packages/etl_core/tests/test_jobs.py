@@ -17,8 +17,11 @@ class _Settings(JobSettings):
 
 def test_flags_beat_conf_which_beats_env_and_unknown_conf_keys_are_reported() -> None:
     settings, unknown = parse_settings(
-        _Settings, ["--conf", '{"source": "s3://conf/", "level": 3, "extra": 1}', "--level", "9"],
-        prog="job", description="d", environ={"SOURCE": "s3://env/", "LEVEL": "2"},
+        _Settings,
+        ["--conf", '{"source": "s3://conf/", "level": 3, "extra": 1}', "--level", "9"],
+        prog="job",
+        description="d",
+        environ={"SOURCE": "s3://env/", "LEVEL": "2"},
     )
     assert (settings.source, settings.level, unknown) == ("s3://conf/", 9, ["extra"])
 
@@ -48,15 +51,26 @@ def test_exit_codes_and_error_line(
         if error is not None:
             raise error
 
-    assert run_job(package="pkg", job="unit", settings_cls=_Settings, main=main, description="d",
-                   argv=["--source", "s3://b/k"], environ={}) == code
+    assert (
+        run_job(
+            package="pkg",
+            job="unit",
+            settings_cls=_Settings,
+            main=main,
+            description="d",
+            argv=["--source", "s3://b/k"],
+            environ={},
+        )
+        == code
+    )
     assert seen == ["pkg_unit:s3://b/k"]
     err_lines = [ln for ln in capsys.readouterr().err.splitlines() if ln and not ln.startswith("{")]
     assert err_lines == ([line] if line else [])
 
 
 def test_missing_required_setting_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code = run_job(package="pkg", job="unit", settings_cls=_Settings, main=lambda s, c: None, description="d",
-                   argv=[], environ={})
+    code = run_job(
+        package="pkg", job="unit", settings_cls=_Settings, main=lambda s, c: None, description="d", argv=[], environ={}
+    )
     assert code == 2
     assert "python -m pkg.jobs.unit: error:" in capsys.readouterr().err

@@ -205,8 +205,9 @@ def test_an_unreachable_endpoint_is_transient_and_retryable() -> None:
 
     sleeps: list[float] = []
     with pytest.raises(S3Unavailable, match=r"get s3://bkt/k: cannot reach S3 endpoint"):
-        call_with_retry(lambda: s3.get("s3://bkt/k"), policy=RetryPolicy(retries=2), is_retryable=is_transient,
-                        sleep=sleeps.append)
+        call_with_retry(
+            lambda: s3.get("s3://bkt/k"), policy=RetryPolicy(retries=2), is_retryable=is_transient, sleep=sleeps.append
+        )
     assert len(sleeps) == 2
     assert not is_transient(NotFound("x", url="s3://b/k"))
 

@@ -11,7 +11,6 @@ from etl_core import storage
 from etl_core.errors import EtlCoreError, NotFoundError, StorageError
 from tools.testing.package_fixtures import moto, s3_fixture  # noqa: F401 - pytest fixtures
 
-
 s3 = s3_fixture("st")
 
 

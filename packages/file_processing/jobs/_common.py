@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from etl_core.jobs import JobContext, JobSettings
 from pydantic import Field
 
-from etl_core.jobs import JobContext, JobSettings
 from ..ops import TransferReport
 
 __all__ = ["FileOpSettings", "record_report"]

@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import Field
-
 from etl_core import storage
 from etl_core.jobs import JobContext, UsageError, run_job
+from pydantic import Field
+
 from ..errors import ChecksumMismatch
 from ..ops import checksum_files, format_manifest, parse_manifest, verify_manifest
 from ._common import PACKAGE, FileOpSettings
@@ -59,15 +59,16 @@ def main(settings: Settings, ctx: JobContext) -> None:
         storage.write_bytes(settings.manifest, text.encode(), content_type="text/plain")
     else:
         sys.stdout.write(text)
-    ctx.gauge("checksum_files", "Files checked against a manifest, by result.", ["result"]).labels(
-        result="hashed"
-    ).set(len(entries))
+    ctx.gauge("checksum_files", "Files checked against a manifest, by result.", ["result"]).labels(result="hashed").set(
+        len(entries)
+    )
     ctx.log.info("checksum.done", files=len(entries), manifest=settings.manifest)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="checksum", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="checksum", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import Literal
 
+from etl_core.jobs import JobContext, run_job
 from pydantic import Field
 
-from etl_core.jobs import JobContext, run_job
 from ..ops import compress_files
 from ._common import PACKAGE, FileOpSettings, record_report
 
@@ -38,8 +38,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="compress", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="compress", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

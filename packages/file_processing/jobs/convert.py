@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import Literal
 
+from etl_core.jobs import JobContext, UsageError, run_job
 from pydantic import Field, field_validator
 
-from etl_core.jobs import JobContext, UsageError, run_job
 from ..convert import ConvertOptions, convert_files, detect_format, parse_column_types
 from ..errors import ConversionError
 from ._common import PACKAGE, FileOpSettings, record_report
@@ -39,8 +39,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
         column_types=parse_column_types(settings.column_types),
         compression=settings.compression,
     )
-    report, rows = convert_files(settings.source, settings.dest, to=str(target), pattern=settings.pattern,
-                                 options=options)
+    report, rows = convert_files(
+        settings.source, settings.dest, to=str(target), pattern=settings.pattern, options=options
+    )
     ctx.gauge("file_ops_rows", "Rows converted by the last run.", ["op"]).labels(op="convert").set(rows)
     record_report(ctx, "convert", report)
 
@@ -53,12 +54,15 @@ def _target_format(source: str, dest: str) -> str:
         except ConversionError:
             continue
         return {"csv": "parquet", "parquet": "csv"}[found] if flip else found
-    raise UsageError(f"cannot tell the target format from --dest {dest!r} or --source {source!r}: pass --to csv|parquet")
+    raise UsageError(
+        f"cannot tell the target format from --dest {dest!r} or --source {source!r}: pass --to csv|parquet"
+    )
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="convert", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="convert", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Sequence
 from typing import Literal
 
+from etl_core.jobs import JobContext, run_job
 from pydantic import Field
 
-from etl_core.jobs import JobContext, run_job
 from ..ops import decompress_files
 from ._common import PACKAGE, FileOpSettings, record_report
 
@@ -33,8 +33,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="decompress", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="decompress", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from pydantic import Field
-
 from etl_core import storage
 from etl_core.jobs import JobContext, run_job
+from pydantic import Field
+
 from ..ops import list_source
 from ._common import PACKAGE, FileOpSettings
 
@@ -38,8 +38,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="list_files", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="list_files", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from etl_core.jobs import JobContext, run_job
+
 from ..ops import plan, transfer_files
 from ._common import PACKAGE, TransferSettings, record_report
 
@@ -25,8 +26,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="move_files", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="move_files", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import Field
-
 from etl_core import storage
 from etl_core.jobs import JobContext, JobSettings, run_job
+from pydantic import Field
+
 from ..errors import ValidationFailed
 from ._common import PACKAGE
 
@@ -26,7 +26,9 @@ class Settings(JobSettings):
     input: str = Field(description="data to validate: a Parquet/CSV file, or a folder / S3 prefix of them")
     suite: str | None = Field(None, description="suite file to use instead of the packaged one (local or s3://)")
     format: Literal["parquet", "csv"] | None = Field(None, description="input format (default: from file names)")
-    results: str | None = Field(None, description="where to write the results JSON (default: <input>/_dq_<dataset>.json)")
+    results: str | None = Field(
+        None, description="where to write the results JSON (default: <input>/_dq_<dataset>.json)"
+    )
     result_format: Literal["BOOLEAN_ONLY", "BASIC", "SUMMARY"] = Field(
         "SUMMARY", description="detail of each result: SUMMARY adds sample unexpected values"
     )
@@ -80,6 +82,7 @@ def export_metrics(ctx: JobContext, result: object) -> None:
 
 def main(settings: Settings, ctx: JobContext) -> None:
     from etl_core.memory import lean
+
     from ..report_html import render_dq_html
     from ..suites import load_suite, suite_location
     from ..tables import open_table
@@ -90,14 +93,22 @@ def main(settings: Settings, ctx: JobContext) -> None:
     suite_url = settings.suite or str(suite_location(settings.dataset))
     suite = load_suite(suite_url, dataset=settings.dataset)
     with open_table(settings.input, settings.format) as table:
-        ctx.log.info("validate.start", dataset=settings.dataset, rows=table.rows, columns=len(table.columns),
-                     files=len(table.paths), expectations=len(suite.expectations))
+        ctx.log.info(
+            "validate.start",
+            dataset=settings.dataset,
+            rows=table.rows,
+            columns=len(table.columns),
+            files=len(table.paths),
+            expectations=len(suite.expectations),
+        )
         result = run_suite(suite, table, result_format=settings.result_format, grouping=settings.grouping)
-    doc = result.to_json(source=settings.input, suite=suite_url, result_format=settings.result_format,
-                         grouping=settings.grouping)
+    doc = result.to_json(
+        source=settings.input, suite=suite_url, result_format=settings.result_format, grouping=settings.grouping
+    )
     target = results_location(settings)
-    storage.write_bytes(target, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(),
-                        content_type="application/json")
+    storage.write_bytes(
+        target, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), content_type="application/json"
+    )
     report = target.removesuffix(".json") + ".html"
     storage.write_bytes(report, render_dq_html(doc).encode(), content_type="text/html; charset=utf-8")
     export_metrics(ctx, result)
@@ -116,8 +127,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="validate", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="validate", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def orders_table(rows: int, *, seed: int = 1, start_id: int = 1) -> pa.Table:
             "status": pa.array([rng.choice(STATUSES) for _ in range(rows)]),
             "email": pa.array([f"user{rng.randrange(100000)}@example.com" for _ in range(rows)]),
             "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
-            "updated_at": pa.array([c + dt.timedelta(minutes=rng.randrange(120)) for c in created],
-                                   pa.timestamp("us", tz="UTC")),
+            "updated_at": pa.array(
+                [c + dt.timedelta(minutes=rng.randrange(120)) for c in created], pa.timestamp("us", tz="UTC")
+            ),
             "amount_cents": pa.array([round(a * 100) for a in amount], pa.float64()),
             "order_date": pa.array([c.date() for c in created], pa.date32()),
         }

@@ -28,11 +28,15 @@ def test_csv_to_parquet_to_csv_roundtrip_via_s3(tmp_path: Path, s3: SimpleNamesp
     # 'note' is empty in the first rows (Arrow would call it null-typed): it stays a string column.
     assert table.schema.field("note").type == pa.string()
     out = tmp_path / "export"
-    assert convert.run(["--source", s3.url("pq/"), "--dest", str(out) + "/", "--to", "csv", "--log-level", "ERROR"]) == 0
+    assert (
+        convert.run(["--source", s3.url("pq/"), "--dest", str(out) + "/", "--to", "csv", "--log-level", "ERROR"]) == 0
+    )
     assert (out / "orders.csv").read_text().splitlines()[0] == '"order_id","amount","currency","note"'
 
 
-def test_bad_value_stops_with_a_hint_and_types_can_be_pinned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_value_stops_with_a_hint_and_types_can_be_pinned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "dirty.csv"
     src.write_text("id,qty\n1,5\n2,five\n")
     dest = tmp_path / "dirty.parquet"

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from pydantic import Field
-
 from etl_core.jobs import (
     JobContext,
     JobError,
@@ -20,6 +18,8 @@ from etl_core.jobs import (
     parse_settings,
     run_job,
 )
+from pydantic import Field
+
 from file_processing.tests.conftest import last_line, run_module
 
 
@@ -65,8 +65,15 @@ def test_bad_conf_values_name_the_conf_key() -> None:
 
 
 def _run(main, argv: list[str], environ: dict[str, str] | None = None) -> int:
-    return run_job(package="file_processing", job="unit", settings_cls=_Settings, main=main, argv=argv,
-                   description="unit", environ=environ or {})
+    return run_job(
+        package="file_processing",
+        job="unit",
+        settings_cls=_Settings,
+        main=main,
+        argv=argv,
+        description="unit",
+        environ=environ or {},
+    )
 
 
 def test_exit_codes_and_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -45,8 +45,15 @@ def _landing(root: Path) -> dict[str, bytes]:
 def test_list_local_with_pattern_and_depth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _landing(tmp_path)
     day = tmp_path / "2026-11-26"
-    assert [f.name for f in ops.list_source(str(day), pattern="*.csv")] == ["orders-1.csv", "orders-2.csv", "refunds.csv"]
-    assert [f.name for f in ops.list_source(str(day), pattern="*.csv", recursive=False)] == ["orders-1.csv", "orders-2.csv"]
+    assert [f.name for f in ops.list_source(str(day), pattern="*.csv")] == [
+        "orders-1.csv",
+        "orders-2.csv",
+        "refunds.csv",
+    ]
+    assert [f.name for f in ops.list_source(str(day), pattern="*.csv", recursive=False)] == [
+        "orders-1.csv",
+        "orders-2.csv",
+    ]
     assert list_files.run(["--source", str(day), "--pattern", "*.txt", "--log-level", "ERROR"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert [(item["url"], item["size"]) for item in listing] == [(str(day / "README.txt"), 20)]
@@ -57,7 +64,9 @@ def test_list_local_with_pattern_and_depth(tmp_path: Path, capsys: pytest.Captur
 def test_copy_local_to_s3_and_back_keeps_layout_and_skips_unchanged(tmp_path: Path, s3: SimpleNamespace) -> None:
     files = _landing(tmp_path)
     dest = s3.url("landing/")
-    assert copy_files.run(["--source", str(tmp_path), "--dest", dest, "--pattern", "*.csv", "--log-level", "ERROR"]) == 0
+    assert (
+        copy_files.run(["--source", str(tmp_path), "--dest", dest, "--pattern", "*.csv", "--log-level", "ERROR"]) == 0
+    )
     csvs = sorted(k for k in files if k.endswith(".csv"))
     assert s3.keys("landing/") == [f"landing/{k}" for k in csvs]
     for rel in csvs:
@@ -84,7 +93,9 @@ def test_copy_single_file_into_folder_and_if_exists(tmp_path: Path) -> None:
     ops.transfer_files(ops.plan(str(src), str(target_dir)))
     assert (target_dir / "orders-1.csv").read_bytes() == src.read_bytes()
     (target_dir / "orders-1.csv").write_bytes(b"changed")
-    with pytest.raises(TargetExists, match=r"destination '.*/out/orders-1.csv' exists: pass --if-exists overwrite or skip"):
+    with pytest.raises(
+        TargetExists, match=r"destination '.*/out/orders-1.csv' exists: pass --if-exists overwrite or skip"
+    ):
         ops.transfer_files(ops.plan(str(src), str(target_dir)), if_exists="fail")
     report = ops.transfer_files(ops.plan(str(src), str(target_dir)), if_exists="skip")
     assert len(report.skipped) == 1 and (target_dir / "orders-1.csv").read_bytes() == b"changed"
@@ -96,15 +107,28 @@ def test_move_deletes_sources_only_after_the_copy(tmp_path: Path, s3: SimpleName
     files = _landing(tmp_path)
     day = tmp_path / "2026-11-26"
     prom = tmp_path / "move.prom"
-    code = move_files.run(["--source", str(day), "--dest", s3.url("archive/"), "--pattern", "orders-*.csv",
-                           "--metrics-file", str(prom), "--log-level", "ERROR"])
+    code = move_files.run(
+        [
+            "--source",
+            str(day),
+            "--dest",
+            s3.url("archive/"),
+            "--pattern",
+            "orders-*.csv",
+            "--metrics-file",
+            str(prom),
+            "--log-level",
+            "ERROR",
+        ]
+    )
     assert code == 0
     assert s3.get("archive/orders-2.csv") == files["2026-11-26/orders-2.csv"]
     assert not (day / "orders-1.csv").exists() and (day / "README.txt").exists()
     assert 'etl_file_ops_files{op="move",result="done"} 2.0' in prom.read_text()
     # Moving again finds nothing to move: a clear failure, not a silent success.
-    code = move_files.run(["--source", str(day), "--dest", s3.url("archive/"), "--pattern", "orders-*.csv",
-                           "--log-level", "ERROR"])
+    code = move_files.run(
+        ["--source", str(day), "--dest", s3.url("archive/"), "--pattern", "orders-*.csv", "--log-level", "ERROR"]
+    )
     assert code == 0  # the folder still exists, just no matching files: nothing to do
     assert prom.exists()
 
@@ -113,10 +137,15 @@ def test_checksum_manifest_and_verify(tmp_path: Path, s3: SimpleNamespace, capsy
     files = _landing(tmp_path)
     day = tmp_path / "2026-11-26"
     manifest = s3.url("manifests/SHA256SUMS")
-    assert checksum.run(["--source", str(day), "--pattern", "*.csv", "--manifest", manifest, "--log-level", "ERROR"]) == 0
+    assert (
+        checksum.run(["--source", str(day), "--pattern", "*.csv", "--manifest", manifest, "--log-level", "ERROR"]) == 0
+    )
     text = s3.get("manifests/SHA256SUMS").decode()
-    expected = {rel.removeprefix("2026-11-26/"): hashlib.sha256(data).hexdigest()
-                for rel, data in files.items() if rel.endswith(".csv")}
+    expected = {
+        rel.removeprefix("2026-11-26/"): hashlib.sha256(data).hexdigest()
+        for rel, data in files.items()
+        if rel.endswith(".csv")
+    }
     assert ops.parse_manifest(text, where="m") == expected
     assert text.splitlines()[0] == f"{expected['orders-1.csv']}  orders-1.csv"
     assert checksum.run(["--source", str(day), "--pattern", "*.csv", "--verify", manifest, "--log-level", "ERROR"]) == 0
@@ -130,8 +159,9 @@ def test_checksum_manifest_and_verify(tmp_path: Path, s3: SimpleNamespace, capsy
         ops.parse_manifest("a" * 64 + "  x\ngarbage\n", where="m")
 
 
-def test_gzip_roundtrip_is_deterministic_and_corrupt_input_fails(tmp_path: Path, s3: SimpleNamespace,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_gzip_roundtrip_is_deterministic_and_corrupt_input_fails(
+    tmp_path: Path, s3: SimpleNamespace, capsys: pytest.CaptureFixture[str]
+) -> None:
     files = _landing(tmp_path)
     day = tmp_path / "2026-11-26"
     args = ["--source", str(day), "--pattern", "*.csv", "--dest", s3.url("gz/"), "--log-level", "ERROR"]
@@ -150,7 +180,9 @@ def test_gzip_roundtrip_is_deterministic_and_corrupt_input_fails(tmp_path: Path,
     assert not local.exists() and (tmp_path / "inplace.csv.gz").exists()
     payload = gzip.compress(bytes(range(256)) * 200)
     s3.put("bad/broken.csv.gz", payload[: len(payload) // 2])  # cut off mid-stream
-    assert decompress.run(["--source", s3.url("bad/"), "--dest", str(tmp_path / "b") + "/", "--log-level", "ERROR"]) == 1
+    assert (
+        decompress.run(["--source", s3.url("bad/"), "--dest", str(tmp_path / "b") + "/", "--log-level", "ERROR"]) == 1
+    )
     assert f"error: {s3.url('bad/broken.csv.gz')!r} is not a valid gzip file" in last_line(capsys.readouterr().err)
     with pytest.raises(ConversionError, match="is not a valid gzip file"):
         ops.decompress_files(s3.url("bad/broken.csv.gz"), str(tmp_path / "c.csv"))

@@ -57,18 +57,30 @@ def test_html_escapes_every_value() -> None:
 
 
 def test_job_writes_json_and_html_to_s3(tmp_path: Path, s3: SimpleNamespace) -> None:
-    table = pa.table({
-        "order_id": [1, 2, 3, 4],
-        "amount": [9.5, None, 1.25, 3.0],
-        "currency": ["EUR", "EUR", "USD", None],
-        "note": ["<b>gift</b>", None, None, None],
-    })
+    table = pa.table(
+        {
+            "order_id": [1, 2, 3, 4],
+            "amount": [9.5, None, 1.25, 3.0],
+            "currency": ["EUR", "EUR", "USD", None],
+            "note": ["<b>gift</b>", None, None, None],
+        }
+    )
     local = tmp_path / "orders.parquet"
     pq.write_table(table, local)
     s3.put("curated/orders/dt=2026-11-26/part-0.parquet", local.read_bytes())
     prom = tmp_path / "p.prom"
-    code = profile.run(["--input", s3.url("curated/orders/dt=2026-11-26/"), "--dataset", "orders",
-                        "--metrics-file", str(prom), "--log-level", "ERROR"])
+    code = profile.run(
+        [
+            "--input",
+            s3.url("curated/orders/dt=2026-11-26/"),
+            "--dataset",
+            "orders",
+            "--metrics-file",
+            str(prom),
+            "--log-level",
+            "ERROR",
+        ]
+    )
     assert code == 0
     doc = json.loads(s3.get("curated/orders/dt=2026-11-26/_profile/profile.json"))
     assert doc["rows"] == 4 and [c["name"] for c in doc["columns"]] == ["order_id", "amount", "currency", "note"]

@@ -26,14 +26,19 @@ def test_packaged_suites_load_without_great_expectations() -> None:
 
 
 def test_ids_are_derived_numbered_and_explicit(tmp_path: Path) -> None:
-    suite = load_suite(_write(tmp_path, """
+    suite = load_suite(
+        _write(
+            tmp_path,
+            """
 dataset: orders
 expectations:
   - {type: expect_column_values_to_not_be_null, kwargs: {column: a}}
   - {type: expect_column_values_to_not_be_null, kwargs: {column: a, mostly: 0.5}, critical: false}
   - {type: expect_column_pair_values_to_be_equal, kwargs: {column_A: a, column_B: b}}
   - {type: expect_table_row_count_to_be_between, kwargs: {min_value: 1}, id: has_rows}
-"""))
+""",
+        )
+    )
     assert suite.ids() == [
         "expect_column_values_to_not_be_null:a",
         "expect_column_values_to_not_be_null:a#2",
@@ -50,11 +55,18 @@ expectations:
     [
         ("dataset: orders\nexpectations: []\n", r"expectations: List should have at least 1 item"),
         ("dataset: Orders\nexpectations: [{type: expect_x}]\n", r"dataset: String should match pattern"),
-        ("dataset: orders\nexpectations: [{type: not_an_expectation}]\n", r"expectations\[0\].type: String should match"),
-        ("dataset: orders\nexpectations: [{type: expect_x, critcal: false}]\n",
-         r"expectations\[0\].critcal: Extra inputs are not permitted"),
-        ("dataset: orders\nexpectations: [{type: expect_x, id: a}, {type: expect_y, id: a}]\n",
-         r"expectations\[1\].id 'a' is used twice"),
+        (
+            "dataset: orders\nexpectations: [{type: not_an_expectation}]\n",
+            r"expectations\[0\].type: String should match",
+        ),
+        (
+            "dataset: orders\nexpectations: [{type: expect_x, critcal: false}]\n",
+            r"expectations\[0\].critcal: Extra inputs are not permitted",
+        ),
+        (
+            "dataset: orders\nexpectations: [{type: expect_x, id: a}, {type: expect_y, id: a}]\n",
+            r"expectations\[1\].id 'a' is used twice",
+        ),
         ("dataset: [\n", r"is not valid YAML"),
         ("- 1\n", r"must be a mapping with 'dataset' and 'expectations'"),
     ],

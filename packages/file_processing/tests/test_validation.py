@@ -101,17 +101,26 @@ def test_missing_column_is_an_error_of_its_expectations_only(tmp_path: Path) -> 
 def test_bad_expectations_fail_before_reading_data(tmp_path: Path) -> None:
     path = write_parquet(orders_table(10), tmp_path / "part-0.parquet")
     suite_file = tmp_path / "bad.yaml"
-    suite_file.write_text("dataset: orders\nexpectations:\n  - {type: expect_column_values_to_be_purple, kwargs: {column: a}}\n")
-    with open_table(str(path)) as table, pytest.raises(SuiteError, match=r"unknown type 'expect_column_values_to_be_purple'"):
+    suite_file.write_text(
+        "dataset: orders\nexpectations:\n  - {type: expect_column_values_to_be_purple, kwargs: {column: a}}\n"
+    )
+    with (
+        open_table(str(path)) as table,
+        pytest.raises(SuiteError, match=r"unknown type 'expect_column_values_to_be_purple'"),
+    ):
         run_suite(load_suite(suite_file), table)
-    suite_file.write_text("dataset: orders\nexpectations:\n  - {type: expect_column_values_to_be_between, kwargs: {colum: a}}\n")
+    suite_file.write_text(
+        "dataset: orders\nexpectations:\n  - {type: expect_column_values_to_be_between, kwargs: {colum: a}}\n"
+    )
     with open_table(str(path)) as table, pytest.raises(SuiteError, match=r"invalid kwargs \{'colum': 'a'\}"):
         run_suite(load_suite(suite_file), table)
 
 
 def test_csv_input_with_dates_given_as_yaml_dates(tmp_path: Path) -> None:
     csv = tmp_path / "events.csv"
-    pacsv.write_csv(pa.table({"id": [1, 2, 3], "at": ["2026-01-01T10:00:00Z", "2026-01-02T10:00:00Z", "2019-05-01T00:00:00Z"]}), csv)
+    pacsv.write_csv(
+        pa.table({"id": [1, 2, 3], "at": ["2026-01-01T10:00:00Z", "2026-01-02T10:00:00Z", "2019-05-01T00:00:00Z"]}), csv
+    )
     suite_file = tmp_path / "s.yaml"
     suite_file.write_text(
         "dataset: events\nexpectations:\n"
@@ -128,8 +137,18 @@ def test_job_writes_results_next_to_the_data_on_s3_and_fails_on_critical(s3: Sim
     good = write_parquet(orders_table(400), tmp_path / "good.parquet")
     s3.put("curated/orders/dt=2026-11-26/part-0.parquet", good.read_bytes())
     prom = tmp_path / "dq.prom"
-    code = validate.run(["--dataset", "orders", "--input", s3.url("curated/orders/dt=2026-11-26/"),
-                         "--metrics-file", str(prom), "--log-level", "ERROR"])
+    code = validate.run(
+        [
+            "--dataset",
+            "orders",
+            "--input",
+            s3.url("curated/orders/dt=2026-11-26/"),
+            "--metrics-file",
+            str(prom),
+            "--log-level",
+            "ERROR",
+        ]
+    )
     assert code == 0
     doc = json.loads(s3.get("curated/orders/dt=2026-11-26/_dq_orders.json"))
     assert doc["success"] is True and doc["rows"] == 400
@@ -140,11 +159,19 @@ def test_job_writes_results_next_to_the_data_on_s3_and_fails_on_critical(s3: Sim
 
     bad = write_parquet(dirty_orders(400), tmp_path / "bad.parquet")
     s3.put("curated/orders/dt=2026-11-27/part-0.parquet", bad.read_bytes())
-    result = run_module("file_processing.jobs.validate", "--dataset", "orders",
-                        "--conf", json.dumps({"input": s3.url("curated/orders/dt=2026-11-27/")}), env=s3.env)
+    result = run_module(
+        "file_processing.jobs.validate",
+        "--dataset",
+        "orders",
+        "--conf",
+        json.dumps({"input": s3.url("curated/orders/dt=2026-11-27/")}),
+        env=s3.env,
+    )
     assert result.returncode == 1, result.stderr
     line = last_line(result.stderr)
-    assert line.startswith("python -m file_processing.jobs.validate: error: 4 critical expectations failed on dataset 'orders'")
+    assert line.startswith(
+        "python -m file_processing.jobs.validate: error: 4 critical expectations failed on dataset 'orders'"
+    )
     assert "expect_column_values_to_be_unique:order_id (2 unexpected" in line
     assert line.endswith(f"results in {s3.url('curated/orders/dt=2026-11-27/_dq_orders.json')}")
     doc = json.loads(s3.get("curated/orders/dt=2026-11-27/_dq_orders.json"))
@@ -152,22 +179,40 @@ def test_job_writes_results_next_to_the_data_on_s3_and_fails_on_critical(s3: Sim
     html = s3.get("curated/orders/dt=2026-11-27/_dq_orders.html").decode()
     assert "<title>Data quality of orders: FAILED</title>" in html
     assert "<code>expect_column_values_to_be_unique:order_id</code>" in html
-    assert html.count('<span class="warn">failed</span>') == doc["statistics"]["failed_critical"] + doc["statistics"]["failed_warning"]
+    assert (
+        html.count('<span class="warn">failed</span>')
+        == doc["statistics"]["failed_critical"] + doc["statistics"]["failed_warning"]
+    )
     assert "<code>not-an-email</code>" in html  # a sample of the unexpected values
 
 
 def test_the_html_report_escapes_values_from_the_data() -> None:
     from file_processing.report_html import render_dq_html
 
-    doc = {"dataset": "o<b>", "source": "s3://x/<script>", "suite": "s", "success": True, "rows": 1,
-           "statistics": {"evaluated": 1, "passed": 1, "failed_critical": 0, "failed_warning": 0, "errors": 0},
-           "run": {"great_expectations_version": "1", "seconds": 0.1},
-           "results": [{"id": "e", "type": "t", "kwargs": {"regex": "<img src=x>"}, "critical": False,
-                        "success": False, "error": None,
-                        "result": {"unexpected_count": 1, "partial_unexpected_list": ["<script>alert(1)</script>"]}}]}
+    doc = {
+        "dataset": "o<b>",
+        "source": "s3://x/<script>",
+        "suite": "s",
+        "success": True,
+        "rows": 1,
+        "statistics": {"evaluated": 1, "passed": 1, "failed_critical": 0, "failed_warning": 0, "errors": 0},
+        "run": {"great_expectations_version": "1", "seconds": 0.1},
+        "results": [
+            {
+                "id": "e",
+                "type": "t",
+                "kwargs": {"regex": "<img src=x>"},
+                "critical": False,
+                "success": False,
+                "error": None,
+                "result": {"unexpected_count": 1, "partial_unexpected_list": ["<script>alert(1)</script>"]},
+            }
+        ],
+    }
     html = render_dq_html(doc)
     assert "<script>" not in html and "<img" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
 
 def test_empty_folder_is_a_clear_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "dt=2026-11-26").mkdir()

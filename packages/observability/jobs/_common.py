@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from etl_core.jobs import JobSettings
 from pydantic import Field, field_validator
 
-from etl_core.jobs import JobSettings
 from ..durations import parse_duration
 
 __all__ = ["PACKAGE", "CheckSettings", "duration_field", "now_from"]

@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
+from etl_core.jobs import JobContext, run_job
 from pydantic import Field, SecretStr, field_validator
 
-from etl_core.jobs import JobContext, run_job
 from ..durations import format_duration, parse_duration
 from ..errors import AirflowApiError, Breach
 from ._common import PACKAGE, CheckSettings, check_duration, duration_field, now_from
@@ -25,7 +25,9 @@ COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 class Settings(CheckSettings):
     airflow_url: str = Field(description="base URL of the Airflow API server, e.g. http://airflow-api-server:8080")
-    airflow_token: SecretStr | None = Field(None, description="bearer token for the API (else log in with user/password)")
+    airflow_token: SecretStr | None = Field(
+        None, description="bearer token for the API (else log in with user/password)"
+    )
     airflow_username: str | None = Field(None, description="user to log in as at POST /auth/token")
     airflow_password: SecretStr | None = Field(None, description="password of --airflow-username")
     components: str = Field(",".join(COMPONENTS), description="components that must be healthy (comma-separated)")
@@ -75,8 +77,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
     up.set(1)
 
     healthy = ctx.gauge("airflow_component_healthy", "1 when the component reports healthy.", ["component"])
-    beat_age = ctx.gauge("airflow_component_heartbeat_age_seconds", "Seconds since the component's last heartbeat.",
-                         ["component"])
+    beat_age = ctx.gauge(
+        "airflow_component_heartbeat_age_seconds", "Seconds since the component's last heartbeat.", ["component"]
+    )
     beat_limit = parse_duration(settings.heartbeat_max_age)
     for component in [c.strip() for c in settings.components.split(",") if c.strip()]:
         info = health.get(component) or {}
@@ -95,8 +98,11 @@ def main(settings: Settings, ctx: JobContext) -> None:
             problems.append(f"{component} unhealthy ({reason})")
 
     since = now - parse_duration(settings.failed_runs_window)
-    runs = [r for r in client.failed_runs(since)
-            if not settings.dag_id_prefix or str(r.get("dag_id", "")).startswith(settings.dag_id_prefix)]
+    runs = [
+        r
+        for r in client.failed_runs(since)
+        if not settings.dag_id_prefix or str(r.get("dag_id", "")).startswith(settings.dag_id_prefix)
+    ]
     by_dag = Counter(str(r.get("dag_id")) for r in runs)
     ctx.gauge("airflow_failed_dag_runs", "Failed DAG runs that ended within the window.").set(len(runs))
     per_dag = ctx.gauge("airflow_failed_dag_runs_by_dag", "Failed DAG runs within the window, per DAG.", ["dag_id"])
@@ -118,8 +124,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="airflow_health", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="airflow_health", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from etl_core.jobs import JobContext, run_job
 from pydantic import Field
 
-from etl_core.jobs import JobContext, run_job
 from ..errors import Breach
 from ._common import PACKAGE, CheckSettings, now_from
 
@@ -30,7 +30,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
     if unknown:
         from etl_core.jobs import UsageError
 
-        raise UsageError(f"--datasets names unknown dataset(s) {sorted(unknown)}; known: {[d.name for d in config.datasets]}")
+        raise UsageError(
+            f"--datasets names unknown dataset(s) {sorted(unknown)}; known: {[d.name for d in config.datasets]}"
+        )
     now = now_from(settings)
     age = ctx.gauge("freshness_age_seconds", "Age of the newest partition or object.", ["dataset"])
     limit = ctx.gauge("freshness_max_age_seconds", "Allowed age of the newest partition or object.", ["dataset"])
@@ -47,8 +49,13 @@ def main(settings: Settings, ctx: JobContext) -> None:
             age.labels(dataset=check.name).set(result.age.total_seconds())
         if result.newest is not None:
             newest.labels(dataset=check.name).set(result.newest.timestamp())
-        ctx.log.info("freshness.checked", dataset=check.name, ok=result.ok, detail=result.detail,
-                     age_seconds=result.age.total_seconds() if result.age else None)
+        ctx.log.info(
+            "freshness.checked",
+            dataset=check.name,
+            ok=result.ok,
+            detail=result.detail,
+            age_seconds=result.age.total_seconds() if result.age else None,
+        )
         if not result.ok:
             breaches.append(result)
     checked = len(wanted) if wanted else len(config.datasets)
@@ -61,8 +68,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="freshness", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="freshness", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

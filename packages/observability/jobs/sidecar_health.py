@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from etl_core.jobs import JobContext, run_job
 from pydantic import Field, field_validator
 
-from etl_core.jobs import JobContext, run_job
 from ..durations import parse_duration
 from ..errors import Breach
 from ._common import PACKAGE, CheckSettings, check_duration, duration_field, now_from
@@ -55,8 +55,9 @@ def main(settings: Settings, ctx: JobContext) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_job(package=PACKAGE, job="sidecar_health", settings_cls=Settings, main=main, argv=argv,
-                   description=__doc__ or "")
+    return run_job(
+        package=PACKAGE, job="sidecar_health", settings_cls=Settings, main=main, argv=argv, description=__doc__ or ""
+    )
 
 
 if __name__ == "__main__":

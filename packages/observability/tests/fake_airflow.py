@@ -44,8 +44,14 @@ def healthy(now: dt.datetime) -> dict[str, Any]:
 
 
 def dag_run(dag_id: str, run_id: str, end: dt.datetime, state: str = "failed") -> dict[str, Any]:
-    return {"dag_id": dag_id, "dag_run_id": run_id, "state": state, "end_date": end.isoformat(),
-            "logical_date": (end - dt.timedelta(hours=1)).isoformat(), "run_type": "scheduled"}
+    return {
+        "dag_id": dag_id,
+        "dag_run_id": run_id,
+        "state": state,
+        "end_date": end.isoformat(),
+        "logical_date": (end - dt.timedelta(hours=1)).isoformat(),
+        "run_type": "scheduled",
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,10 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
             if "end_date_gte" in query:
                 since = dt.datetime.fromisoformat(query["end_date_gte"][0])
                 runs = [r for r in runs if dt.datetime.fromisoformat(r["end_date"]) >= since]
-            self._send(200, {"dag_runs": runs[offset: offset + limit], "total_entries": len(runs)})
+            self._send(200, {"dag_runs": runs[offset : offset + limit], "total_entries": len(runs)})
         elif parts.path == "/api/v2/importErrors":
             errors = state.import_errors
-            self._send(200, {"import_errors": errors[offset: offset + limit], "total_entries": len(errors)})
+            self._send(200, {"import_errors": errors[offset : offset + limit], "total_entries": len(errors)})
         else:
             self._send(404, {"detail": "Not Found"})
 

@@ -28,8 +28,10 @@ def _run(url: str, *extra: str) -> int:
 
 def test_healthy_airflow_passes_and_exports_metrics(tmp_path: Path) -> None:
     state = AirflowState(health=healthy(NOW))
-    state.dag_runs = [dag_run("orders", "old", NOW - dt.timedelta(days=3)),
-                      dag_run("orders", "ok", NOW - dt.timedelta(hours=1), state="success")]
+    state.dag_runs = [
+        dag_run("orders", "old", NOW - dt.timedelta(days=3)),
+        dag_run("orders", "ok", NOW - dt.timedelta(hours=1), state="success"),
+    ]
     prom = tmp_path / "a.prom"
     with fake_airflow(state) as url:
         assert _run(url, "--metrics-file", str(prom)) == 0
@@ -45,14 +47,24 @@ def test_healthy_airflow_passes_and_exports_metrics(tmp_path: Path) -> None:
 
 def test_breaches_are_summarised_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     health = healthy(NOW)
-    health["scheduler"] = {"status": "unhealthy", "latest_scheduler_heartbeat": (NOW - dt.timedelta(minutes=9)).isoformat()}
+    health["scheduler"] = {
+        "status": "unhealthy",
+        "latest_scheduler_heartbeat": (NOW - dt.timedelta(minutes=9)).isoformat(),
+    }
     health["triggerer"] = {"status": None, "latest_triggerer_heartbeat": None}
     state = AirflowState(health=health)
     state.dag_runs = [dag_run("orders_daily", f"r{i}", NOW - dt.timedelta(hours=i)) for i in range(1, 4)]
     state.dag_runs += [dag_run("events_daily", "r9", NOW - dt.timedelta(hours=2))]
     state.dag_runs += [dag_run(f"noise_{i}", "x", NOW - dt.timedelta(hours=1)) for i in range(120)]  # > one page
-    state.import_errors = [{"import_error_id": 1, "timestamp": NOW.isoformat(), "filename": "file_processing/broken.py",
-                            "bundle_name": "dags-folder", "stack_trace": "SyntaxError"}]
+    state.import_errors = [
+        {
+            "import_error_id": 1,
+            "timestamp": NOW.isoformat(),
+            "filename": "file_processing/broken.py",
+            "bundle_name": "dags-folder",
+            "stack_trace": "SyntaxError",
+        }
+    ]
     prom = tmp_path / "a.prom"
     with fake_airflow(state) as url:
         assert _run(url, "--metrics-file", str(prom), "--dag-id-prefix", "orders", "--max-failed-runs", "1") == 1
@@ -78,9 +90,13 @@ def test_expired_token_logs_in_again_and_bad_credentials_fail() -> None:
         state.expire_tokens()
         assert client.import_errors() == []
         assert state.logins == 2
-        with pytest.raises(AirflowApiError, match=r"login to Airflow as 'monitor' failed: POST .*/auth/token answered 401"):
+        with pytest.raises(
+            AirflowApiError, match=r"login to Airflow as 'monitor' failed: POST .*/auth/token answered 401"
+        ):
             AirflowClient(url, username="monitor", password="wrong").health()
-        with pytest.raises(AirflowApiError, match=r"answered 401 .*; set AIRFLOW_TOKEN or AIRFLOW_USERNAME/AIRFLOW_PASSWORD"):
+        with pytest.raises(
+            AirflowApiError, match=r"answered 401 .*; set AIRFLOW_TOKEN or AIRFLOW_USERNAME/AIRFLOW_PASSWORD"
+        ):
             AirflowClient(url).health()
         token = next(iter(state.tokens))
         assert AirflowClient(url, token=token).health()["metadatabase"]["status"] == "healthy"
@@ -90,8 +106,12 @@ def test_unreachable_airflow_is_a_breach_and_secrets_stay_out_of_logs() -> None:
     from tools.testing.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    result = run_module("observability.jobs.airflow_health", "--airflow-url", url,
-                        env={"AIRFLOW_USERNAME": "monitor", "AIRFLOW_PASSWORD": "hunter2-secret"})
+    result = run_module(
+        "observability.jobs.airflow_health",
+        "--airflow-url",
+        url,
+        env={"AIRFLOW_USERNAME": "monitor", "AIRFLOW_PASSWORD": "hunter2-secret"},
+    )
     assert result.returncode == 1
     assert last_line(result.stderr).startswith(
         f"python -m observability.jobs.airflow_health: error: airflow unreachable: cannot reach Airflow at {url}"

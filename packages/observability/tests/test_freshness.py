@@ -44,13 +44,16 @@ def test_partitions_objects_and_markers(tmp_path: Path, capsys: pytest.CaptureFi
     old.write_text("x")
     stamp = dt.datetime(2026, 11, 25, 1, 0, tzinfo=dt.UTC).timestamp()
     os.utime(old, (stamp, stamp))
-    checks = _checks(tmp_path, f"""
+    checks = _checks(
+        tmp_path,
+        f"""
 datasets:
   - {{name: orders, location: {orders}, kind: partition, marker: _manifest.json, max_age: 24h}}
   - {{name: events, location: {events}, kind: partition, marker: _manifest.json, max_age: 30h}}
   - {{name: landing, location: {landing}, kind: object, pattern: "*.csv", max_age: 26h}}
-  - {{name: gone, location: {tmp_path / 'gone'}, max_age: 1h}}
-""")
+  - {{name: gone, location: {tmp_path / "gone"}, max_age: 1h}}
+""",
+    )
     prom = tmp_path / "f.prom"
     assert freshness.run(["--checks", checks, "--now", NOW, "--metrics-file", str(prom), "--log-level", "ERROR"]) == 1
     line = last_line(capsys.readouterr().err)
@@ -75,8 +78,8 @@ def test_s3_partitions(s3: SimpleNamespace, capsys: pytest.CaptureFixture[str]) 
     s3.put("curated/orders/dt=2026-11-26/part-0.parquet", b"PAR1")  # no manifest yet
     checks = f"""
 datasets:
-  - {{name: orders, location: "{s3.url('curated/orders/')}", marker: _manifest.json, max_age: 8h}}
-  - {{name: empty, location: "{s3.url('curated/empty/')}", max_age: 8h}}
+  - {{name: orders, location: "{s3.url("curated/orders/")}", marker: _manifest.json, max_age: 8h}}
+  - {{name: empty, location: "{s3.url("curated/empty/")}", max_age: 8h}}
 """
     path = Path(s3.server.log_path).parent / "checks.yaml"
     path.write_text(checks)
@@ -88,18 +91,28 @@ datasets:
 
 
 def test_unreadable_bucket_is_a_breach(s3: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    checks = _checks(tmp_path, "datasets:\n  - {name: orders, location: 's3://no-such-bucket-xyz/orders/', max_age: 1h}\n")
+    checks = _checks(
+        tmp_path, "datasets:\n  - {name: orders, location: 's3://no-such-bucket-xyz/orders/', max_age: 1h}\n"
+    )
     assert freshness.run(["--checks", checks, "--now", NOW, "--log-level", "ERROR"]) == 1
     assert "orders (cannot list s3://no-such-bucket-xyz/orders/: " in last_line(capsys.readouterr().err)
 
 
 def test_config_errors_and_packaged_checks(tmp_path: Path) -> None:
     assert [d.name for d in load_config(CHECKS_DIR / "freshness.yaml").datasets] == [
-        "landing_orders", "orders", "orders_enriched", "events"
+        "landing_orders",
+        "orders",
+        "orders_enriched",
+        "events",
     ]
     with pytest.raises(ChecksError, match=r"datasets\[0\].max_age: .*'soon' is not a duration"):
         load_config(_checks(tmp_path, "datasets:\n  - {name: a, location: /x, max_age: soon}\n"))
     with pytest.raises(ChecksError, match=r"datasets: .*dataset 'a' is listed twice"):
-        load_config(_checks(tmp_path, "datasets:\n  - {name: a, location: /x, max_age: 1h}\n  - {name: a, location: /y, max_age: 1h}\n"))
+        load_config(
+            _checks(
+                tmp_path,
+                "datasets:\n  - {name: a, location: /x, max_age: 1h}\n  - {name: a, location: /y, max_age: 1h}\n",
+            )
+        )
     with pytest.raises(ChecksError, match=r"checks file '.*nope.yaml' does not exist"):
         load_config(tmp_path / "nope.yaml")

@@ -25,8 +25,9 @@ def _serve(last_success: float | None) -> etl_metrics.MetricsServer:
 
 
 def _run(*urls: str, extra: tuple[str, ...] = ()) -> int:
-    return sidecar_health.run(["--sidecar-url", ",".join(urls), "--max-age", "15m", "--now", NOW.isoformat(),
-                               "--log-level", "ERROR", *extra])
+    return sidecar_health.run(
+        ["--sidecar-url", ",".join(urls), "--max-age", "15m", "--now", NOW.isoformat(), "--log-level", "ERROR", *extra]
+    )
 
 
 def test_fresh_sidecar_passes(tmp_path: Path) -> None:

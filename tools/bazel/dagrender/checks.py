@@ -191,7 +191,7 @@ def _find_cycle(tasks: list[TaskSpec]) -> list[str] | None:
         path.append(node)
         for parent in upstream[node]:
             if state.get(parent) == 1:
-                return path[path.index(parent) :] + [parent]
+                return [*path[path.index(parent) :], parent]
             if parent not in state:
                 found = visit(parent)
                 if found:

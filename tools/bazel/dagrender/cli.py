@@ -105,7 +105,9 @@ def _add_image_flags(parser: argparse.ArgumentParser) -> None:
         help="image repository prefix, e.g. registry.example.com/etl; the image is <repository>/<package>",
     )
     parser.add_argument(
-        "--digest-file", required=True, help="file holding the image digest 'sha256:<64 hex>' (the :image.digest output)"
+        "--digest-file",
+        required=True,
+        help="file holding the image digest 'sha256:<64 hex>' (the :image.digest output)",
     )
 
 

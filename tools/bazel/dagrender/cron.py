@@ -77,7 +77,7 @@ def validate_schedule(schedule: str) -> str:
             f"{schedule!r} has {len(parts)} fields; a cron expression has 5 "
             "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
         )
-    for part, field in zip(parts, _FIELDS):
+    for part, field in zip(parts, _FIELDS, strict=True):
         try:
             _check_field(part, field)
         except ValueError as exc:

@@ -20,7 +20,7 @@ def parse_duration(text: str) -> int:
             f"{text!r} is not a duration; write units in the order d, h, m, s, "
             "for example '45s', '30m', '2h', '1h30m' or '1d'"
         )
-    seconds = sum(int(part) * unit for part, unit in zip(match.groups(), _UNIT_SECONDS) if part)
+    seconds = sum(int(part) * unit for part, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if part)
     if seconds <= 0:
         raise ValueError(f"{text!r} is zero; a duration must be positive")
     return seconds

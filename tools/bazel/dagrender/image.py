@@ -78,8 +78,6 @@ def read_entrypoints(path: Path) -> frozenset[str]:
         if not line:
             continue
         if not _MODULE.fullmatch(line):
-            raise InputFileError(
-                f"entrypoints file {str(path)!r} line {number}: {line!r} is not a dotted module name"
-            )
+            raise InputFileError(f"entrypoints file {str(path)!r} line {number}: {line!r} is not a dotted module name")
         modules.add(line)
     return frozenset(modules)

@@ -127,7 +127,9 @@ def render_dag(resolved: ResolvedDag, *, image: ImageRef, spec_path: str, target
                 "namespace": task.namespace,
                 "service_account": task.service_account,
                 "image_pull_policy": task.image_pull_policy,
-                "resources": [(kind, task.resources[kind]) for kind in ("requests", "limits") if kind in task.resources],
+                "resources": [
+                    (kind, task.resources[kind]) for kind in ("requests", "limits") if kind in task.resources
+                ],
                 "retries": task.retries,
                 "retry_delay": task.retry_delay,
                 "execution_timeout": task.execution_timeout,

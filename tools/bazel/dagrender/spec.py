@@ -99,9 +99,7 @@ def _param_value(value: Any) -> Any:
         return [_param_value(item) for item in value]
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
         return {key: _param_value(item) for key, item in value.items()}
-    raise ValueError(
-        f"{value!r} ({type(value).__name__}) is not a JSON value; quote dates and times in YAML"
-    )
+    raise ValueError(f"{value!r} ({type(value).__name__}) is not a JSON value; quote dates and times in YAML")
 
 
 def _cpu(value: str) -> str:
@@ -147,7 +145,9 @@ Template = Annotated[
 ]
 DagId = Annotated[
     str,
-    _matches(DAG_ID_RE, "dag_id", "use letters, digits, '_', '.', '-' (first character not '.' or '-', no '..'), at most 250"),
+    _matches(
+        DAG_ID_RE, "dag_id", "use letters, digits, '_', '.', '-' (first character not '.' or '-', no '..'), at most 250"
+    ),
     Field(json_schema_extra={"pattern": DAG_ID_RE}),
 ]
 TaskId = Annotated[
@@ -248,7 +248,9 @@ class SecretKeyRef(_Model):
 
     secret: KubeObjectName = Field(description="Secret name; must start with the package's name in DNS form and '-'.")
     key: ConfigKey
-    optional: bool = Field(default=False, description="Start the pod without the variable when the object or the key is missing.")
+    optional: bool = Field(
+        default=False, description="Start the pod without the variable when the object or the key is missing."
+    )
 
 
 class ConfigMapKeyRef(_Model):
@@ -256,7 +258,9 @@ class ConfigMapKeyRef(_Model):
 
     config_map: KubeObjectName = Field(description="ConfigMap name.")
     key: ConfigKey
-    optional: bool = Field(default=False, description="Start the pod without the variable when the object or the key is missing.")
+    optional: bool = Field(
+        default=False, description="Start the pod without the variable when the object or the key is missing."
+    )
 
 
 class SecretEnvFrom(_Model):
@@ -395,17 +399,20 @@ class DagSpec(_Model):
         WithJsonSchema({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}),
     ] = Field(description="A date (midnight UTC) or a UTC datetime such as 2026-01-01T03:00:00Z.")
     catchup: bool = False
-    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], AfterValidator(_unique_strings)] = (
-        Field(default_factory=list)
+    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], AfterValidator(_unique_strings)] = Field(
+        default_factory=list
     )
     owner: Annotated[str, Field(min_length=1)]
     params: dict[ParamName, ParamValue] = Field(
         default_factory=dict, description="DAG params with their defaults, usable as {{ params.<name> }}."
     )
-    sla_callback: Annotated[
-        str,
-        _matches(MODULE_RE, "callable path", "write a dotted path such as 'etl_alerts.deadlines.notify'"),
-    ] | None = Field(
+    sla_callback: (
+        Annotated[
+            str,
+            _matches(MODULE_RE, "callable path", "write a dotted path such as 'etl_alerts.deadlines.notify'"),
+        ]
+        | None
+    ) = Field(
         default=None,
         description="Dotted path of an async callable, importable on the triggerer, called when a task's "
         "sla deadline is missed (kwargs: dag_id, task_id, sla).",

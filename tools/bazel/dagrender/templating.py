@@ -73,9 +73,9 @@ REMOVED_IN_AIRFLOW_3: Final[dict[str, str]] = {
     "prev_ds": _PASS_IT,
     "prev_ds_nodash": _PASS_IT,
     "yesterday_ds": 'use "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}"',
-    "yesterday_ds_nodash": 'use "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) | replace(\'-\', \'\') }}"',
+    "yesterday_ds_nodash": "use \"{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) | replace('-', '') }}\"",
     "tomorrow_ds": 'use "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, 1) }}"',
-    "tomorrow_ds_nodash": 'use "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, 1) | replace(\'-\', \'\') }}"',
+    "tomorrow_ds_nodash": "use \"{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, 1) | replace('-', '') }}\"",
 }
 
 _SECRET_HINT: Final = "take secrets from a Kubernetes Secret with {secret: <name>, key: <key>}"
@@ -134,7 +134,9 @@ def _refusal(name: str) -> str | None:
             f"(Airflow 3); {NEEDS_LOGICAL_DATE[name]}"
         )
     if name in REMOVED_IN_AIRFLOW_3:
-        return f"template uses {name!r}, which Airflow 3 removed from the template context; {REMOVED_IN_AIRFLOW_3[name]}"
+        return (
+            f"template uses {name!r}, which Airflow 3 removed from the template context; {REMOVED_IN_AIRFLOW_3[name]}"
+        )
     if name in DENIED_CONTEXT:
         return f"template uses {name!r}, which {DENIED_CONTEXT[name]}"
     close = difflib.get_close_matches(name, ALLOWED_CONTEXT, n=1)

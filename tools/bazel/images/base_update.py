@@ -19,7 +19,16 @@ def main() -> int:
     mirror = os.environ.get("BAZELW_DEBIAN_MIRROR") or os.environ.get("DEBIAN_MIRROR") or "auto"
     with tempfile.TemporaryDirectory() as tmp:
         return ocitool_main(
-            ["base", "--packages", str(lock), "--mirror", mirror, "--out", str(Path(tmp) / "base.tar.gz"), "--update-lock"]
+            [
+                "base",
+                "--packages",
+                str(lock),
+                "--mirror",
+                mirror,
+                "--out",
+                str(Path(tmp) / "base.tar.gz"),
+                "--update-lock",
+            ]
         )
 
 

@@ -58,9 +58,7 @@ class GzipWriter:
         self.out = HashingWriter(sink)
         self.raw = HashingWriter(None)
         self._crc = 0
-        self._z = zlib.compressobj(
-            level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY
-        )
+        self._z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY)
         xfl = 2 if level == 9 else 4 if level == 1 else 0
         # magic, CM=deflate, FLG=0, MTIME=0, XFL, OS=255 (unknown)
         self.out.write(b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255]))
@@ -76,9 +74,7 @@ class GzipWriter:
 
     def close(self) -> None:
         self.out.write(self._z.flush(zlib.Z_FINISH))
-        self.out.write(
-            struct.pack("<II", self._crc & 0xFFFFFFFF, self.raw.size & 0xFFFFFFFF)
-        )
+        self.out.write(struct.pack("<II", self._crc & 0xFFFFFFFF, self.raw.size & 0xFFFFFFFF))
 
 
 def _octal(value: int, width: int) -> bytes:
@@ -197,12 +193,7 @@ class TarWriter:
         ]
         header = b"".join(parts).ljust(BLOCK, b"\0")
         checksum = sum(header)
-        header = (
-            header[:148]
-            + format(checksum, "06o").encode("ascii")
-            + b"\0 "
-            + header[156:]
-        )
+        header = header[:148] + format(checksum, "06o").encode("ascii") + b"\0 " + header[156:]
         self._write(header)
 
     def _write_data(self, data: bytes) -> None:
@@ -211,9 +202,7 @@ class TarWriter:
         if pad:
             self._write(b"\0" * pad)
 
-    def add_dir(
-        self, name: str, *, mode: int, mtime: int, uid: int = 0, gid: int = 0
-    ) -> None:
+    def add_dir(self, name: str, *, mode: int, mtime: int, uid: int = 0, gid: int = 0) -> None:
         self._header(
             name=name.rstrip("/") + "/",
             typeflag=DIRTYPE,
@@ -224,26 +213,16 @@ class TarWriter:
             mtime=mtime,
         )
 
-    def add_symlink(
-        self, name: str, target: str, *, mtime: int, uid: int = 0, gid: int = 0
-    ) -> None:
+    def add_symlink(self, name: str, target: str, *, mtime: int, uid: int = 0, gid: int = 0) -> None:
         self._link(SYMTYPE, name, target, mode=0o777, mtime=mtime, uid=uid, gid=gid)
 
-    def add_hardlink(
-        self, name: str, target: str, *, mode: int, mtime: int, uid: int = 0, gid: int = 0
-    ) -> None:
+    def add_hardlink(self, name: str, target: str, *, mode: int, mtime: int, uid: int = 0, gid: int = 0) -> None:
         self._link(LNKTYPE, name, target, mode=mode, mtime=mtime, uid=uid, gid=gid)
 
-    def _link(
-        self, typeflag: bytes, name: str, target: str, *, mode: int, mtime: int, uid: int, gid: int
-    ) -> None:
-        self._header(
-            name=name, typeflag=typeflag, mode=mode, uid=uid, gid=gid, size=0, mtime=mtime, linkname=target
-        )
+    def _link(self, typeflag: bytes, name: str, target: str, *, mode: int, mtime: int, uid: int, gid: int) -> None:
+        self._header(name=name, typeflag=typeflag, mode=mode, uid=uid, gid=gid, size=0, mtime=mtime, linkname=target)
 
-    def add_file_bytes(
-        self, name: str, data: bytes, *, mode: int, mtime: int, uid: int = 0, gid: int = 0
-    ) -> None:
+    def add_file_bytes(self, name: str, data: bytes, *, mode: int, mtime: int, uid: int = 0, gid: int = 0) -> None:
         self.add_file_stream(name, io.BytesIO(data), len(data), mode=mode, mtime=mtime, uid=uid, gid=gid)
 
     def add_file_stream(

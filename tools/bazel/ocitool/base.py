@@ -82,7 +82,9 @@ PASSWD = (
     f"nonroot:x:{NONROOT_UID}:{NONROOT_UID}:nonroot:/home/nonroot:/usr/sbin/nologin\n"
 )
 GROUP = f"root:x:0:\nnonroot:x:{NONROOT_UID}:\n"
-NSSWITCH = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"
+NSSWITCH = (
+    "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,19 +102,11 @@ def load_lock(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         lock = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(
-            f"invalid flag: --packages {str(path)!r} does not exist"
-        ) from None
+        raise UsageError(f"invalid flag: --packages {str(path)!r} does not exist") from None
     except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"invalid flag: --packages {str(path)!r} is not valid JSON: {exc}"
-        ) from None
-    if not isinstance(lock, dict) or not isinstance(
-        lock.get("include", list(DEFAULT_INCLUDE)), list
-    ):
-        raise UsageError(
-            f"invalid flag: --packages {str(path)!r} must be an object with an 'include' list"
-        )
+        raise UsageError(f"invalid flag: --packages {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(lock, dict) or not isinstance(lock.get("include", list(DEFAULT_INCLUDE)), list):
+        raise UsageError(f"invalid flag: --packages {str(path)!r} must be an object with an 'include' list")
     return lock
 
 
@@ -130,13 +124,9 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_served(
-    lock: dict[str, Any], mirror: str, suite: str, arch: str, update_command: str
-) -> None:
+def _check_served(lock: dict[str, Any], mirror: str, suite: str, arch: str, update_command: str) -> None:
     served = served_versions(mirror, suite, arch)
-    missing = [
-        p for p in lock.get("packages", []) if (p["name"], p["version"]) not in served
-    ]
+    missing = [p for p in lock.get("packages", []) if (p["name"], p["version"]) not in served]
     if missing:
         listed = ", ".join(f"{p['name']}={p['version']}" for p in missing)
         raise PackageNotServedError(
@@ -144,9 +134,7 @@ def _check_served(
             f"re-pin the base with `{update_command}` and commit the new lock"
         )
     changed = [
-        p
-        for p in lock.get("packages", [])
-        if p.get("sha256") and served[(p["name"], p["version"])] != p["sha256"]
+        p for p in lock.get("packages", []) if p.get("sha256") and served[(p["name"], p["version"])] != p["sha256"]
     ]
     if changed:
         listed = ", ".join(f"{p['name']}={p['version']}" for p in changed)
@@ -158,18 +146,12 @@ def _check_served(
 
 def _run(cmd: Sequence[str], *, env: dict[str, str] | None = None, what: str) -> str:
     try:
-        proc = subprocess.run(
-            list(cmd), capture_output=True, text=True, env=env, check=False
-        )
+        proc = subprocess.run(list(cmd), capture_output=True, text=True, env=env, check=False)
     except FileNotFoundError:
-        raise BaseBuildError(
-            f"{what}: {cmd[0]!r} is not installed (Debian package {Path(cmd[0]).name})"
-        ) from None
+        raise BaseBuildError(f"{what}: {cmd[0]!r} is not installed (Debian package {Path(cmd[0]).name})") from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
-        raise BaseBuildError(
-            f"{what} failed (exit {proc.returncode}): {' | '.join(tail)!r}"
-        )
+        raise BaseBuildError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)!r}")
     return proc.stdout
 
 
@@ -177,11 +159,7 @@ def _deb_info(deb_dir: Path) -> tuple[list[dict[str, str]], list[dict[str, str]]
     """(lock entries, full control stanzas) of the .debs mmdebstrap downloaded."""
     entries, stanzas = [], []
     for deb in sorted(deb_dir.glob("*.deb")):
-        control = next(
-            parse_control(
-                _run(["dpkg-deb", "-f", str(deb)], what=f"reading {deb.name}")
-            )
-        )
+        control = next(parse_control(_run(["dpkg-deb", "-f", str(deb)], what=f"reading {deb.name}")))
         entries.append(
             {
                 "name": control["Package"],
@@ -225,9 +203,7 @@ def _ca_bundle(root: Path) -> bytes:
     return out
 
 
-def _finish_root(
-    root: Path, stanzas: list[dict[str, str]], *, compile_pyc: bool
-) -> None:
+def _finish_root(root: Path, stanzas: list[dict[str, str]], *, compile_pyc: bool) -> None:
     if compile_pyc:
         python = root / "usr/bin/python3.13"
         if python.exists():
@@ -349,18 +325,12 @@ def build_base(
             mirror,
         ]
         env = dict(os.environ, SOURCE_DATE_EPOCH="0", LC_ALL="C.UTF-8")
-        log(
-            f"ocitool base: mmdebstrap --variant=extract {suite} ({len(wanted)} packages)"
-        )
+        log(f"ocitool base: mmdebstrap --variant=extract {suite} ({len(wanted)} packages)")
         try:
             _run(cmd, env=env, what="mmdebstrap")
         except BaseBuildError:
-            if (
-                not update_lock
-            ):  # say which pinned version is gone, if that is the cause
-                log(
-                    f"ocitool base: mmdebstrap failed; checking which pinned packages {mirror} still serves"
-                )
+            if not update_lock:  # say which pinned version is gone, if that is the cause
+                log(f"ocitool base: mmdebstrap failed; checking which pinned packages {mirror} still serves")
                 _check_served(lock, mirror, suite, arch, update_command)
             raise
         packages, stanzas = _deb_info(debs)
@@ -370,9 +340,7 @@ def build_base(
         contents = contents_from_root(root)
         result = write_layer(contents, out, mtime=0, level=level)
     sha256 = result.digest.split(":", 1)[1]
-    log(
-        f"ocitool base: {out} sha256:{sha256} ({result.size} bytes, {len(packages)} packages)"
-    )
+    log(f"ocitool base: {out} sha256:{sha256} ({result.size} bytes, {len(packages)} packages)")
     if update_lock:
         new_lock = {
             "_comment": f"Generated by `{update_command}`; edit 'include' only, then run it again.",
@@ -401,9 +369,7 @@ def build_base(
     )
 
 
-def _compare_packages(
-    locked: list[dict[str, str]], got: list[dict[str, str]], update_command: str
-) -> None:
+def _compare_packages(locked: list[dict[str, str]], got: list[dict[str, str]], update_command: str) -> None:
     want = {(p["name"], p["version"]): p.get("sha256", "") for p in locked}
     have = {(p["name"], p["version"]): p["sha256"] for p in got}
     extra = sorted(set(have) - set(want))

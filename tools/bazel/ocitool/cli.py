@@ -61,13 +61,9 @@ def _argv_list(values: Sequence[str] | None, flag: str) -> list[str] | None:
         try:
             parsed = json.loads(values[0])
         except json.JSONDecodeError:
-            raise UsageError(
-                f"invalid flag: {flag} {values[0]!r} looks like JSON but does not parse"
-            ) from None
+            raise UsageError(f"invalid flag: {flag} {values[0]!r} looks like JSON but does not parse") from None
         if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
-            raise UsageError(
-                f"invalid flag: {flag} {values[0]!r} must be a JSON array of strings"
-            )
+            raise UsageError(f"invalid flag: {flag} {values[0]!r} must be a JSON array of strings")
         return parsed
     return list(values)
 
@@ -78,23 +74,17 @@ def _cmd_layer(args: argparse.Namespace) -> int:
     from ocitool.pyc import compile_pyc
 
     if not args.manifest and not args.tree:
-        raise UsageError(
-            "required flag: --manifest FILE or --tree DIR=PREFIX (at least one)"
-        )
+        raise UsageError("required flag: --manifest FILE or --tree DIR=PREFIX (at least one)")
     contents = LayerContents()
     for manifest in args.manifest or ():
         load_manifest(manifest, contents)
     for spec in args.tree or ():
         src, sep, prefix = spec.rpartition("=")
         if not sep or not src or not prefix.startswith("/"):
-            raise UsageError(
-                f"invalid flag: --tree {spec!r} must look like DIR=/prefix/in/image"
-            )
+            raise UsageError(f"invalid flag: --tree {spec!r} must look like DIR=/prefix/in/image")
         contents.add_tree(src, prefix, excludes=args.exclude or ())
     if args.compile_pyc:
-        result = compile_pyc(
-            contents, python=args.pyc_python, python_version=args.python_version
-        )
+        result = compile_pyc(contents, python=args.pyc_python, python_version=args.python_version)
         print(
             f"ocitool layer: compiled {result.compiled} .pyc files, skipped {len(result.failed)}",
             file=sys.stderr,
@@ -114,9 +104,7 @@ def _cmd_layer(args: argparse.Namespace) -> int:
         _write_atomic(args.diff_id_out, layer.diff_id.encode())
     if args.digest_out:
         _write_atomic(args.digest_out, layer.digest.encode())
-    print(
-        f"{args.out}: diff_id {layer.diff_id} digest {layer.digest} size {layer.size} entries {layer.entries}"
-    )
+    print(f"{args.out}: diff_id {layer.diff_id} digest {layer.digest} size {layer.size} entries {layer.entries}")
     return 0
 
 
@@ -170,9 +158,7 @@ def _add_layer_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="3.13",
         help="the image's Python major.minor (default 3.13)",
     )
-    p.add_argument(
-        "--descriptor-out", help="write {mediaType, digest, size, diff_id} as JSON"
-    )
+    p.add_argument("--descriptor-out", help="write {mediaType, digest, size, diff_id} as JSON")
     p.add_argument("--diff-id-out", help="write sha256:<hex> of the uncompressed tar")
     p.add_argument("--digest-out", help="write sha256:<hex> of the .tar.gz blob")
     p.set_defaults(func=_cmd_layer)
@@ -208,27 +194,17 @@ def _cmd_image(args: argparse.Namespace) -> int:
         layers = [
             (number, layer.scan.files)
             for number, layer in enumerate(result.layers, start=1)
-            if layer.scan is not None
-            and not (args.listing_skip_base and layer.from_base)
+            if layer.scan is not None and not (args.listing_skip_base and layer.from_base)
         ]
         _write_atomic(args.listing_out, format_listing(layers).encode())
     if args.sbom_out:
         debs = []
         if args.deb_lock:
             try:
-                debs = deb_packages_from_lock(
-                    json.loads(Path(args.deb_lock).read_text(encoding="utf-8"))
-                )
+                debs = deb_packages_from_lock(json.loads(Path(args.deb_lock).read_text(encoding="utf-8")))
             except (OSError, ValueError, KeyError) as exc:
-                raise UsageError(
-                    f"invalid flag: --deb-lock {args.deb_lock!r} cannot be read: {exc}"
-                ) from None
-        dists = [
-            d
-            for layer in result.layers
-            if layer.scan is not None
-            for d in layer.scan.dists
-        ]
+                raise UsageError(f"invalid flag: --deb-lock {args.deb_lock!r} cannot be read: {exc}") from None
+        dists = [d for layer in result.layers if layer.scan is not None for d in layer.scan.dists]
         doc = build_sbom(
             image_name=args.name or Path(args.out).name,
             manifest_digest=result.manifest_digest,
@@ -237,18 +213,14 @@ def _cmd_image(args: argparse.Namespace) -> int:
             tool_version=__version__,
         )
         _write_atomic(args.sbom_out, sbom_bytes(doc))
-    print(
-        f"{args.out}: {result.manifest_digest} ({len(result.layers)} layers, {result.total_layer_bytes} bytes)"
-    )
+    print(f"{args.out}: {result.manifest_digest} ({len(result.layers)} layers, {result.total_layer_bytes} bytes)")
     return 0
 
 
 def _add_image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("image", help="write an OCI image layout directory")
     p.add_argument("--out", required=True, help="OCI layout directory to (re)write")
-    p.add_argument(
-        "--base", help="base: a layer .tar.gz/.tar or an OCI layout directory"
-    )
+    p.add_argument("--base", help="base: a layer .tar.gz/.tar or an OCI layout directory")
     p.add_argument(
         "--layer",
         action="append",
@@ -259,9 +231,7 @@ def _add_image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="append",
         help="one argv element per flag (use --entrypoint=-m), or a JSON array",
     )
-    p.add_argument(
-        "--cmd", action="append", help="default arguments, like --entrypoint"
-    )
+    p.add_argument("--cmd", action="append", help="default arguments, like --entrypoint")
     p.add_argument(
         "--env",
         action="append",
@@ -289,9 +259,7 @@ def _add_image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=[str(i) for i in range(1, 10)],
         help="for .tar inputs",
     )
-    p.add_argument(
-        "--digest-out", help="write sha256:<hex> of the manifest (no newline)"
-    )
+    p.add_argument("--digest-out", help="write sha256:<hex> of the manifest (no newline)")
     p.add_argument("--listing-out", help="write the sorted file listing of the layers")
     p.add_argument(
         "--listing-skip-base",
@@ -311,9 +279,7 @@ def _cmd_base(args: argparse.Namespace) -> int:
 
     mirror = args.mirror
     if not mirror:
-        raise UsageError(
-            "required flag: --mirror URL (or DEBIAN_MIRROR; 'auto' reads the host's apt sources)"
-        )
+        raise UsageError("required flag: --mirror URL (or DEBIAN_MIRROR; 'auto' reads the host's apt sources)")
     if mirror == "auto":
         mirror = mirror_from_apt_sources()
     if not mirror.startswith(("http://", "https://")):
@@ -330,27 +296,19 @@ def _cmd_base(args: argparse.Namespace) -> int:
         **({"log": lambda line: None} if args.quiet else {}),
     )
     if not args.quiet:
-        print(
-            f"{args.out}: sha256:{result.sha256} size {result.size} packages {len(result.packages)}"
-        )
+        print(f"{args.out}: sha256:{result.sha256} size {result.size} packages {len(result.packages)}")
     return 0
 
 
 def _add_base_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "base", help="build the Debian Python base layer with mmdebstrap"
-    )
-    p.add_argument(
-        "--packages", required=True, help="base lock JSON (include, packages, tarball)"
-    )
+    p = sub.add_parser("base", help="build the Debian Python base layer with mmdebstrap")
+    p.add_argument("--packages", required=True, help="base lock JSON (include, packages, tarball)")
     p.add_argument(
         "--mirror",
         default=_env_default("DEBIAN_MIRROR", "auto"),
         help="Debian mirror URL (DEBIAN_MIRROR; default 'auto': the apt sources of the machine)",
     )
-    p.add_argument(
-        "--suite", default=None, help="Debian suite (default: the lock's, else trixie)"
-    )
+    p.add_argument("--suite", default=None, help="Debian suite (default: the lock's, else trixie)")
     p.add_argument("--out", required=True, help="base layer to write (.tar.gz)")
     p.add_argument(
         "--update-lock",
@@ -362,17 +320,11 @@ def _add_base_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         action="store_true",
         help="do not add the stdlib's .pyc files",
     )
-    p.add_argument(
-        "--compression-level", default="9", choices=[str(i) for i in range(1, 10)]
-    )
-    p.add_argument(
-        "--quiet", action="store_true", help="print nothing unless it fails (for build actions)"
-    )
+    p.add_argument("--compression-level", default="9", choices=[str(i) for i in range(1, 10)])
+    p.add_argument("--quiet", action="store_true", help="print nothing unless it fails (for build actions)")
     p.add_argument(
         "--update-command",
-        default=_env_default(
-            "OCITOOL_BASE_UPDATE_COMMAND", "python -m ocitool base --update-lock"
-        ),
+        default=_env_default("OCITOOL_BASE_UPDATE_COMMAND", "python -m ocitool base --update-lock"),
         help="command named in errors when the lock must be re-pinned (OCITOOL_BASE_UPDATE_COMMAND)",
     )
     p.set_defaults(func=_cmd_base)
@@ -443,18 +395,14 @@ def _add_push_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=_env_default("PUSH_JOBS", "4"),
         help="parallel blob uploads (PUSH_JOBS, default 4)",
     )
-    p.add_argument(
-        "--timeout", default="60", help="socket timeout in seconds (default 60)"
-    )
+    p.add_argument("--timeout", default="60", help="socket timeout in seconds (default 60)")
     p.add_argument("--retries", default="4", help="retries on 5xx/timeouts (default 4)")
     p.add_argument(
         "--chunk-size",
         default=None,
         help="upload blobs larger than this many bytes in PATCH chunks",
     )
-    p.add_argument(
-        "--reference-out", help="write registry/path@sha256:... to this file"
-    )
+    p.add_argument("--reference-out", help="write registry/path@sha256:... to this file")
     p.set_defaults(func=_cmd_push)
 
 

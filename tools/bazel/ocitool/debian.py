@@ -21,9 +21,7 @@ def mirror_from_apt_sources(root: str = "/etc/apt") -> str:
     Security archives (``debian-security``) are skipped: the base needs the main archive.
     """
     base = Path(root)
-    files = sorted((base / "sources.list.d").glob("*.sources")) + [
-        base / "sources.list"
-    ]
+    files = [*sorted((base / "sources.list.d").glob("*.sources")), base / "sources.list"]
     files += sorted((base / "sources.list.d").glob("*.list"))
     for path in files:
         try:
@@ -34,15 +32,11 @@ def mirror_from_apt_sources(root: str = "/etc/apt") -> str:
             uris = re.findall(r"^URIs:\s*(.+)$", text, flags=re.MULTILINE)
             candidates = [u for line in uris for u in line.split()]
         else:
-            candidates = re.findall(
-                r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, flags=re.MULTILINE
-            )
+            candidates = re.findall(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, flags=re.MULTILINE)
         for uri in candidates:
             if "security" not in uri and uri.startswith(("http://", "https://")):
                 return str(uri).rstrip("/")
-    raise UsageError(
-        f"required flag: --mirror (no Debian archive URI found in {str(base)!r} apt sources)"
-    )
+    raise UsageError(f"required flag: --mirror (no Debian archive URI found in {str(base)!r} apt sources)")
 
 
 def parse_control(text: str) -> Iterator[dict[str, str]]:
@@ -68,24 +62,18 @@ def _fetch(url: str, timeout: float) -> bytes:
         return bytes(resp.read())
 
 
-def served_versions(
-    mirror: str, suite: str, arch: str, *, timeout: float = 120
-) -> dict[tuple[str, str], str]:
+def served_versions(mirror: str, suite: str, arch: str, *, timeout: float = 120) -> dict[tuple[str, str], str]:
     """``{(package, version): sha256}`` of ``main/binary-<arch>`` in ``suite`` on ``mirror``."""
     base = f"{mirror.rstrip('/')}/dists/{suite}/main/binary-{arch}/Packages"
     errors = []
     for suffix, decompress in ((".xz", lzma.decompress), (".gz", gzip.decompress)):
         try:
-            text = decompress(_fetch(base + suffix, timeout)).decode(
-                "utf-8", errors="replace"
-            )
+            text = decompress(_fetch(base + suffix, timeout)).decode("utf-8", errors="replace")
             break
         except (urllib.error.URLError, OSError, lzma.LZMAError, EOFError) as exc:
             errors.append(f"{base + suffix}: {exc}")
     else:
-        raise BaseBuildError(
-            f"cannot read the Packages index of {suite!r} from {mirror!r}: {'; '.join(errors)}"
-        )
+        raise BaseBuildError(f"cannot read the Packages index of {suite!r} from {mirror!r}: {'; '.join(errors)}")
     return {
         (s["Package"], s["Version"]): s.get("SHA256", "")
         for s in parse_control(text)

@@ -46,15 +46,11 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8: the bytes that get hashed."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def rfc3339(seconds: int) -> str:
-    return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +63,7 @@ class ImageOptions:
     user: str | None = None
     workdir: str | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    created: int | None = (
-        None  # seconds since the epoch; default SOURCE_DATE_EPOCH or 0
-    )
+    created: int | None = None  # seconds since the epoch; default SOURCE_DATE_EPOCH or 0
     os: str = "linux"
     architecture: str = "amd64"
 
@@ -120,20 +114,14 @@ def _read_json(path: Path, what: str) -> Any:
     except FileNotFoundError:
         raise ImageInputError(f"{what} {str(path)!r} does not exist") from None
     except json.JSONDecodeError as exc:
-        raise ImageInputError(
-            f"{what} {str(path)!r} is not valid JSON: {exc}"
-        ) from None
+        raise ImageInputError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
 
 
-def read_layout(
-    root: str | os.PathLike[str], *, os_name: str = "linux", arch: str = "amd64"
-) -> Layout:
+def read_layout(root: str | os.PathLike[str], *, os_name: str = "linux", arch: str = "amd64") -> Layout:
     """Read an OCI layout with one image (or an index holding one for ``os_name/arch``)."""
     root = Path(root)
     if not (root / "oci-layout").is_file():
-        raise ImageInputError(
-            f"{str(root)!r} is not an OCI image layout (no oci-layout file)"
-        )
+        raise ImageInputError(f"{str(root)!r} is not an OCI image layout (no oci-layout file)")
     index = _read_json(root / "index.json", "OCI index")
     descriptors = index.get("manifests") or []
     if len(descriptors) != 1:
@@ -143,20 +131,14 @@ def read_layout(
     desc = descriptors[0]
     layout = Layout(root=root, manifest={}, config={})
     manifest = _read_json(layout.blob(desc["digest"]), "manifest blob")
-    if (
-        manifest.get("mediaType") in (INDEX_MEDIA_TYPE, DOCKER_MANIFEST_TYPES[1])
-        or "manifests" in manifest
-    ):
+    if manifest.get("mediaType") in (INDEX_MEDIA_TYPE, DOCKER_MANIFEST_TYPES[1]) or "manifests" in manifest:
         chosen = [
             m
             for m in manifest.get("manifests", [])
-            if m.get("platform", {}).get("os") == os_name
-            and m.get("platform", {}).get("architecture") == arch
+            if m.get("platform", {}).get("os") == os_name and m.get("platform", {}).get("architecture") == arch
         ]
         if not chosen:
-            raise ImageInputError(
-                f"OCI layout {str(root)!r} has no image for {os_name}/{arch}"
-            )
+            raise ImageInputError(f"OCI layout {str(root)!r} has no image for {os_name}/{arch}")
         manifest = _read_json(layout.blob(chosen[0]["digest"]), "manifest blob")
     layout.manifest = manifest
     layout.config = _read_json(layout.blob(manifest["config"]["digest"]), "config blob")
@@ -233,9 +215,7 @@ def build_image(
     if base is not None:
         base_path = Path(base)
         if base_path.is_dir():
-            layout = read_layout(
-                base_path, os_name=options.os, arch=options.architecture
-            )
+            layout = read_layout(base_path, os_name=options.os, arch=options.architecture)
             base_config = dict(layout.config.get("config") or {})
             diff_ids = list(layout.config.get("rootfs", {}).get("diff_ids", []))
             base_layers = layout.manifest.get("layers", [])
@@ -244,12 +224,10 @@ def build_image(
                     f"base layout {str(base_path)!r}: {len(base_layers)} layers but {len(diff_ids)} diff_ids"
                 )
             history = [dict(h) for h in layout.config.get("history", [])]
-            for desc, diff_id in zip(base_layers, diff_ids):
+            for desc, diff_id in zip(base_layers, diff_ids, strict=True):
                 blob = layout.blob(desc["digest"])
                 if not blob.is_file():
-                    raise ImageInputError(
-                        f"base layout {str(base_path)!r} lacks blob {desc['digest']!r}"
-                    )
+                    raise ImageInputError(f"base layout {str(base_path)!r} lacks blob {desc['digest']!r}")
                 scan = scan_layer(blob)
                 if scan.blob_digest != desc["digest"] or scan.diff_id != diff_id:
                     raise ImageInputError(
@@ -326,10 +304,7 @@ def build_image(
             "digest": config_digest,
             "size": config_size,
         },
-        "layers": [
-            {"mediaType": x.media_type, "digest": x.digest, "size": x.size}
-            for x in result_layers
-        ],
+        "layers": [{"mediaType": x.media_type, "digest": x.digest, "size": x.size} for x in result_layers],
     }
     manifest_digest, manifest_size = _write_blob(blobs, canonical_json(manifest))
     index = {
@@ -344,9 +319,7 @@ def build_image(
         ],
     }
     (out_path / "index.json").write_bytes(canonical_json(index))
-    (out_path / "oci-layout").write_bytes(
-        canonical_json({"imageLayoutVersion": "1.0.0"})
-    )
+    (out_path / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
     return ImageResult(
         layout=out_path,
         manifest_digest=manifest_digest,

@@ -47,9 +47,7 @@ def default_mtime() -> int:
     try:
         mtime = int(value)
     except ValueError:
-        raise UsageError(
-            f"invalid SOURCE_DATE_EPOCH: {value!r} is not an integer"
-        ) from None
+        raise UsageError(f"invalid SOURCE_DATE_EPOCH: {value!r} is not an integer") from None
     if mtime < 0:
         raise UsageError(f"invalid SOURCE_DATE_EPOCH: {value!r} is negative")
     return mtime
@@ -125,9 +123,7 @@ class LayerContents:
             while parent:
                 existing = out.get(parent)
                 if existing is None:
-                    out[parent] = Entry(
-                        path=parent, kind="dir", mode=0o755, origin="implicit parent"
-                    )
+                    out[parent] = Entry(path=parent, kind="dir", mode=0o755, origin="implicit parent")
                 elif existing.kind != "dir":
                     raise LayerInputError(
                         f"image path {'/' + parent!r} is a {existing.kind} (from {existing.origin!r}) "
@@ -145,23 +141,17 @@ class LayerContents:
             )
         self._entries[entry.path] = entry
 
-    def add_file(
-        self, path: str, src: str | os.PathLike[str], *, mode: int | None = None
-    ) -> None:
+    def add_file(self, path: str, src: str | os.PathLike[str], *, mode: int | None = None) -> None:
         src_path = Path(src)
         try:
             st = os.stat(src_path)  # follows symlinks: we copy content
         except FileNotFoundError:
-            raise LayerInputError(
-                f"source file {str(src)!r} for {path!r} does not exist"
-            ) from None
+            raise LayerInputError(f"source file {str(src)!r} for {path!r} does not exist") from None
         if stat.S_ISDIR(st.st_mode):
             self.add_tree(src_path, path)
             return
         if not stat.S_ISREG(st.st_mode):
-            raise LayerInputError(
-                f"source {str(src)!r} for {path!r} is not a regular file"
-            )
+            raise LayerInputError(f"source {str(src)!r} for {path!r} is not a regular file")
         self.add(
             Entry(
                 path=normalize_image_path(path),
@@ -172,9 +162,7 @@ class LayerContents:
             )
         )
 
-    def add_bytes(
-        self, path: str, data: bytes, *, mode: int = 0o644, origin: str = "inline"
-    ) -> None:
+    def add_bytes(self, path: str, data: bytes, *, mode: int = 0o644, origin: str = "inline") -> None:
         self.add(
             Entry(
                 path=normalize_image_path(path),
@@ -232,9 +220,7 @@ class LayerContents:
         """
         root = Path(src_dir)
         if not root.is_dir():
-            raise LayerInputError(
-                f"tree {str(src_dir)!r} for {prefix!r} is not a directory"
-            )
+            raise LayerInputError(f"tree {str(src_dir)!r} for {prefix!r} is not a directory")
         patterns = list(excludes)
         image_prefix = normalize_image_path(prefix)
         self.add_dir(image_prefix, origin=str(root))
@@ -242,16 +228,12 @@ class LayerContents:
         for rel, full, is_dir in _walk(root, patterns):
             image_path = image_prefix + "/" + rel
             if is_dir:
-                self.add(
-                    Entry(path=image_path, kind="dir", mode=0o755, origin=str(full))
-                )
+                self.add(Entry(path=image_path, kind="dir", mode=0o755, origin=str(full)))
                 continue
             try:
                 st = os.stat(full)
             except FileNotFoundError:
-                raise LayerInputError(
-                    f"{str(full)!r} in tree {str(src_dir)!r} is a broken symlink"
-                ) from None
+                raise LayerInputError(f"{str(full)!r} in tree {str(src_dir)!r} is a broken symlink") from None
             self.add(
                 Entry(
                     path=image_path,
@@ -276,11 +258,7 @@ def _same(a: Entry, b: Entry) -> bool:
         return False
     if a.kind != "file":
         return True
-    if (
-        a.src is not None
-        and b.src is not None
-        and os.path.realpath(a.src) == os.path.realpath(b.src)
-    ):
+    if a.src is not None and b.src is not None and os.path.realpath(a.src) == os.path.realpath(b.src):
         return True
     return a.size() == b.size() and a.read_bytes() == b.read_bytes()
 
@@ -289,24 +267,18 @@ def _excluded(rel: str, patterns: list[str]) -> bool:
     if not patterns:
         return False
     name = rel.rsplit("/", 1)[-1]
-    return any(
-        fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns
-    )
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _walk(root: Path, patterns: list[str]) -> Iterator[tuple[str, Path, bool]]:
     """(relative path, real path on disk, is_dir) below ``root``, following symlinked dirs."""
-    stack: list[tuple[str, Path, frozenset[str]]] = [
-        ("", root, frozenset({os.path.realpath(root)}))
-    ]
+    stack: list[tuple[str, Path, frozenset[str]]] = [("", root, frozenset({os.path.realpath(root)}))]
     while stack:
         rel_dir, directory, seen = stack.pop()
         try:
             names = sorted(os.listdir(directory))
         except OSError as exc:
-            raise LayerInputError(
-                f"cannot list {str(directory)!r}: {exc.strerror}"
-            ) from None
+            raise LayerInputError(f"cannot list {str(directory)!r}: {exc.strerror}") from None
         for name in names:
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if _excluded(rel, patterns):
@@ -315,9 +287,7 @@ def _walk(root: Path, patterns: list[str]) -> Iterator[tuple[str, Path, bool]]:
             if full.is_dir():  # follows symlinks
                 real = os.path.realpath(full)
                 if real in seen:
-                    raise LayerInputError(
-                        f"symlink loop at {str(full)!r} (points back to {real!r})"
-                    )
+                    raise LayerInputError(f"symlink loop at {str(full)!r} (points back to {real!r})")
                 yield rel, full, True
                 stack.append((rel, full, seen | {real}))
             else:
@@ -333,21 +303,15 @@ def _parse_mode(value: Any, where: str) -> int | None:
         try:
             mode = int(value, 8)
         except ValueError:
-            raise LayerInputError(
-                f"{where}: mode {value!r} is not an octal number like '0755'"
-            ) from None
+            raise LayerInputError(f"{where}: mode {value!r} is not an octal number like '0755'") from None
     else:
-        raise LayerInputError(
-            f"{where}: mode {value!r} must be an octal string like '0755'"
-        )
+        raise LayerInputError(f"{where}: mode {value!r} must be an octal string like '0755'")
     if not 0 <= mode <= 0o7777:
         raise LayerInputError(f"{where}: mode {value!r} is out of range")
     return mode
 
 
-def load_manifest(
-    path: str | os.PathLike[str], contents: LayerContents | None = None
-) -> LayerContents:
+def load_manifest(path: str | os.PathLike[str], contents: LayerContents | None = None) -> LayerContents:
     """Read a layer manifest: a JSON list (or ``{"entries": [...]}``) of entries.
 
     Entry forms (``mode`` optional, octal string):
@@ -363,14 +327,10 @@ def load_manifest(
     except FileNotFoundError:
         raise LayerInputError(f"layer manifest {str(path)!r} does not exist") from None
     except json.JSONDecodeError as exc:
-        raise LayerInputError(
-            f"layer manifest {str(path)!r} is not valid JSON: {exc}"
-        ) from None
+        raise LayerInputError(f"layer manifest {str(path)!r} is not valid JSON: {exc}") from None
     items = raw.get("entries") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
-        raise LayerInputError(
-            f"layer manifest {str(path)!r} must be a list of entries or {{'entries': [...]}}"
-        )
+        raise LayerInputError(f"layer manifest {str(path)!r} must be a list of entries or {{'entries': [...]}}")
     for index, item in enumerate(items):
         where = f"{path}: entry {index}"
         if not isinstance(item, dict) or not isinstance(item.get("path_in_image"), str):
@@ -383,9 +343,7 @@ def load_manifest(
         elif kind == "symlink":
             target = item.get("target")
             if not isinstance(target, str):
-                raise LayerInputError(
-                    f"{where}: symlink {dest!r} needs a string 'target'"
-                )
+                raise LayerInputError(f"{where}: symlink {dest!r} needs a string 'target'")
             contents.add_symlink(dest, target, origin=where)
         elif kind == "file":
             if isinstance(item.get("content"), str):
@@ -398,13 +356,9 @@ def load_manifest(
             elif isinstance(item.get("src"), str):
                 contents.add_file(dest, item["src"], mode=mode)
             else:
-                raise LayerInputError(
-                    f"{where}: file {dest!r} needs 'src' (a path) or 'content' (text)"
-                )
+                raise LayerInputError(f"{where}: file {dest!r} needs 'src' (a path) or 'content' (text)")
         else:
-            raise LayerInputError(
-                f"{where}: type {kind!r} must be one of 'file', 'dir', 'symlink'"
-            )
+            raise LayerInputError(f"{where}: type {kind!r} must be one of 'file', 'dir', 'symlink'")
     return contents
 
 
@@ -433,13 +387,9 @@ def write_tar(contents: LayerContents, sink: Any, *, mtime: int) -> int:
     entries = contents.entries()
     for entry in entries:
         if entry.kind == "dir":
-            tar.add_dir(
-                entry.path, mode=entry.mode, mtime=mtime, uid=entry.uid, gid=entry.gid
-            )
+            tar.add_dir(entry.path, mode=entry.mode, mtime=mtime, uid=entry.uid, gid=entry.gid)
         elif entry.kind == "symlink":
-            tar.add_symlink(
-                entry.path, entry.target, mtime=mtime, uid=entry.uid, gid=entry.gid
-            )
+            tar.add_symlink(entry.path, entry.target, mtime=mtime, uid=entry.uid, gid=entry.gid)
         elif entry.kind == "hardlink":
             tar.add_hardlink(
                 entry.path,

@@ -43,9 +43,7 @@ def human_bytes(n: int) -> str:
 
 def validate_tag(tag: str) -> str:
     if not _TAG_RE.match(tag):
-        raise UsageError(
-            f"invalid flag: --tag {tag!r} must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
-        )
+        raise UsageError(f"invalid flag: --tag {tag!r} must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")
     return tag
 
 
@@ -93,9 +91,7 @@ class _Manifest:
 def _blob_path(layout: Path, digest: str) -> Path:
     algo, _, hexpart = digest.partition(":")
     if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexpart):
-        raise ImageInputError(
-            f"OCI layout {str(layout)!r}: unsupported digest {digest!r}"
-        )
+        raise ImageInputError(f"OCI layout {str(layout)!r}: unsupported digest {digest!r}")
     return layout / "blobs" / algo / hexpart
 
 
@@ -104,27 +100,19 @@ def _read_plan(layout: Path) -> tuple[list[_Manifest], list[_Blob]]:
     try:
         index = json.loads((layout / "index.json").read_bytes())
     except FileNotFoundError:
-        raise ImageInputError(
-            f"{str(layout)!r} is not an OCI image layout (no index.json)"
-        ) from None
+        raise ImageInputError(f"{str(layout)!r} is not an OCI image layout (no index.json)") from None
     except json.JSONDecodeError as exc:
-        raise ImageInputError(
-            f"{str(layout)!r}: index.json is not valid JSON: {exc}"
-        ) from None
+        raise ImageInputError(f"{str(layout)!r}: index.json is not valid JSON: {exc}") from None
     tops = index.get("manifests") or []
     if len(tops) != 1:
-        raise ImageInputError(
-            f"OCI layout {str(layout)!r} holds {len(tops)} manifests: push needs exactly one"
-        )
+        raise ImageInputError(f"OCI layout {str(layout)!r} holds {len(tops)} manifests: push needs exactly one")
     manifests: list[_Manifest] = []
     blobs: dict[str, _Blob] = {}
 
     def add_blob(desc: dict[str, Any]) -> None:
         path = _blob_path(layout, desc["digest"])
         if not path.is_file():
-            raise ImageInputError(
-                f"OCI layout {str(layout)!r} lacks blob {desc['digest']!r}"
-            )
+            raise ImageInputError(f"OCI layout {str(layout)!r} lacks blob {desc['digest']!r}")
         size = path.stat().st_size
         if "size" in desc and desc["size"] != size:
             raise ImageInputError(
@@ -137,13 +125,9 @@ def _read_plan(layout: Path) -> tuple[list[_Manifest], list[_Blob]]:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ImageInputError(
-                f"OCI layout {str(layout)!r} lacks manifest blob {desc['digest']!r}"
-            ) from None
+            raise ImageInputError(f"OCI layout {str(layout)!r} lacks manifest blob {desc['digest']!r}") from None
         doc = json.loads(data)
-        media_type = (
-            doc.get("mediaType") or desc.get("mediaType") or MANIFEST_MEDIA_TYPE
-        )
+        media_type = doc.get("mediaType") or desc.get("mediaType") or MANIFEST_MEDIA_TYPE
         if media_type in (INDEX_MEDIA_TYPE, DOCKER_MANIFEST_TYPES[1]):
             for child in doc.get("manifests", []):
                 visit(child)
@@ -179,14 +163,10 @@ def push_layout(
     repo = parse_repository(repository)
     tags = tuple(validate_tag(t) for t in tags)
     manifests, blobs = _read_plan(layout)
-    creds = (
-        credentials if credentials is not None else docker_credentials(repo.registry)
-    )
+    creds = credentials if credentials is not None else docker_credentials(repo.registry)
     client = RegistryClient(repo, credentials=creds, timeout=timeout, retries=retries)
     total = len(blobs)
-    log(
-        f"ocitool push: {repo}: {total} blobs ({human_bytes(sum(b.size for b in blobs))}) to check"
-    )
+    log(f"ocitool push: {repo}: {total} blobs ({human_bytes(sum(b.size for b in blobs))}) to check")
     lock = threading.Lock()
     counters = {
         "uploaded": 0,
@@ -207,9 +187,7 @@ def push_layout(
             counters["bytes_" + kind] += blob.size
             counters["done"] += 1
             verb = "uploaded" if kind == "uploaded" else "exists  "
-            log(
-                f"ocitool push: {verb} {blob.digest[:19]} {human_bytes(blob.size)} [{counters['done']}/{total}]"
-            )
+            log(f"ocitool push: {verb} {blob.digest[:19]} {human_bytes(blob.size)} [{counters['done']}/{total}]")
 
     try:
         client.ping()
@@ -219,9 +197,7 @@ def push_layout(
             for future in [pool.submit(push_blob, b) for b in ordered]:
                 future.result()
         for manifest in manifests:
-            reported = client.put_manifest(
-                manifest.digest, manifest.data, manifest.media_type
-            )
+            reported = client.put_manifest(manifest.digest, manifest.data, manifest.media_type)
             if reported and reported != manifest.digest:
                 raise RegistryError(
                     f"registry {repo.registry!r} stored manifest {manifest.digest!r} of repository {repo.name!r} "

@@ -47,9 +47,7 @@ class PycResult:
 def interpreter_info(python: str) -> tuple[str, str]:
     """(``major.minor``, cache tag such as ``cpython-313``) of the interpreter at ``python``."""
     if python == sys.executable:
-        return f"{sys.version_info[0]}.{sys.version_info[1]}", str(
-            sys.implementation.cache_tag
-        )
+        return f"{sys.version_info[0]}.{sys.version_info[1]}", str(sys.implementation.cache_tag)
     try:
         out = subprocess.run(
             [
@@ -63,9 +61,7 @@ def interpreter_info(python: str) -> tuple[str, str]:
             text=True,
         ).stdout.split()
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise UsageError(
-            f"invalid flag: --pyc-python {python!r} cannot be run: {exc}"
-        ) from None
+        raise UsageError(f"invalid flag: --pyc-python {python!r} cannot be run: {exc}") from None
     return out[0], out[1]
 
 
@@ -118,12 +114,10 @@ def compile_pyc(
             check=False,
         )
         if proc.returncode != 0:
-            raise UsageError(
-                f"compiling .pyc files with {python!r} failed: {proc.stderr.strip()[-500:]!r}"
-            )
+            raise UsageError(f"compiling .pyc files with {python!r} failed: {proc.stderr.strip()[-500:]!r}")
         results = json.loads(proc.stdout)
         compiled = 0
-        for (entry, pyc_path), (_, cfile, _), ok in zip(jobs, work, results):
+        for (entry, pyc_path), (_, cfile, _), ok in zip(jobs, work, results, strict=True):
             if not ok:
                 failed.append("/" + entry.path)
                 continue

@@ -55,9 +55,7 @@ _MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
 MANIFEST_ACCEPT = ", ".join(_MANIFEST_TYPES)
-_NAME_RE = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _HOST_RE = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$")
 
 
@@ -100,22 +98,12 @@ def parse_repository(value: str) -> Repository:
     if not text:
         raise UsageError("required flag: --repository, e.g. 127.0.0.1:5000/etl/pkg")
     if "://" in text:
-        raise UsageError(
-            f"invalid flag: --repository {value!r} must not have a scheme: use host[:port]/path"
-        )
+        raise UsageError(f"invalid flag: --repository {value!r} must not have a scheme: use host[:port]/path")
     registry, _, name = text.partition("/")
     if "@" in name or ":" in name:
-        raise UsageError(
-            f"invalid flag: --repository {value!r} must not carry a tag or digest: use --tag"
-        )
-    if (
-        not name
-        or not _HOST_RE.match(registry)
-        or not ("." in registry or ":" in registry or registry == "localhost")
-    ):
-        raise UsageError(
-            f"invalid flag: --repository {value!r} must look like registry.example.com[:port]/path"
-        )
+        raise UsageError(f"invalid flag: --repository {value!r} must not carry a tag or digest: use --tag")
+    if not name or not _HOST_RE.match(registry) or not ("." in registry or ":" in registry or registry == "localhost"):
+        raise UsageError(f"invalid flag: --repository {value!r} must look like registry.example.com[:port]/path")
     if not _NAME_RE.match(name):
         raise UsageError(
             f"invalid flag: --repository {value!r}: path {name!r} must be lower-case letters, digits and . _ - /"
@@ -132,18 +120,12 @@ class Credentials:
     source: str
 
     def basic(self) -> str:
-        return "Basic " + base64.b64encode(
-            f"{self.username}:{self.password}".encode()
-        ).decode("ascii")
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
 
 
 def docker_config_path() -> Path:
     directory = os.environ.get("DOCKER_CONFIG")
-    return (
-        Path(directory) / "config.json"
-        if directory
-        else Path.home() / ".docker" / "config.json"
-    )
+    return Path(directory) / "config.json" if directory else Path.home() / ".docker" / "config.json"
 
 
 def _auth_key(key: str) -> str:
@@ -169,18 +151,14 @@ def docker_credentials(registry: str, config: Path | None = None) -> Credentials
             continue
         if entry.get("auth"):
             try:
-                user, _, password = (
-                    base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
-                )
+                user, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
             except (ValueError, UnicodeDecodeError):
                 raise UsageError(
                     f"Docker config {str(path)!r}: 'auth' for {key!r} is not base64 user:password"
                 ) from None
             return Credentials(user, password, str(path))
         if entry.get("username") and entry.get("password"):
-            return Credentials(
-                str(entry["username"]), str(entry["password"]), str(path)
-            )
+            return Credentials(str(entry["username"]), str(entry["password"]), str(path))
     return None
 
 
@@ -199,9 +177,7 @@ def _registry_error(body: bytes) -> str:
         errors = json.loads(body).get("errors") or []
     except (ValueError, AttributeError):
         return " ".join(body.decode("utf-8", "replace").split())[:200]
-    return "; ".join(
-        f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
-    )[:300]
+    return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors)[:300]
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -239,9 +215,7 @@ class RegistryClient:
 
     # -- connections ---------------------------------------------------------------------------
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        pool: dict[tuple[str, str], http.client.HTTPConnection] = (
-            self._local.__dict__.setdefault("pool", {})
-        )
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
         conn = pool.get((scheme, netloc))
         if conn is None:
             conn = self._new_connection(scheme, netloc)
@@ -251,19 +225,13 @@ class RegistryClient:
     def _new_connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         if scheme == "http":
             if not is_loopback(netloc):
-                raise UsageError(
-                    f"refusing plain http to {netloc!r}: only loopback registries may use http"
-                )
-            return http.client.HTTPConnection(
-                netloc, timeout=self.timeout, blocksize=1 << 20
-            )
+                raise UsageError(f"refusing plain http to {netloc!r}: only loopback registries may use http")
+            return http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=1 << 20)
         context = ssl.create_default_context()
         host = netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
         proxy = urllib.request.getproxies().get("https")
         if proxy and not urllib.request.proxy_bypass(host):
-            parsed = urllib.parse.urlsplit(
-                proxy if "://" in proxy else "http://" + proxy
-            )
+            parsed = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
             conn = http.client.HTTPSConnection(
                 parsed.hostname or "",
                 parsed.port or 3128,
@@ -273,9 +241,7 @@ class RegistryClient:
             )
             conn.set_tunnel(netloc)
             return conn
-        return http.client.HTTPSConnection(
-            netloc, timeout=self.timeout, context=context, blocksize=1 << 20
-        )
+        return http.client.HTTPSConnection(netloc, timeout=self.timeout, context=context, blocksize=1 << 20)
 
     def _drop_connection(self, scheme: str, netloc: str) -> None:
         pool = self._local.__dict__.get("pool", {})
@@ -329,9 +295,7 @@ class RegistryClient:
                 response = Response(resp.status, resp.headers, data)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection(parts.scheme, parts.netloc)
-                last = (
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                )
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if attempt < attempts:
                     time.sleep(self._policy.delay(attempt))
                 continue
@@ -363,11 +327,7 @@ class RegistryClient:
         detail = _registry_error(response.body)
         detail = f": {detail}" if detail else ""
         if response.status == 401:
-            who = (
-                f"the credentials from {self.credentials.source}"
-                if self.credentials
-                else "anonymous access"
-            )
+            who = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
             return RegistryAuthError(
                 f"registry {reg!r} rejected {who} for repository {name!r} (401{detail}): "
                 f"log in with `docker login {reg}` or set DOCKER_CONFIG"
@@ -379,8 +339,7 @@ class RegistryClient:
             )
         if response.status == 404:
             return RegistryNotFoundError(
-                f"registry {reg!r} has no repository {name!r} (404 on {method} {what}{detail}): "
-                "check --repository"
+                f"registry {reg!r} has no repository {name!r} (404 on {method} {what}{detail}): check --repository"
             )
         return RegistryError(
             f"registry {reg!r} answered {response.status} to {method} {what} in repository {name!r}{detail}"
@@ -412,17 +371,11 @@ class RegistryClient:
         if realm_parts.scheme not in ("http", "https") or (
             realm_parts.scheme == "http" and not is_loopback(realm_parts.netloc)
         ):
-            raise RegistryAuthError(
-                f"registry {reg!r}: token realm {realm!r} must be https (http only for loopback)"
-            )
+            raise RegistryAuthError(f"registry {reg!r}: token realm {realm!r} must be https (http only for loopback)")
         query = {"scope": f"repository:{name}:{self.actions}"}
         if params.get("service"):
             query["service"] = params["service"]
-        url = (
-            realm
-            + ("&" if "?" in realm else "?")
-            + urllib.parse.urlencode(sorted(query.items()))
-        )
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(sorted(query.items()))
         request = urllib.request.Request(url)
         if self.credentials is not None:
             request.add_header("Authorization", self.credentials.basic())
@@ -430,24 +383,16 @@ class RegistryClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:
                 data = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
-            who = (
-                f"the credentials from {self.credentials.source}"
-                if self.credentials
-                else "anonymous access"
-            )
+            who = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
             raise RegistryAuthError(
                 f"token service {realm!r} of registry {reg!r} rejected {who} for repository {name!r} "
                 f"({exc.code}): log in with `docker login {reg}`"
             ) from None
         except (OSError, ValueError) as exc:
-            raise RegistryUnavailableError(
-                f"token service {realm!r} of registry {reg!r} failed: {exc}"
-            ) from None
+            raise RegistryUnavailableError(f"token service {realm!r} of registry {reg!r} failed: {exc}") from None
         token = data.get("token") or data.get("access_token")
         if not token:
-            raise RegistryAuthError(
-                f"token service {realm!r} of registry {reg!r} returned no token"
-            )
+            raise RegistryAuthError(f"token service {realm!r} of registry {reg!r} returned no token")
         return str(token)
 
     # -- registry operations -------------------------------------------------------------------
@@ -456,10 +401,7 @@ class RegistryClient:
         self.request("GET", f"{self.repository.base_url}/v2/", ok=(200,), what="/v2/")
 
     def blob_exists(self, digest: str) -> bool:
-        return (
-            self.request("HEAD", self.url(f"blobs/{digest}"), ok=(200, 404)).status
-            == 200
-        )
+        return self.request("HEAD", self.url(f"blobs/{digest}"), ok=(200, 404)).status == 200
 
     def manifest_exists(self, reference: str) -> bool:
         response = self.request(
@@ -470,22 +412,17 @@ class RegistryClient:
         )
         return response.status == 200
 
-    def upload_blob(
-        self, digest: str, path: Path, size: int, *, chunk_size: int | None = None
-    ) -> None:
+    def upload_blob(self, digest: str, path: Path, size: int, *, chunk_size: int | None = None) -> None:
         """POST an upload session, then PUT the whole blob (or PATCH chunks); restart on failure."""
-        call_with_retry(lambda: self._upload_once(digest, path, size, chunk_size), policy=self._policy,
-                        is_retryable=lambda exc: isinstance(exc, RegistryUnavailableError))
+        call_with_retry(
+            lambda: self._upload_once(digest, path, size, chunk_size),
+            policy=self._policy,
+            is_retryable=lambda exc: isinstance(exc, RegistryUnavailableError),
+        )
 
-    def _upload_once(
-        self, digest: str, path: Path, size: int, chunk_size: int | None
-    ) -> None:
-        started = self.request(
-            "POST", self.url("blobs/uploads/"), ok=(202,), what=f"upload of {digest}"
-        )
-        location = urllib.parse.urljoin(
-            self.repository.base_url + "/", started.header("Location")
-        )
+    def _upload_once(self, digest: str, path: Path, size: int, chunk_size: int | None) -> None:
+        started = self.request("POST", self.url("blobs/uploads/"), ok=(202,), what=f"upload of {digest}")
+        location = urllib.parse.urljoin(self.repository.base_url + "/", started.header("Location"))
         if chunk_size and size > chunk_size:
             with open(path, "rb") as fh:
                 offset = 0
@@ -505,9 +442,7 @@ class RegistryClient:
                         what=f"upload of {digest}",
                     )
                     offset += len(data)
-                    location = urllib.parse.urljoin(
-                        location, response.header("Location") or location
-                    )
+                    location = urllib.parse.urljoin(location, response.header("Location") or location)
             body: Body = None
             length = 0
         else:
@@ -542,9 +477,7 @@ class RegistryClient:
 def manifest_exists(repository: str, digest: str) -> bool:
     """True when ``repository`` (``host[:port]/path``) already holds the manifest ``digest``."""
     repo = parse_repository(repository)
-    client = RegistryClient(
-        repo, credentials=docker_credentials(repo.registry), actions="pull"
-    )
+    client = RegistryClient(repo, credentials=docker_credentials(repo.registry), actions="pull")
     try:
         return client.manifest_exists(digest)
     finally:

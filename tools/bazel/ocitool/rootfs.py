@@ -24,9 +24,7 @@ def contents_from_root(root: str | os.PathLike[str]) -> LayerContents:
         rel_dir = os.path.relpath(dirpath, root)
         for name in dirnames + filenames:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            found.append(
-                (rel.replace(os.sep, "/"), os.lstat(os.path.join(dirpath, name)))
-            )
+            found.append((rel.replace(os.sep, "/"), os.lstat(os.path.join(dirpath, name))))
     found.sort(key=lambda item: sort_key(item[0]))
     contents = LayerContents()
     first_link: dict[tuple[int, int], str] = {}

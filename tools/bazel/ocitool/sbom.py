@@ -26,9 +26,7 @@ SPDX_CREATED = "1970-01-01T00:00:00Z"
 class DebPackage:
     """A ``.deb`` in the base: name, version, architecture, sha256 of the ``.deb`` file."""
 
-    def __init__(
-        self, *, name: str, version: str, architecture: str, sha256: str
-    ) -> None:
+    def __init__(self, *, name: str, version: str, architecture: str, sha256: str) -> None:
         self.name = name
         self.version = version
         self.architecture = architecture
@@ -75,9 +73,7 @@ def _deb_package(pkg: DebPackage) -> dict[str, Any]:
         "licenseConcluded": "NOASSERTION",
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
-        "primaryPackagePurpose": "OPERATING-SYSTEM"
-        if pkg.name == "base-files"
-        else "LIBRARY",
+        "primaryPackagePurpose": "OPERATING-SYSTEM" if pkg.name == "base-files" else "LIBRARY",
         "externalRefs": [
             {
                 "referenceCategory": "PACKAGE-MANAGER",
@@ -188,6 +184,4 @@ def build_sbom(
 
 
 def sbom_bytes(doc: Mapping[str, Any]) -> bytes:
-    return (
-        json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    ).encode("utf-8")
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

@@ -129,9 +129,7 @@ def scan_layer(path: str | os.PathLike[str], *, want_dists: bool = True) -> Laye
                             uid=member.uid,
                             gid=member.gid,
                             size=member.size if member.isreg() else 0,
-                            target=clean_member_name(member.linkname)
-                            if member.islnk()
-                            else member.linkname,
+                            target=clean_member_name(member.linkname) if member.islnk() else member.linkname,
                         )
                     )
                     if want_dists and member.isreg():
@@ -147,13 +145,9 @@ def scan_layer(path: str | os.PathLike[str], *, want_dists: bool = True) -> Laye
             if gz is not None:
                 outer.drain()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise ImageInputError(
-                f"layer {str(path)!r} is not a readable tar or tar.gz: {exc}"
-            ) from None
+            raise ImageInputError(f"layer {str(path)!r} is not a readable tar or tar.gz: {exc}") from None
     dists = [
-        DistInfo(
-            directory="/" + d, metadata=parts["METADATA"], record=parts.get("RECORD")
-        )
+        DistInfo(directory="/" + d, metadata=parts["METADATA"], record=parts.get("RECORD"))
         for d, parts in sorted(wanted.items())
         if "METADATA" in parts
     ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -27,7 +26,11 @@ def _public_names(defs: Path) -> dict[str, tuple[str, str]]:
     tree = ast.parse(defs.read_text())
     loaded: dict[str, tuple[str, str]] = {}
     for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "load":
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", "") == "load"
+        ):
             path = node.value.args[0].value  # type: ignore[attr-defined]
             for kw in node.value.keywords:
                 loaded[kw.arg or ""] = (path.split(":", 1)[1], kw.value.value)  # type: ignore[attr-defined]
@@ -54,7 +57,7 @@ def _attr_rows(attrs: ast.AST | None) -> list[str]:
     if not isinstance(attrs, ast.Dict):
         return []
     rows = []
-    for key, value in zip(attrs.keys, attrs.values):
+    for key, value in zip(attrs.keys, attrs.values, strict=True):
         name = _const(key) if key is not None else ""
         if not name or name.startswith("_") or not isinstance(value, ast.Call):
             continue
@@ -71,7 +74,11 @@ def _section(name: str, module: Path, symbol: str) -> str:
         if isinstance(node, ast.FunctionDef) and node.name == symbol:
             doc = ast.get_docstring(node) or ""
             return f"## `{name}` (macro)\n\n```\n{doc}\n```\n"
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == symbol and isinstance(node.value, ast.Call):
+        if (
+            isinstance(node, ast.Assign)
+            and getattr(node.targets[0], "id", "") == symbol
+            and isinstance(node.value, ast.Call)
+        ):
             call = node.value
             kind = getattr(call.func, "id", "")
             doc = _const(_kw(call, "doc") or ast.Constant(""))

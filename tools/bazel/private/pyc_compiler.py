@@ -8,13 +8,19 @@ import sys
 
 def main(argv: list[str]) -> int:
     (params,) = argv
-    lines = open(params.removeprefix("@"), encoding="utf-8").read().splitlines()
+    with open(params.removeprefix("@"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
     failed = 0
     for i in range(0, len(lines), 3):
         src, out, shown = lines[i : i + 3]
         try:
-            py_compile.compile(src, cfile=out, dfile=shown, doraise=True,
-                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            py_compile.compile(
+                src,
+                cfile=out,
+                dfile=shown,
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
         except (py_compile.PyCompileError, SyntaxError, ValueError):
             # Some wheels ship files that are not valid Python 3.13 (templates, py2 examples):
             # write an empty output so the action is complete. Should such a file be imported,

@@ -58,7 +58,7 @@ def read_dists(site: Path) -> dict[str, Dist]:
         record = info / "RECORD"
         for row in record.read_text(encoding="utf-8").splitlines():
             path = row.rsplit(",", 2)[0].strip('"')
-            if not path or path.startswith("..") or path.startswith("/") or path.startswith("bin/"):
+            if not path or path.startswith(("..", "/", "bin/")):
                 continue
             if path.endswith(".pyc") or "/__pycache__/" in path:
                 continue
@@ -141,10 +141,7 @@ def _only_extra(req: Requirement) -> bool:
 def _applies(req: Requirement, extras: set[str], env: dict[str, str]) -> bool:
     if req.marker is None:
         return True
-    for extra in [""] + sorted(extras):
-        if req.marker.evaluate({**env, "extra": extra}):
-            return True
-    return False
+    return any(req.marker.evaluate({**env, "extra": extra}) for extra in ["", *sorted(extras)])
 
 
 def strongly_connected(dists: dict[str, Dist]) -> list[list[str]]:
@@ -231,7 +228,9 @@ def render(dists: dict[str, Dist], warnings: list[str], pyc_bzl: str = "") -> st
                     continue
                 label = "site-packages/" + path
                 (srcs if path.endswith(".py") else data).append(label)
-        deps = sorted({f":{_lib_name(comps[comp_of[d]], comp_of[d])}" for m in comp for d in dists[m].deps if comp_of[d] != i})
+        deps = sorted(
+            {f":{_lib_name(comps[comp_of[d]], comp_of[d])}" for m in comp for d in dists[m].deps if comp_of[d] != i}
+        )
         lib = _lib_name(comp, i)
         names = ", ".join(f"{dists[m].project}=={dists[m].version}" for m in comp)
         out.append(f"# {names}")
@@ -253,7 +252,9 @@ def render(dists: dict[str, Dist], warnings: list[str], pyc_bzl: str = "") -> st
         out.append("")
         if len(comp) > 1:
             for member in comp:
-                out.append(f'alias(name = "{member}", actual = ":{lib}")  # in a dependency cycle with {", ".join(c for c in comp if c != member)}')
+                out.append(
+                    f'alias(name = "{member}", actual = ":{lib}")  # in a dependency cycle with {", ".join(c for c in comp if c != member)}'
+                )
             out.append("")
     out.append("# Every distribution in the lock, for tools that need the whole set (benchmarks).")
     out.append("py_library(")
@@ -285,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     roots = requested_extras(args.requirements)
     missing = [name for name in roots if name not in dists]
     if missing:
-        print(f"error: {args.requirements} names {missing!r}, not installed from {args.lock}: "
-              "run `./bazelw run //:requirements.update`", file=sys.stderr)
+        print(
+            f"error: {args.requirements} names {missing!r}, not installed from {args.lock}: "
+            "run `./bazelw run //:requirements.update`",
+            file=sys.stderr,
+        )
         return 1
     warnings = resolve_deps(dists, roots)
     args.out.write_text(render(dists, warnings, args.pyc_bzl), encoding="utf-8")

@@ -17,18 +17,41 @@ from typing import TYPE_CHECKING, Any
 # ``import publisher.x`` load only the modules a run needs (no smoke client, no registry code,
 # no release listing on a plain publish).
 _WHERE = {
-    "BuildOutput": "build", "DagFile": "build", "load_build_output": "build",
-    "Event": "events", "EventSink": "events",
-    "ImageOutcome": "image", "ImageRegistry": "image", "OcitoolRegistry": "image",
-    "PublishOptions": "publish", "PublishResult": "publish", "publish_build": "publish",
+    "BuildOutput": "build",
+    "DagFile": "build",
+    "load_build_output": "build",
+    "Event": "events",
+    "EventSink": "events",
+    "ImageOutcome": "image",
+    "ImageRegistry": "image",
+    "OcitoolRegistry": "image",
+    "PublishOptions": "publish",
+    "PublishResult": "publish",
+    "publish_build": "publish",
     "rollback_release": "publish",
-    "ReleaseInfo": "releases", "list_releases": "releases",
-    "ObjectInfo": "store", "Store": "store", "default_store_url": "store", "open_store": "store",
+    "ReleaseInfo": "releases",
+    "list_releases": "releases",
+    "ObjectInfo": "store",
+    "Store": "store",
+    "default_store_url": "store",
+    "open_store": "store",
 }
 _ERRORS = (
-    "BuildOutputError", "ConcurrentPublishError", "DagIdCollisionError", "DagSyntaxError", "ImageError",
-    "InvalidNameError", "MassDeleteError", "MetadataError", "OutsidePrefixError", "PreconditionFailedError",
-    "PublishError", "ReleaseNotFoundError", "SmokeError", "StoreError", "UsageError",
+    "BuildOutputError",
+    "ConcurrentPublishError",
+    "DagIdCollisionError",
+    "DagSyntaxError",
+    "ImageError",
+    "InvalidNameError",
+    "MassDeleteError",
+    "MetadataError",
+    "OutsidePrefixError",
+    "PreconditionFailedError",
+    "PublishError",
+    "ReleaseNotFoundError",
+    "SmokeError",
+    "StoreError",
+    "UsageError",
 )
 _WHERE.update(dict.fromkeys(_ERRORS, "errors"))
 
@@ -48,6 +71,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from storecontract import PackageKeys
+
     from publisher.build import BuildOutput, DagFile, load_build_output
     from publisher.errors import (
         BuildOutputError,
@@ -68,7 +93,6 @@ if TYPE_CHECKING:
     )
     from publisher.events import Event, EventSink
     from publisher.image import ImageOutcome, ImageRegistry, OcitoolRegistry
-    from storecontract import PackageKeys
     from publisher.publish import (
         PublishOptions,
         PublishResult,

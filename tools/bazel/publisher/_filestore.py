@@ -126,9 +126,7 @@ class FileStore:
             return None
         return ObjectInfo(key=key, size=len(obj.data), etag=obj.etag, sha256=obj.etag)
 
-    def put(
-        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         path = self._path(key)
         for attempt in range(3):  # a concurrent delete may remove an empty parent in between
             try:

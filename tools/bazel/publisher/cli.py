@@ -62,59 +62,107 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "<ENV>/<pkg>/ of the DAG store, then prune. See tools/bazel/publisher/README.md.",
     )
     rule = p.add_argument_group("set by the Bazel rule")
-    rule.add_argument("--package", default=_env(environ, "PACKAGE_NAME"),
-                      help="package name (env PACKAGE_NAME must agree if set)")
+    rule.add_argument(
+        "--package", default=_env(environ, "PACKAGE_NAME"), help="package name (env PACKAGE_NAME must agree if set)"
+    )
     rule.add_argument("--dags-dir", type=Path, help="the :dags output (dags/*.py and metadata.json)")
     rule.add_argument("--image-layout", type=Path, help="the :image output (an OCI image layout)")
     rule.add_argument("--image-digest-file", type=Path, help="the :image.digest output (sha256:<hex>)")
 
     where = p.add_argument_group("where")
-    where.add_argument("--env", default=_env(environ, "ENV") or "dev",
-                       help="environment, the first key component [env ENV, default dev]")
-    where.add_argument("--bucket", default=_env(environ, "DAG_BUCKET"),
-                       help="s3://<bucket> or file:///<dir> [env DAG_BUCKET, default "
-                       "file://$BUILD_WORKSPACE_DIRECTORY/.etl/dag-store]; S3 uses AWS_ENDPOINT_URL "
-                       "and the usual AWS credential chain")
-    where.add_argument("--repository", default=_env(environ, "IMAGE_REPOSITORY"),
-                       help="registry prefix, e.g. registry.example.com/etl: the image is <prefix>/<pkg>, and the "
-                       "DAGs must pin it there (the build's --//tools/bazel:image_repository); a mismatch is "
-                       "refused [env IMAGE_REPOSITORY, default: the build's]")
-    where.add_argument("--tag", default=_env(environ, "IMAGE_TAG"),
-                       help="extra human-readable image tag to push; DAGs always pin the digest [env IMAGE_TAG]")
+    where.add_argument(
+        "--env",
+        default=_env(environ, "ENV") or "dev",
+        help="environment, the first key component [env ENV, default dev]",
+    )
+    where.add_argument(
+        "--bucket",
+        default=_env(environ, "DAG_BUCKET"),
+        help="s3://<bucket> or file:///<dir> [env DAG_BUCKET, default "
+        "file://$BUILD_WORKSPACE_DIRECTORY/.etl/dag-store]; S3 uses AWS_ENDPOINT_URL "
+        "and the usual AWS credential chain",
+    )
+    where.add_argument(
+        "--repository",
+        default=_env(environ, "IMAGE_REPOSITORY"),
+        help="registry prefix, e.g. registry.example.com/etl: the image is <prefix>/<pkg>, and the "
+        "DAGs must pin it there (the build's --//tools/bazel:image_repository); a mismatch is "
+        "refused [env IMAGE_REPOSITORY, default: the build's]",
+    )
+    where.add_argument(
+        "--tag",
+        default=_env(environ, "IMAGE_TAG"),
+        help="extra human-readable image tag to push; DAGs always pin the digest [env IMAGE_TAG]",
+    )
 
     how = p.add_argument_group("how")
     how.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
-    how.add_argument("--output", choices=("text", "json"), default="text",
-                     help="summary format on stdout (progress always goes to stderr)")
-    how.add_argument("--no-push", action="store_true",
-                     help="do not push the image; fail unless its digest is already in the registry")
-    how.add_argument("--allow-mass-delete", action="store_true",
-                     help="allow a release that removes more than half of the package's DAGs")
-    how.add_argument("--repair", action="store_true",
-                     help="also list the live dags/ objects and rewrite or delete those that differ from "
-                     "metadata.json (after an interrupted publish or a hand edit); a plain publish trusts "
-                     "metadata.json and reads only it")
-    how.add_argument("--jobs", type=int, default=int(_env(environ, "PUBLISH_JOBS") or 8),
-                     help="parallel store requests [env PUBLISH_JOBS, default 8]")
+    how.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="summary format on stdout (progress always goes to stderr)",
+    )
+    how.add_argument(
+        "--no-push",
+        action="store_true",
+        help="do not push the image; fail unless its digest is already in the registry",
+    )
+    how.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="allow a release that removes more than half of the package's DAGs",
+    )
+    how.add_argument(
+        "--repair",
+        action="store_true",
+        help="also list the live dags/ objects and rewrite or delete those that differ from "
+        "metadata.json (after an interrupted publish or a hand edit); a plain publish trusts "
+        "metadata.json and reads only it",
+    )
+    how.add_argument(
+        "--jobs",
+        type=int,
+        default=int(_env(environ, "PUBLISH_JOBS") or 8),
+        help="parallel store requests [env PUBLISH_JOBS, default 8]",
+    )
 
     modes = p.add_argument_group("other actions").add_mutually_exclusive_group()
     modes.add_argument("--list-releases", action="store_true", help="list the stored releases and exit")
     modes.add_argument("--rollback", metavar="RELEASE_ID", help="republish a stored release")
-    modes.add_argument("--decommission", action="store_true",
-                       help="remove the package from Airflow (marks metadata.json, writes the REMOVED marker; "
-                       "releases are kept, a later publish brings it back); needs --allow-mass-delete")
+    modes.add_argument(
+        "--decommission",
+        action="store_true",
+        help="remove the package from Airflow (marks metadata.json, writes the REMOVED marker; "
+        "releases are kept, a later publish brings it back); needs --allow-mass-delete",
+    )
 
     smoke = p.add_argument_group("smoke run (Airflow REST API)")
-    smoke.add_argument("--smoke", metavar="DAG_ID",
-                       help="after publishing, wait until Airflow parsed this DAG's new file, unpause it, "
-                       "trigger a run with a logical date (now) and wait for it: exit 1 unless every task "
-                       "succeeds (AIRFLOW_API_URL; AIRFLOW_API_TOKEN or AIRFLOW_USERNAME/AIRFLOW_PASSWORD)")
-    smoke.add_argument("--smoke-conf", metavar="JSON", default=None,
-                       help='conf of the smoke run, a JSON object [default {"smoke": true, "release_id": ...}]')
-    smoke.add_argument("--timeout", type=float, default=float(_env(environ, "PUBLISH_TIMEOUT") or 300),
-                       help="seconds --smoke waits for Airflow to parse the file [env PUBLISH_TIMEOUT, default 300]")
-    smoke.add_argument("--smoke-timeout", type=float, default=float(_env(environ, "SMOKE_TIMEOUT") or 1800),
-                       help="seconds --smoke waits for the triggered run to end [env SMOKE_TIMEOUT, default 1800]")
+    smoke.add_argument(
+        "--smoke",
+        metavar="DAG_ID",
+        help="after publishing, wait until Airflow parsed this DAG's new file, unpause it, "
+        "trigger a run with a logical date (now) and wait for it: exit 1 unless every task "
+        "succeeds (AIRFLOW_API_URL; AIRFLOW_API_TOKEN or AIRFLOW_USERNAME/AIRFLOW_PASSWORD)",
+    )
+    smoke.add_argument(
+        "--smoke-conf",
+        metavar="JSON",
+        default=None,
+        help='conf of the smoke run, a JSON object [default {"smoke": true, "release_id": ...}]',
+    )
+    smoke.add_argument(
+        "--timeout",
+        type=float,
+        default=float(_env(environ, "PUBLISH_TIMEOUT") or 300),
+        help="seconds --smoke waits for Airflow to parse the file [env PUBLISH_TIMEOUT, default 300]",
+    )
+    smoke.add_argument(
+        "--smoke-timeout",
+        type=float,
+        default=float(_env(environ, "SMOKE_TIMEOUT") or 1800),
+        help="seconds --smoke waits for the triggered run to end [env SMOKE_TIMEOUT, default 1800]",
+    )
     return p
 
 
@@ -184,16 +232,23 @@ def _run(
         location = store.address(keys.prefix)
         if args.output == "text":
             stdout.write(format_releases(location, releases))
-        return {"ok": True, "action": "list-releases", "location": location,
-                "releases": [r.to_json() for r in releases]}
+        return {
+            "ok": True,
+            "action": "list-releases",
+            "location": location,
+            "releases": [r.to_json() for r in releases],
+        }
 
     if args.decommission:
-        payload = decommission_package(store=store, env=args.env, package=args.package,
-                                       allow_mass_delete=args.allow_mass_delete, on_event=progress)
+        payload = decommission_package(
+            store=store, env=args.env, package=args.package, allow_mass_delete=args.allow_mass_delete, on_event=progress
+        )
         if args.output == "text":
-            stdout.write(f"decommissioned {args.package} in env {args.env} ({payload['location']}): "
-                         f"{len(payload['dags'])} DAGs leave Airflow when the sidecar sees the REMOVED marker; "
-                         f"release {payload['release']['id']} is kept (publish or --rollback to bring it back)\n")
+            stdout.write(
+                f"decommissioned {args.package} in env {args.env} ({payload['location']}): "
+                f"{len(payload['dags'])} DAGs leave Airflow when the sidecar sees the REMOVED marker; "
+                f"release {payload['release']['id']} is kept (publish or --rollback to bring it back)\n"
+            )
         return payload
 
     options = PublishOptions(
@@ -207,14 +262,28 @@ def _run(
     )
     result: PublishResult
     if args.rollback is not None:
-        result = rollback_release(args.rollback, store=store, env=args.env, package=args.package,
-                                  registry=registry, options=options, on_event=progress)
+        result = rollback_release(
+            args.rollback,
+            store=store,
+            env=args.env,
+            package=args.package,
+            registry=registry,
+            options=options,
+            on_event=progress,
+        )
     else:
         build = load_build_output(args.dags_dir, package=args.package, image_digest_file=args.image_digest_file)
         if args.smoke and args.smoke not in build.dags:
             raise UsageError(f"invalid flag: --smoke {args.smoke!r}: not a DAG of package {args.package!r}")
-        result = publish_build(build, store=store, env=args.env, registry=registry,
-                               image_layout=args.image_layout, options=options, on_event=progress)
+        result = publish_build(
+            build,
+            store=store,
+            env=args.env,
+            registry=registry,
+            image_layout=args.image_layout,
+            options=options,
+            on_event=progress,
+        )
     smoke: SmokeResult | None = None
     if args.smoke:
         if args.smoke not in result.dag_sizes:
@@ -227,8 +296,7 @@ def _run(
         conf = args.smoke_conf_obj or {"smoke": True, "release_id": result.release_id or result.previous_release_id}
         try:
             config = smoke_config_from_env(environ, timeout=args.timeout, run_timeout=args.smoke_timeout)
-            smoke = run_smoke(config, dag_id=args.smoke,
-                              source=stored.data, conf=conf, on_event=progress)
+            smoke = run_smoke(config, dag_id=args.smoke, source=stored.data, conf=conf, on_event=progress)
         except PublishError as exc:
             released = result.release_id or result.previous_release_id
             raise type(exc)(f"release {released} is published, but the smoke run failed: {exc}") from exc

@@ -11,10 +11,10 @@ from storecontract import BundleError, ContractError, InvalidNameError, Metadata
 
 __all__ = [
     "EXPECTED",
-    "BundleError",
-    "ContractError",
     "BuildOutputError",
+    "BundleError",
     "ConcurrentPublishError",
+    "ContractError",
     "DagIdCollisionError",
     "DagSyntaxError",
     "ImageError",

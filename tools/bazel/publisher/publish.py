@@ -238,7 +238,7 @@ class _Run:
             ((name, fn),) = tasks.items()
             try:
                 fn()
-            except Exception as exc:  # noqa: BLE001 - reported like a worker's error
+            except Exception as exc:
                 return done, [(name, exc)]
             return [name], failed
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(tasks)))) as pool:
@@ -254,8 +254,16 @@ class _Run:
         failed.sort(key=lambda item: item[0])
         return sorted(done), failed
 
-    def _result(self, outcome: str, plan: Plan, state: CurrentState, *, release_id: str | None,
-                image: ImageOutcome | None, started: float) -> PublishResult:
+    def _result(
+        self,
+        outcome: str,
+        plan: Plan,
+        state: CurrentState,
+        *,
+        release_id: str | None,
+        image: ImageOutcome | None,
+        started: float,
+    ) -> PublishResult:
         return PublishResult(
             action=self.action,
             outcome=outcome,
@@ -311,21 +319,26 @@ class _Run:
             return self._result("noop", plan, state, release_id=None, image=image, started=started)
         if plan.maintenance_only:
             self._maintain(plan)
-            return self._result("repaired", plan, state, release_id=state.release_id, image=image,
-                                started=started)
+            return self._result("repaired", plan, state, release_id=state.release_id, image=image, started=started)
         release_id = self._release(plan, state)
         return self._result("published", plan, state, release_id=release_id, image=image, started=started)
 
     def _check_limits(self, build: Mapping[str, Any], dags: Mapping[str, DagFile]) -> None:
         """Refuse what the sidecar would refuse (storecontract.limits, one definition for both):
         the metadata.json this publish writes, with the largest release block it can have."""
-        probe = {"id": "00000000T000000Z-00000000", "previous": "00000000T000000Z-00000000",
-                 "rollback_of": "00000000T000000Z-00000000", "published_at": "0000-00-00T00:00:00Z",
-                 "image_tag": self.options.image_tag,
-                 "bundle": {"key": bundle_file("00000000T000000Z-00000000"), "sha256": "0" * 64, "size": 10**15}}
-        check_metadata_document(canonical_json(with_release(build, env=self.keys.env, release=probe)),
-                                where=self.store.address(self.keys.metadata),
-                                dag_sizes=[len(f.data) for f in dags.values()])
+        probe = {
+            "id": "00000000T000000Z-00000000",
+            "previous": "00000000T000000Z-00000000",
+            "rollback_of": "00000000T000000Z-00000000",
+            "published_at": "0000-00-00T00:00:00Z",
+            "image_tag": self.options.image_tag,
+            "bundle": {"key": bundle_file("00000000T000000Z-00000000"), "sha256": "0" * 64, "size": 10**15},
+        }
+        check_metadata_document(
+            canonical_json(with_release(build, env=self.keys.env, release=probe)),
+            where=self.store.address(self.keys.metadata),
+            dag_sizes=[len(f.data) for f in dags.values()],
+        )
 
     def _maintain(self, plan: Plan) -> None:
         """metadata.json is already right: rewrite bad live files and prune strays only."""
@@ -348,7 +361,11 @@ class _Run:
             "previous": state.release_id,
             "published_at": _iso(now),
             "image_tag": self.options.image_tag,
-            "bundle": {"key": bundle_file(release_id), "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)},
+            "bundle": {
+                "key": bundle_file(release_id),
+                "sha256": hashlib.sha256(bundle).hexdigest(),
+                "size": len(bundle),
+            },
         }
         if self.desired.rollback_of is not None:
             info["rollback_of"] = self.desired.rollback_of
@@ -365,8 +382,10 @@ class _Run:
             touched_live.extend(done)
             if failed:
                 raise failed[0][1]
-            for key, data in ((self.keys.release_bundle(release_id), bundle),
-                              (self.keys.release_metadata(release_id), document)):
+            for key, data in (
+                (self.keys.release_bundle(release_id), bundle),
+                (self.keys.release_metadata(release_id), document),
+            ):
                 self._put(key, data, if_none_match=True)  # the .json only once its .tar is stored
                 written.append(key)
             self._commit(document, release_id, state)
@@ -454,11 +473,15 @@ class _Run:
             try:
                 self.store.delete(key)
             except PublishError:
-                self._warn(f"could not remove {self.store.address(key)} of the unfinished release (an orphan: harmless)")
+                self._warn(
+                    f"could not remove {self.store.address(key)} of the unfinished release (an orphan: harmless)"
+                )
         note = f"nothing was committed by this publish: metadata.json points to {where}"
         if unrestored:
-            note += (f"; live files NOT restored (readers verify sha256s and use the release bundle; "
-                     f"re-run with --repair to fix them): {', '.join(unrestored)}")
+            note += (
+                f"; live files NOT restored (readers verify sha256s and use the release bundle; "
+                f"re-run with --repair to fix them): {', '.join(unrestored)}"
+            )
         elif touched_live:
             note += f"; live files restored: {', '.join(touched_live)}"
         return note
@@ -532,10 +555,17 @@ def publish_build(
     """Publish the build output of one package to ``<env>/<package>/`` in ``store``."""
     keys = PackageKeys(env=env, package=build.package)
     _check_repository(options, build.image_repository, build.package)
-    desired = _Desired(build=build.metadata, dags=build.dags, layout=image_layout, push=options.push,
-                       rollback_of=None)
-    return _Run(action="publish", store=store, keys=keys, desired=desired, registry=registry,
-                options=options, on_event=on_event, clock=clock).execute()
+    desired = _Desired(build=build.metadata, dags=build.dags, layout=image_layout, push=options.push, rollback_of=None)
+    return _Run(
+        action="publish",
+        store=store,
+        keys=keys,
+        desired=desired,
+        registry=registry,
+        options=options,
+        on_event=on_event,
+        clock=clock,
+    ).execute()
 
 
 def load_release(store: Store, keys: PackageKeys, release_id: str) -> tuple[dict[str, Any], dict[str, DagFile]]:
@@ -603,8 +633,16 @@ def rollback_release(
         check_syntax(dag)
     _check_repository(options, str(build["image"]["repository"]), package)
     desired = _Desired(build=build, dags=dags, layout=None, push=False, rollback_of=release_id)
-    return _Run(action="rollback", store=store, keys=keys, desired=desired, registry=registry,
-                options=options, on_event=on_event, clock=clock).execute()
+    return _Run(
+        action="rollback",
+        store=store,
+        keys=keys,
+        desired=desired,
+        registry=registry,
+        options=options,
+        on_event=on_event,
+        clock=clock,
+    ).execute()
 
 
 def decommission_package(
@@ -628,8 +666,10 @@ def decommission_package(
     state = read_state(store, keys)
     where = store.address(keys.metadata)
     if state.metadata is None:
-        raise UsageError(f"invalid flag: --decommission: package {package!r} is not published in env {env!r} "
-                         f"({where} does not exist)")
+        raise UsageError(
+            f"invalid flag: --decommission: package {package!r} is not published in env {env!r} "
+            f"({where} does not exist)"
+        )
     count = len(state.metadata.dags)
     if not allow_mass_delete:
         raise MassDeleteError(
@@ -648,8 +688,10 @@ def decommission_package(
                 "(conditional write rejected); nothing was decommissioned: retry"
             ) from exc
         on_event(Event("commit", f"commit {where} -> decommissioned", key=keys.metadata))
-    marker = json.dumps({"decommissioned_at": document["decommissioned"]["at"],
-                         "release": state.release_id}, sort_keys=True) + "\n"
+    marker = (
+        json.dumps({"decommissioned_at": document["decommissioned"]["at"], "release": state.release_id}, sort_keys=True)
+        + "\n"
+    )
     store.put(keys.removed_marker, marker.encode("utf-8"))
     on_event(Event("put", f"put    {store.address(keys.removed_marker)}", key=keys.removed_marker))
     return {

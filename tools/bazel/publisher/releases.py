@@ -47,8 +47,9 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
     current_obj = store.get(keys.metadata)
     current_id = None
     if current_obj is not None:
-        current_id = parse_metadata(current_obj.data, where=store.address(keys.metadata), package=keys.package,
-                                    env=keys.env).release_id
+        current_id = parse_metadata(
+            current_obj.data, where=store.address(keys.metadata), package=keys.package, env=keys.env
+        ).release_id
 
     def load(release_id: str) -> tuple[str, Metadata | None, str | None]:
         key = meta_keys[release_id]
@@ -56,7 +57,11 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
         if obj is None:
             return release_id, None, "metadata deleted while listing"
         try:
-            return release_id, parse_metadata(obj.data, where=store.address(key), package=keys.package, env=keys.env), None
+            return (
+                release_id,
+                parse_metadata(obj.data, where=store.address(key), package=keys.package, env=keys.env),
+                None,
+            )
         except MetadataError as exc:
             return release_id, None, str(exc)
 

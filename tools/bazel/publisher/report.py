@@ -91,14 +91,14 @@ def format_result(result: PublishResult, smoke: SmokeResult | None = None) -> st
         f"{len(plan.removed)} removed, {len(plan.unchanged)} unchanged"
     )
     w = result.writes
-    lines.append(
-        f"writes    {w['put']} put, {w['copy']} copy, {w['delete']} delete in {result.duration_seconds:.2f}s"
-    )
+    lines.append(f"writes    {w['put']} put, {w['copy']} copy, {w['delete']} delete in {result.duration_seconds:.2f}s")
     for warning in result.warnings:
         lines.append(f"warning   {warning}")
     if smoke is not None:
-        lines.append(f"smoke     {smoke.dag_id!r} run {smoke.run_id}: {smoke.run.describe()} "
-                     f"(parsed after {smoke.waited_seconds:.1f}s, ran {smoke.run.seconds:.1f}s)")
+        lines.append(
+            f"smoke     {smoke.dag_id!r} run {smoke.run_id}: {smoke.run.describe()} "
+            f"(parsed after {smoke.waited_seconds:.1f}s, ran {smoke.run.seconds:.1f}s)"
+        )
     return "\n".join(lines) + "\n"
 
 

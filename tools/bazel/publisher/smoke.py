@@ -92,8 +92,9 @@ class RunOutcome:
     def ok(self) -> bool:
         """Success with at least one task, all of them successful or skipped. (A run whose logical
         date is before the DAG's start_date succeeds at once without any task instance.)"""
-        return (self.state == "success" and bool(self.tasks)
-                and all(t.state in ("success", "skipped") for t in self.tasks))
+        return (
+            self.state == "success" and bool(self.tasks) and all(t.state in ("success", "skipped") for t in self.tasks)
+        )
 
     def describe(self) -> str:
         """One line: the run's state and each task's, e.g. ``success (extract success, load success)``."""
@@ -103,8 +104,10 @@ class RunOutcome:
     def failure_detail(self) -> str:
         """Each failed task with the tail of its log, for an error message."""
         if self.state == "success" and not self.tasks:
-            return (f"no task ran: a run whose logical date ({self.logical_date}) is before the DAG's "
-                    "start_date has no task instances")
+            return (
+                f"no task ran: a run whose logical date ({self.logical_date}) is before the DAG's "
+                "start_date has no task instances"
+            )
         parts = []
         for task in self.tasks:
             if task.state in FAILED_TASK_STATES:
@@ -127,9 +130,15 @@ class SmokeResult:
     run: RunOutcome
 
     def to_json(self) -> dict[str, Any]:
-        return {"dag_id": self.dag_id, "run_id": self.run_id, "version_number": self.version_number,
-                "waited_seconds": self.waited_seconds, "state": self.run.state,
-                "run_seconds": round(self.run.seconds, 3), "tasks": [t.to_json() for t in self.run.tasks]}
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "version_number": self.version_number,
+            "waited_seconds": self.waited_seconds,
+            "state": self.run.state,
+            "run_seconds": round(self.run.seconds, 3),
+            "tasks": [t.to_json() for t in self.run.tasks],
+        }
 
 
 def smoke_config_from_env(env: Mapping[str, str], *, timeout: float, run_timeout: float = 1800.0) -> SmokeConfig:
@@ -209,13 +218,16 @@ class AirflowClient:
                 return exc.code, exc.read()
 
         try:
-            status, raw = call_with_retry(send, policy=policy,
-                                          is_retryable=lambda exc: isinstance(exc, (_Busy, OSError)))
+            status, raw = call_with_retry(
+                send, policy=policy, is_retryable=lambda exc: isinstance(exc, (_Busy, OSError))
+            )
         except _Busy as busy:
             status, raw = busy.status, busy.body
         except OSError as exc:  # urllib.error.URLError, timeouts, refused connections
-            raise SmokeError(f"cannot reach the Airflow API at {self.config.api_url!r} "
-                             f"({method} {path.split('?')[0]}, {policy.retries + 1} tries): {exc}") from exc
+            raise SmokeError(
+                f"cannot reach the Airflow API at {self.config.api_url!r} "
+                f"({method} {path.split('?')[0]}, {policy.retries + 1} tries): {exc}"
+            ) from exc
         try:
             payload = json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -227,8 +239,10 @@ class AirflowClient:
             return
         if self.config.username and self.config.password:
             status, payload = self.request(
-                "POST", "/auth/token",
-                {"username": self.config.username, "password": self.config.password}, auth=False,
+                "POST",
+                "/auth/token",
+                {"username": self.config.username, "password": self.config.password},
+                auth=False,
             )
         else:
             status, payload = self.request("GET", "/auth/token", auth=False)
@@ -255,15 +269,25 @@ class AirflowClient:
         path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances?limit=100"
         return list(self.call("GET", path)["task_instances"])
 
-    def log_tail(self, dag_id: str, run_id: str, task_id: str, try_number: int, *,
-                 lines: int = LOG_TAIL_LINES, settle: float = 5.0) -> tuple[str, ...]:
+    def log_tail(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        try_number: int,
+        *,
+        lines: int = LOG_TAIL_LINES,
+        settle: float = 5.0,
+    ) -> tuple[str, ...]:
         """The last ``lines`` messages of one failed try's log, as Airflow serves them.
 
         A task's state can change before its last log lines are written: the log is read again
         (for up to ``settle`` seconds) until it holds Airflow's "Task failed" line.
         """
-        path = (f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/"
-                f"{try_number}?full_content=true")
+        path = (
+            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/"
+            f"{try_number}?full_content=true"
+        )
         deadline = time.monotonic() + settle
         while True:
             try:
@@ -298,21 +322,33 @@ def _detail(payload: Any) -> str:
     return str(payload)[:200]
 
 
-def trigger_run(client: AirflowClient, dag_id: str, *, conf: Mapping[str, Any],
-                logical_date: dt.datetime | None = None) -> dict[str, Any]:
+def trigger_run(
+    client: AirflowClient, dag_id: str, *, conf: Mapping[str, Any], logical_date: dt.datetime | None = None
+) -> dict[str, Any]:
     """Unpause ``dag_id`` and create a manual run with a logical date (default: now, UTC)."""
     when = (logical_date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     client.call("PATCH", f"/api/v2/dags/{_q(dag_id)}", {"is_paused": False})
-    run = client.call("POST", f"/api/v2/dags/{_q(dag_id)}/dagRuns",
-                      {"logical_date": when.isoformat(), "conf": dict(conf)}, ok=(200, 201))
+    run = client.call(
+        "POST",
+        f"/api/v2/dags/{_q(dag_id)}/dagRuns",
+        {"logical_date": when.isoformat(), "conf": dict(conf)},
+        ok=(200, 201),
+    )
     if not isinstance(run, dict) or "dag_run_id" not in run:
         raise SmokeError(f"triggering {dag_id!r} returned {_detail(run)}")
     return run
 
 
-def wait_for_run(client: AirflowClient, dag_id: str, run_id: str, *, timeout: float,
-                 poll_interval: float = 2.0, fail_fast: bool = True,
-                 on_event: EventSink = ignore_events) -> RunOutcome:
+def wait_for_run(
+    client: AirflowClient,
+    dag_id: str,
+    run_id: str,
+    *,
+    timeout: float,
+    poll_interval: float = 2.0,
+    fail_fast: bool = True,
+    on_event: EventSink = ignore_events,
+) -> RunOutcome:
     """Poll the run until it is ``success`` or ``failed`` (or ``timeout``); failed tasks carry log tails.
 
     ``fail_fast``: a task whose try failed (``up_for_retry``) ends the wait with state ``failing``:
@@ -325,7 +361,9 @@ def wait_for_run(client: AirflowClient, dag_id: str, run_id: str, *, timeout: fl
         run = client.call("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
         state = str(run.get("state"))
         tasks = client.task_instances(dag_id, run_id)
-        note = ", ".join(f"{t['task_id']} {t.get('state') or 'none'}" for t in sorted(tasks, key=lambda t: t["task_id"]))
+        note = ", ".join(
+            f"{t['task_id']} {t.get('state') or 'none'}" for t in sorted(tasks, key=lambda t: t["task_id"])
+        )
         if note != last_note:
             on_event(Event("smoke", f"smoke  {dag_id} {run_id}: {state} ({note})"))
             last_note = note
@@ -342,19 +380,33 @@ def wait_for_run(client: AirflowClient, dag_id: str, run_id: str, *, timeout: fl
         tail: tuple[str, ...] = ()
         if ti.get("state") in FAILED_TASK_STATES and ti.get("try_number"):
             tail = client.log_tail(dag_id, run_id, ti["task_id"], int(ti["try_number"]))
-        outcomes.append(TaskOutcome(task_id=ti["task_id"], state=ti.get("state"), try_number=int(ti.get("try_number") or 0),
-                                    duration=ti.get("duration"), log_tail=tail))
+        outcomes.append(
+            TaskOutcome(
+                task_id=ti["task_id"],
+                state=ti.get("state"),
+                try_number=int(ti.get("try_number") or 0),
+                duration=ti.get("duration"),
+                log_tail=tail,
+            )
+        )
     if state == "failing":
         retrying = [t["task_id"] for t in tasks if t.get("state") == "up_for_retry"]
         state = f"failing ({', '.join(retrying)} failed a try; Airflow retries it)"
     elif state not in FINISHED_RUN_STATES:
         state = f"{state}, not finished after {timeout:.0f}s"
-    return RunOutcome(dag_id=dag_id, run_id=run_id, logical_date=run.get("logical_date"), state=state,
-                      tasks=tuple(outcomes), seconds=time.monotonic() - started)
+    return RunOutcome(
+        dag_id=dag_id,
+        run_id=run_id,
+        logical_date=run.get("logical_date"),
+        state=state,
+        tasks=tuple(outcomes),
+        seconds=time.monotonic() - started,
+    )
 
 
-def _wait_for_parse(client: AirflowClient, config: SmokeConfig, dag_id: str, expected: str,
-                    on_event: EventSink) -> tuple[int | None, float]:
+def _wait_for_parse(
+    client: AirflowClient, config: SmokeConfig, dag_id: str, expected: str, on_event: EventSink
+) -> tuple[int | None, float]:
     started = time.monotonic()
     deadline = started + config.timeout
     last = "no answer yet"
@@ -397,8 +449,9 @@ def run_smoke(
     run = trigger_run(client, dag_id, conf=conf, logical_date=logical_date)
     run_id = str(run["dag_run_id"])
     on_event(Event("smoke", f"smoke  triggered {dag_id!r}: run {run_id} (logical date {run.get('logical_date')})"))
-    outcome = wait_for_run(client, dag_id, run_id, timeout=config.run_timeout, poll_interval=config.poll_interval,
-                           on_event=on_event)
+    outcome = wait_for_run(
+        client, dag_id, run_id, timeout=config.run_timeout, poll_interval=config.poll_interval, on_event=on_event
+    )
     for task in outcome.tasks:
         on_event(Event("smoke", f"smoke  task {task.task_id}: {task.state} (try {task.try_number})"))
         for line in task.log_tail:
@@ -406,5 +459,6 @@ def run_smoke(
     if not outcome.ok:
         detail = outcome.failure_detail()
         raise SmokeError(f"run {run_id} of {dag_id!r} ended {outcome.state}" + (f": {detail}" if detail else ""))
-    return SmokeResult(dag_id=dag_id, run_id=run_id, version_number=version, waited_seconds=round(waited, 3),
-                       run=outcome)
+    return SmokeResult(
+        dag_id=dag_id, run_id=run_id, version_number=version, waited_seconds=round(waited, 3), run=outcome
+    )

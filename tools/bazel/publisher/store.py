@@ -67,9 +67,7 @@ class Store(Protocol):
         """Size, ETag and stored sha256 of the object, or None if it does not exist."""
         ...
 
-    def put(
-        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         """Write ``data`` (recording its sha256); return the new ETag.
 
         ``if_match``: only replace the object whose ETag is this; ``if_none_match``: only create.

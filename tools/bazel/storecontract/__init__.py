@@ -29,8 +29,8 @@ from storecontract.keys import (
 from storecontract.metadata import (
     DIGEST_RE,
     PUBLISH_KEYS,
-    SHA256_RE,
     SCHEMA_VERSION,
+    SHA256_RE,
     BundleRef,
     DagEntry,
     Image,
@@ -107,4 +107,5 @@ __all__ = [
     "validate_package",
     "validate_release_id",
     "with_release",
+    "write_bundle",
 ]

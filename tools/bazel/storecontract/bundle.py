@@ -87,7 +87,9 @@ def read_bundle(data: bytes, *, where: str, dags: tuple[DagEntry, ...]) -> dict[
                     raise BundleError(f"{entry.file} has sha256 {actual!r}, metadata.json says {entry.sha256!r}")
                 files[entry.dag_id] = content
     except tarfile.TarError as exc:
-        raise BundleError(f"{where}: not a readable tar ({exc})", where=where, problem=f"not a readable tar ({exc})") from exc
+        raise BundleError(
+            f"{where}: not a readable tar ({exc})", where=where, problem=f"not a readable tar ({exc})"
+        ) from exc
     except BundleError as exc:
         raise BundleError(f"{where}: {exc}", where=where, problem=str(exc)) from None
     missing = [entry.file for entry in dags if entry.dag_id not in files]

@@ -162,9 +162,11 @@ def check_json_shape(data: bytes, *, where: str) -> JsonShape:
             if stack:
                 stack[-1] += 1  # an object's members are separated by commas too: members, not keys
                 if stack[-1] > JSON_MAX_CONTAINER_ITEMS:
-                    raise fail(f"an array or object (opened at byte {open_at[-1]}) has more than "
-                               f"{JSON_MAX_CONTAINER_ITEMS} items (storecontract/limits.py JSON_MAX_CONTAINER_ITEMS)",
-                               match.start())
+                    raise fail(
+                        f"an array or object (opened at byte {open_at[-1]}) has more than "
+                        f"{JSON_MAX_CONTAINER_ITEMS} items (storecontract/limits.py JSON_MAX_CONTAINER_ITEMS)",
+                        match.start(),
+                    )
             continue
         values += 1  # a string, number, literal, array or object
         if values > JSON_MAX_VALUES:
@@ -174,19 +176,22 @@ def check_json_shape(data: bytes, *, where: str) -> JsonShape:
         if head == b'"':
             length = len(token) - 2
             if length > JSON_MAX_STRING_BYTES:
-                raise fail(f"a string of {length} bytes is longer than {JSON_MAX_STRING_BYTES} "
-                           "(storecontract/limits.py JSON_MAX_STRING_BYTES)", match.start())
+                raise fail(
+                    f"a string of {length} bytes is longer than {JSON_MAX_STRING_BYTES} "
+                    "(storecontract/limits.py JSON_MAX_STRING_BYTES)",
+                    match.start(),
+                )
             longest_string = max(longest_string, length)
         elif head in (b"[", b"{"):
             depth += 1
             if depth > JSON_MAX_DEPTH:
-                raise fail(f"nesting is deeper than {JSON_MAX_DEPTH} (storecontract/limits.py JSON_MAX_DEPTH)",
-                           match.start())
+                raise fail(
+                    f"nesting is deeper than {JSON_MAX_DEPTH} (storecontract/limits.py JSON_MAX_DEPTH)", match.start()
+                )
             max_depth = max(max_depth, depth)
             stack.append(0)
             open_at.append(match.start())
-    return JsonShape(depth=max_depth, values=values, longest_container=longest_container,
-                     longest_string=longest_string)
+    return JsonShape(depth=max_depth, values=values, longest_container=longest_container, longest_string=longest_string)
 
 
 def check_metadata_document(data: bytes, *, where: str, dag_sizes: list[int] | None = None) -> JsonShape:
@@ -205,14 +210,23 @@ def check_metadata_document(data: bytes, *, where: str, dag_sizes: list[int] | N
 def check_release_sizes(dag_sizes: list[int], *, where: str) -> None:
     """Raise LimitError (``metadata_too_complex``) if a release lists too many or too big DAG files."""
     if len(dag_sizes) > MAX_DAGS:
-        raise LimitError("metadata_too_complex", f"{where!r} lists {len(dag_sizes)} DAGs, more than the {MAX_DAGS} "
-                         "a release may have (storecontract/limits.py MAX_DAGS); split the package")
+        raise LimitError(
+            "metadata_too_complex",
+            f"{where!r} lists {len(dag_sizes)} DAGs, more than the {MAX_DAGS} "
+            "a release may have (storecontract/limits.py MAX_DAGS); split the package",
+        )
     biggest = max(dag_sizes, default=0)
     if biggest > DAG_FILE_MAX_BYTES:
-        raise LimitError("metadata_too_complex", f"{where!r} lists a DAG file of {biggest} bytes, more than the "
-                         f"{DAG_FILE_MAX_BYTES} allowed (storecontract/limits.py DAG_FILE_MAX_BYTES)")
+        raise LimitError(
+            "metadata_too_complex",
+            f"{where!r} lists a DAG file of {biggest} bytes, more than the "
+            f"{DAG_FILE_MAX_BYTES} allowed (storecontract/limits.py DAG_FILE_MAX_BYTES)",
+        )
     total = sum(dag_sizes)
     if total > RELEASE_MAX_BYTES:
-        raise LimitError("metadata_too_complex", f"{where!r} lists {total} bytes of DAG files, more than the "
-                         f"{RELEASE_MAX_BYTES} a release may have (storecontract/limits.py RELEASE_MAX_BYTES); "
-                         "split the package")
+        raise LimitError(
+            "metadata_too_complex",
+            f"{where!r} lists {total} bytes of DAG files, more than the "
+            f"{RELEASE_MAX_BYTES} a release may have (storecontract/limits.py RELEASE_MAX_BYTES); "
+            "split the package",
+        )

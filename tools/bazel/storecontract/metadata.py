@@ -24,8 +24,8 @@ from storecontract.names import validate_dag_id, validate_env, validate_package,
 __all__ = [
     "DIGEST_RE",
     "PUBLISH_KEYS",
-    "SHA256_RE",
     "SCHEMA_VERSION",
+    "SHA256_RE",
     "BundleRef",
     "DagEntry",
     "Image",
@@ -189,7 +189,9 @@ def _dags(raw: object) -> tuple[DagEntry, ...]:
         if not _is_int(size) or size < 0:
             raise ValueError(f"dag {dag_id!r}: size {size!r} is not a number of bytes")
         if entries and dag_id <= entries[-1].dag_id:
-            problem = "is listed twice" if dag_id == entries[-1].dag_id else "is out of order ('dags' is sorted by dag_id)"
+            problem = (
+                "is listed twice" if dag_id == entries[-1].dag_id else "is out of order ('dags' is sorted by dag_id)"
+            )
             raise ValueError(f"dag_id {dag_id!r} {problem}")
         entries.append(DagEntry(dag_id=dag_id, file=file, sha256=sha, size=size))
     return tuple(entries)
@@ -222,12 +224,16 @@ def _release(raw: object) -> Release:
     except InvalidNameError as exc:
         raise ValueError(f"release: {exc}") from exc
     bundle, problem = _bundle(raw.get("bundle"), release_id)
-    return Release(id=release_id, previous=links["previous"], rollback_of=links["rollback_of"], bundle=bundle,
-                   bundle_problem=problem)
+    return Release(
+        id=release_id,
+        previous=links["previous"],
+        rollback_of=links["rollback_of"],
+        bundle=bundle,
+        bundle_problem=problem,
+    )
 
 
-def validate_document(document: object, *, where: str, package: str | None = None,
-                      env: str | None = None) -> Metadata:
+def validate_document(document: object, *, where: str, package: str | None = None, env: str | None = None) -> Metadata:
     """Check a parsed metadata.json; raise MetadataError ``"<where>: <problem>"``.
 
     ``package``/``env``: the names the document's key implies (it must say the same). A document
@@ -261,8 +267,15 @@ def validate_document(document: object, *, where: str, package: str | None = Non
             raise ValueError(f"'decommissioned' must be an object, got {type(decommissioned).__name__}")
     except ValueError as exc:
         raise MetadataError(f"{where}: {exc}", where=where, problem=str(exc)) from None
-    return Metadata(document=document, package=name, env=doc_env, image=image, dags=dags, release=release,
-                    decommissioned=decommissioned is not None)
+    return Metadata(
+        document=document,
+        package=name,
+        env=doc_env,
+        image=image,
+        dags=dags,
+        release=release,
+        decommissioned=decommissioned is not None,
+    )
 
 
 def parse_metadata(data: bytes, *, where: str, package: str | None = None, env: str | None = None) -> Metadata:
@@ -270,6 +283,7 @@ def parse_metadata(data: bytes, *, where: str, package: str | None = None, env: 
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MetadataError(f"{where}: not valid UTF-8 JSON ({exc})", where=where,
-                            problem=f"not valid UTF-8 JSON ({exc})") from None
+        raise MetadataError(
+            f"{where}: not valid UTF-8 JSON ({exc})", where=where, problem=f"not valid UTF-8 JSON ({exc})"
+        ) from None
     return validate_document(document, where=where, package=package, env=env)

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from dagrender import DuplicateDagIdError, check_unique_dag_ids
 
 RUNFILES_ROOT = Path(__file__).parents[3]  # _main in runfiles (symlinks not resolved)
@@ -26,7 +25,9 @@ def test_every_spec_in_the_tree_is_checked() -> None:
     in_tree = {p.relative_to(SOURCE_ROOT).as_posix() for p in (SOURCE_ROOT / "packages").glob("*/dags/*.yaml")}
     checked = {p.relative_to(RUNFILES_ROOT).as_posix() for p in _specs_in_runfiles()}
     assert in_tree, "no DAG specs found under packages/*/dags"
-    assert in_tree == checked, f"specs missing from //packages:dag_specs (see packages/BUILD.bazel): {sorted(in_tree - checked)}"
+    assert in_tree == checked, (
+        f"specs missing from //packages:dag_specs (see packages/BUILD.bazel): {sorted(in_tree - checked)}"
+    )
 
 
 def test_dag_ids_are_unique_across_the_monorepo() -> None:
@@ -40,5 +41,8 @@ def test_a_clash_names_both_files(tmp_path: Path) -> None:
     copy.parent.mkdir(parents=True)
     copy.write_bytes(spec.read_bytes())
     shown = spec.relative_to(RUNFILES_ROOT).as_posix()
-    with pytest.raises(DuplicateDagIdError, match=rf"declared by .*{shown}.* and .*other/dags/{spec.name}|declared by .*other/dags/{spec.name}.* and .*{shown}"):
+    with pytest.raises(
+        DuplicateDagIdError,
+        match=rf"declared by .*{shown}.* and .*other/dags/{spec.name}|declared by .*other/dags/{spec.name}.* and .*{shown}",
+    ):
         check_unique_dag_ids([(spec, shown), (copy, "packages/other/dags/" + spec.name)])

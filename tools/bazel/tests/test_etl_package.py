@@ -59,8 +59,10 @@ def test_dag_and_metadata_pin_the_image_digest() -> None:
     assert repository.endswith("/hello")
     dag = (PKG / "dags" / "hello_daily.py").read_text()
     assert f'IMAGE = "{repository}@{digest}"' in dag
-    assert dag.splitlines()[2:4] == ["# spec: tools/bazel/tests/hello/dags/hello_daily.yaml",
-                                     "# target: //tools/bazel/tests/hello:dag.hello_daily"]
+    assert dag.splitlines()[2:4] == [
+        "# spec: tools/bazel/tests/hello/dags/hello_daily.yaml",
+        "# target: //tools/bazel/tests/hello:dag.hello_daily",
+    ]
     meta = json.loads((PKG / "metadata.json").read_text())
     assert meta["image"]["digest"] == digest
     assert meta["image"]["repository"] == repository
@@ -104,8 +106,12 @@ def test_push_skopeo_and_podman_run(tmp_path: Path) -> None:
         repo = registry.repository("etl/hello")
         result = push_layout(PKG / "image", repo, ["t1"])
         assert result.manifest_digest == _digest()
-        inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:t1"],
-                                 capture_output=True, text=True, check=True)
+        inspect = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:t1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert json.loads(inspect.stdout)["Digest"] == _digest()
         try:
             ctx = podman(tmp_path)
@@ -115,14 +121,28 @@ def test_push_skopeo_and_podman_run(tmp_path: Path) -> None:
         try:
             ref = f"{repo}@{_digest()}"
             subprocess.run([*cmd, "pull", "--tls-verify=false", f"docker://{ref}"], check=True, capture_output=True)
-            run = subprocess.run([*cmd, "run", "--rm", "--network", "none", ref, "hello.jobs.greet", "--name", "bazel"],
-                                 capture_output=True, text=True, check=False)
+            run = subprocess.run(
+                [*cmd, "run", "--rm", "--network", "none", ref, "hello.jobs.greet", "--name", "bazel"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             assert run.returncode == 0, run.stderr
             facts = json.loads(run.stdout)
-            assert facts == {"cwd": "/app", "greeting": "hello bazel", "python": facts["python"], "uid": 65532, "yaml": 1}
+            assert facts == {
+                "cwd": "/app",
+                "greeting": "hello bazel",
+                "python": facts["python"],
+                "uid": 65532,
+                "yaml": 1,
+            }
             assert facts["python"].startswith("3.13.")
-            helped = subprocess.run([*cmd, "run", "--rm", "--network", "none", ref, "hello.jobs.greet", "--help"],
-                                    capture_output=True, text=True, check=False)
+            helped = subprocess.run(
+                [*cmd, "run", "--rm", "--network", "none", ref, "hello.jobs.greet", "--help"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             assert helped.returncode == 0 and "usage: hello.jobs.greet" in helped.stdout
         finally:
             ctx.__exit__(None, None, None)

@@ -73,8 +73,18 @@ def test_checksum_job_runs_against_s3(registry: RegistryServer, pod: list[str], 
             s3.put_object(Bucket="landing-zone", Key=key, Body=body)
         env = [f"-e={k}={v}" for k, v in moto.env().items()]
         run = run_container(
-            [*pod, "run", "--rm", "--network", "host", *env, ref,
-             "file_processing.jobs.checksum", "--source", "s3://landing-zone/landing/"],
+            [
+                *pod,
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                *env,
+                ref,
+                "file_processing.jobs.checksum",
+                "--source",
+                "s3://landing-zone/landing/",
+            ],
         )
         assert run.returncode == 0, run.stderr
         lines = sorted(line for line in run.stdout.splitlines() if line.strip())

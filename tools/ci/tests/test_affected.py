@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import affected  # noqa: E402
+import affected
 
-DEFS = '''
+DEFS = """
 def etl_package(name, lib):
     native.genrule(name = "image", srcs = [lib], outs = ["image.txt"], cmd = "cat $(SRCS) > $@")
     native.genrule(name = "dags", srcs = native.glob(["dags/*.yaml"]) + [":image"], outs = ["dags.txt"], cmd = "cat $(SRCS) > $@")
-'''
+"""
 
 
 def _lib(name: str, deps: list[str]) -> str:
-    return (f'filegroup(name = "{name}_lib", srcs = glob(["*.py"]) + {deps!r})\n')
+    return f'filegroup(name = "{name}_lib", srcs = glob(["*.py"]) + {deps!r})\n'
 
 
 def _write(root: Path, rel: str, text: str) -> None:
@@ -34,7 +34,9 @@ def _write(root: Path, rel: str, text: str) -> None:
 
 
 def _git(ws: Path, *args: str) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"
+    )
     return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True, env=env).stdout
 
 
@@ -46,13 +48,26 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(root, "BUILD.bazel", "")
     _write(root, "README.md", "# mono\n")
     _write(root, "defs.bzl", DEFS)
-    _write(root, "packages/etl_core/BUILD.bazel", _lib("etl_core", []).replace("filegroup(", 'filegroup(visibility = ["//visibility:public"], '))
+    _write(
+        root,
+        "packages/etl_core/BUILD.bazel",
+        _lib("etl_core", []).replace("filegroup(", 'filegroup(visibility = ["//visibility:public"], '),
+    )
     _write(root, "packages/etl_core/s3.py", "x = 1\n")
     _write(root, "packages/etl_core/README.md", "core\n")
-    for pkg, deps in (("alpha", ["//packages/etl_core:etl_core_lib"]), ("beta", ["//packages/etl_core:etl_core_lib"]), ("gamma", [])):
-        _write(root, f"packages/{pkg}/BUILD.bazel",
-               'load("//:defs.bzl", "etl_package")\n' + _lib(pkg, deps) + f'etl_package(name = "{pkg}", lib = ":{pkg}_lib")\n'
-               f'filegroup(name = "tests", srcs = glob(["tests/*.py"]))\n')
+    for pkg, deps in (
+        ("alpha", ["//packages/etl_core:etl_core_lib"]),
+        ("beta", ["//packages/etl_core:etl_core_lib"]),
+        ("gamma", []),
+    ):
+        _write(
+            root,
+            f"packages/{pkg}/BUILD.bazel",
+            'load("//:defs.bzl", "etl_package")\n'
+            + _lib(pkg, deps)
+            + f'etl_package(name = "{pkg}", lib = ":{pkg}_lib")\n'
+            f'filegroup(name = "tests", srcs = glob(["tests/*.py"]))\n',
+        )
         _write(root, f"packages/{pkg}/job.py", "y = 2\n")
         _write(root, f"packages/{pkg}/dags/{pkg}_daily.yaml", f"dag_id: {pkg}_daily\n")
         _write(root, f"packages/{pkg}/tests/test_job.py", "def test(): pass\n")
@@ -113,7 +128,9 @@ def test_lock_change_selects_every_package(ws: Path, change) -> None:
     assert _affected(ws, change("requirements_lock.txt")) == ["alpha", "beta", "gamma"]
 
 
-def test_json_output_is_one_list(ws: Path, change, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_output_is_one_list(
+    ws: Path, change, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = change("packages/alpha/job.py", "packages/beta/job.py")
     monkeypatch.setenv("BUILD_WORKSPACE_DIRECTORY", str(ws))
     assert affected.main(["--base", base, "--json", "--bazel", os.environ.get("BAZEL", "bazel")]) == 0
@@ -122,8 +139,13 @@ def test_json_output_is_one_list(ws: Path, change, capsys: pytest.CaptureFixture
 
 def test_publish_builds_for_the_image_repository_prefix() -> None:
     assert affected.publish_command("alpha", ["--dry-run"], {"IMAGE_REPOSITORY": "registry.example.com/etl"}) == [
-        "bazel", "run", "--//tools/bazel:image_repository=registry.example.com/etl", "//packages/alpha:publish",
-        "--", "--dry-run"]
+        "bazel",
+        "run",
+        "--//tools/bazel:image_repository=registry.example.com/etl",
+        "//packages/alpha:publish",
+        "--",
+        "--dry-run",
+    ]
     assert affected.publish_command("alpha", [], {}) == ["bazel", "run", "//packages/alpha:publish", "--"]
 
 

@@ -32,7 +32,7 @@ def main() -> None:
         try:
             for task in dag.tasks:
                 task.build_pod_request_obj(dry_run=True)
-        except Exception as exc:  # noqa: BLE001 - reported per file, the case names it
+        except Exception as exc:
             result[dag.fileloc] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         entry["dag_ids"].append(dag.dag_id)

@@ -41,8 +41,10 @@ _MIB = 1024 * 1024
 
 def dag_source(package: str, dag_id: str) -> bytes:
     """A small DAG file (the sidecar compiles it; it does not import it)."""
-    return (f'"""{dag_id} of {package} (hostile corpus)."""\n'
-            f"DAG_ID = {dag_id!r}\nPACKAGE = {package!r}\n" + "# padding\n" * 40).encode()
+    return (
+        f'"""{dag_id} of {package} (hostile corpus)."""\n'
+        f"DAG_ID = {dag_id!r}\nPACKAGE = {package!r}\n" + "# padding\n" * 40
+    ).encode()
 
 
 def publish(store: Path, package: str, dag_ids: list[str], *, published_at: str) -> Path:
@@ -52,24 +54,49 @@ def publish(store: Path, package: str, dag_ids: list[str], *, published_at: str)
     build = {
         "schema_version": 1,
         "package": package,
-        "image": {"repository": f"{REPOSITORY}/{package}", "digest": DIGEST,
-                  "reference": f"{REPOSITORY}/{package}@{DIGEST}"},
+        "image": {
+            "repository": f"{REPOSITORY}/{package}",
+            "digest": DIGEST,
+            "reference": f"{REPOSITORY}/{package}@{DIGEST}",
+        },
         "revision": None,
-        "dags": [{"dag_id": dag_id, "file": f"dags/{dag_id}.py", "sha256": hashlib.sha256(data).hexdigest(),
-                  "size": len(data), "schedule": "@daily", "tasks": ["run"],
-                  "resources": {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}}}
-                 for dag_id, data in files.items()],
+        "dags": [
+            {
+                "dag_id": dag_id,
+                "file": f"dags/{dag_id}.py",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "schedule": "@daily",
+                "tasks": ["run"],
+                "resources": {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+            }
+            for dag_id, data in files.items()
+        ],
     }
     when = dt.datetime.strptime(published_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     release_id = make_release_id(when, build)
     bundle = write_bundle(files)
-    document = with_release(build, env=ENV, release={
-        "id": release_id, "previous": None, "published_at": published_at, "image_tag": None,
-        "bundle": {"key": f"releases/{release_id}.tar", "sha256": hashlib.sha256(bundle).hexdigest(),
-                   "size": len(bundle)}})
-    for key, data in [*((keys.dag(d), b) for d, b in files.items()), (keys.release_bundle(release_id), bundle),
-                      (keys.release_metadata(release_id), canonical_json(document)),
-                      (keys.metadata, canonical_json(document))]:
+    document = with_release(
+        build,
+        env=ENV,
+        release={
+            "id": release_id,
+            "previous": None,
+            "published_at": published_at,
+            "image_tag": None,
+            "bundle": {
+                "key": f"releases/{release_id}.tar",
+                "sha256": hashlib.sha256(bundle).hexdigest(),
+                "size": len(bundle),
+            },
+        },
+    )
+    for key, data in [
+        *((keys.dag(d), b) for d, b in files.items()),
+        (keys.release_bundle(release_id), bundle),
+        (keys.release_metadata(release_id), canonical_json(document)),
+        (keys.metadata, canonical_json(document)),
+    ]:
         path = store / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -95,7 +122,7 @@ def _bundle_path(meta: Path) -> Path:
 def _header(name: bytes, size: int, typeflag: bytes) -> bytes:
     """One ustar header block, checksum filled in (what tarfile would write for this entry)."""
     block = bytearray(512)
-    block[0:len(name)] = name
+    block[0 : len(name)] = name
     block[100:108] = b"0000644\x00"
     block[108:116] = block[116:124] = b"0000000\x00"
     block[124:136] = f"{size:011o}\x00".encode()
@@ -217,8 +244,12 @@ def build_store(doc: Mapping[str, Any], root: Path, *, phase: int = 1) -> None:
         spec = spec or {}
         if int(spec.get("phase", 1)) != phase:
             continue
-        meta = publish(store, package, list(spec.get("dags") or [f"{package}_d{n:02d}" for n in range(12)]),
-                       published_at=str(spec.get("published_at", f"2026-12-0{1 + i}T10:00:00Z")))
+        meta = publish(
+            store,
+            package,
+            list(spec.get("dags") or [f"{package}_d{n:02d}" for n in range(12)]),
+            published_at=str(spec.get("published_at", f"2026-12-0{1 + i}T10:00:00Z")),
+        )
         for damage in spec.get("damage", []):
             params = {k: v for k, v in damage.items() if k != "kind"}
             kind = damage["kind"]
@@ -258,24 +289,40 @@ process that once held 100 MiB would report at least that; forked from this laun
 sidecar's ru_maxrss is its own (plus the launcher's ~10 MiB at most)."""
 
 
-def run_sidecar(root: Path, *, extra_env: Mapping[str, str] | None = None, dags_volume_kib: int | None = None
-                ) -> SidecarRun:
+def run_sidecar(
+    root: Path, *, extra_env: Mapping[str, str] | None = None, dags_volume_kib: int | None = None
+) -> SidecarRun:
     """Run the real sidecar once over ``root/store`` into ``root/dags``; its own peak RSS from wait4.
 
     ``dags_volume_kib``: the dags folder is a tmpfs of that size (a full volume gives ENOSPC),
     mounted in a mount namespace of the child (``unshare -m`` as root, ``unshare -Urm`` otherwise).
     """
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-           "DAG_BUCKET": (root / "store").as_uri(), "DAGS_DIR": str(root / "dags"), "ENV": ENV,
-           "METRICS_PORT": "0", "GRACE_PERIOD": "0", "SYNC_RETRIES": "0", **(extra_env or {})}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "DAG_BUCKET": (root / "store").as_uri(),
+        "DAGS_DIR": str(root / "dags"),
+        "ENV": ENV,
+        "METRICS_PORT": "0",
+        "GRACE_PERIOD": "0",
+        "SYNC_RETRIES": "0",
+        **(extra_env or {}),
+    }
     started = time.monotonic()
     result = root / "launcher.json"
     argv = [sys.executable, "-c", _LAUNCHER, str(result)]
     if dags_volume_kib is not None:
         (root / "dags").mkdir(parents=True, exist_ok=True)
         # root (Bazel's chroot) takes a mount namespace; anyone else a user namespace too (refused in a chroot)
-        argv = ["unshare", "-m" if os.getuid() == 0 else "-Urm", "sh", "-c",
-                f'mount -t tmpfs -o size={dags_volume_kib}k tmpfs "$DAGS_DIR" && exec "$@"', "sh", *argv]
+        argv = [
+            "unshare",
+            "-m" if os.getuid() == 0 else "-Urm",
+            "sh",
+            "-c",
+            f'mount -t tmpfs -o size={dags_volume_kib}k tmpfs "$DAGS_DIR" && exec "$@"',
+            "sh",
+            *argv,
+        ]
     with open(root / "sidecar.log", "ab") as log:
         subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, check=True, timeout=600)
     seconds = time.monotonic() - started
@@ -288,8 +335,9 @@ def run_sidecar(root: Path, *, extra_env: Mapping[str, str] | None = None, dags_
             event = {"event": "text", "line": line}
         if isinstance(event, dict):
             events.append(event)
-    return SidecarRun(code=int(measured["code"]), peak_rss=int(measured["maxrss_kib"]) * 1024, events=events,
-                      seconds=seconds)
+    return SidecarRun(
+        code=int(measured["code"]), peak_rss=int(measured["maxrss_kib"]) * 1024, events=events, seconds=seconds
+    )
 
 
 def _installed(dags: Path) -> list[str]:
@@ -330,19 +378,29 @@ def sidecar_outcome(doc: Mapping[str, Any], root: Path) -> tuple[str, list[Sidec
     if rejected:
         parts.append(f"rejected: {', '.join(rejected)}")
     names = {e.get("event") for run in runs for e in run.events}
-    for event in ("bundle_fallback", "rejection_remembered", "gc_refused", "package_name_invalid",
-                  "local_disk_error", "package_sync_failed"):
+    for event in (
+        "bundle_fallback",
+        "rejection_remembered",
+        "gc_refused",
+        "package_name_invalid",
+        "local_disk_error",
+        "package_sync_failed",
+    ):
         if event in names:
             first = next(e for run in runs for e in run.events if e.get("event") == event)
             detail = first.get("problem") or first.get("error") or first.get("package") or ""
             if event == "local_disk_error":  # the free space and the staging folder's name vary
-                detail = f"{first.get('errno')} writing {re.sub(r'/staging/[0-9a-f]+', '/staging/<nonce>', first['path'])}"
+                detail = (
+                    f"{first.get('errno')} writing {re.sub(r'/staging/[0-9a-f]+', '/staging/<nonce>', first['path'])}"
+                )
             text = str(detail).replace(str(root), "<work>")
             parts.append(f"{event}: {text if text.isprintable() else repr(text)}")
     if (root / "outside").exists():
         parts.append("outside folder intact" if (root / "outside" / "precious").exists() else "outside folder EMPTIED")
     peak = max(run.peak_rss for run in runs)
-    parts.append("peak RSS within 192Mi" if peak <= CHART_MEMORY_LIMIT else f"peak RSS {peak / _MIB:.0f} MiB OVER 192Mi")
+    parts.append(
+        "peak RSS within 192Mi" if peak <= CHART_MEMORY_LIMIT else f"peak RSS {peak / _MIB:.0f} MiB OVER 192Mi"
+    )
     return "; ".join(parts), runs
 
 

@@ -62,7 +62,11 @@ class Case:
 def _load_cases() -> list[Case]:
     cases = []
     for folder in sorted(p for p in CASES.glob("*/*") if p.is_dir()):
-        doc = yaml.safe_load((folder / "case.yaml").read_text(encoding="utf-8")) if (folder / "case.yaml").exists() else {}
+        doc = (
+            yaml.safe_load((folder / "case.yaml").read_text(encoding="utf-8"))
+            if (folder / "case.yaml").exists()
+            else {}
+        )
         cases.append(Case(runner=folder.parent.name, name=folder.name, folder=folder, doc=doc or {}))
     return cases
 
@@ -107,8 +111,14 @@ def _render(case: Case, spec: Path, work: Path, out: Path) -> tuple[int, str]:
     (work / rel).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(spec, work / rel)
     target = str(case.doc.get("target", f"//packages/{case.package}:dag.{spec.stem}"))
-    argv = ["render", f"--spec={rel}", *_image_args(case, work), f"--target={target}",
-            f"--entrypoints={_entrypoints(case, work)}", f"--out={out}"]
+    argv = [
+        "render",
+        f"--spec={rel}",
+        *_image_args(case, work),
+        f"--target={target}",
+        f"--entrypoints={_entrypoints(case, work)}",
+        f"--out={out}",
+    ]
     with _in(work):
         return _dagrender(argv)
 
@@ -144,14 +154,22 @@ def run_publish(case: Case, work: Path) -> tuple[str, Path | None]:
     for raw in sorted((case.folder / "dags").glob("*.py")):
         (work / dags_dir / "dags" / raw.name).write_bytes(raw.read_bytes().replace(b"@IMAGE@", reference))
     with _in(work):
-        code, err = _dagrender(["metadata", *_image_args(case, work), *metadata_args, f"--out={dags_dir / 'metadata.json'}"])
+        code, err = _dagrender(
+            ["metadata", *_image_args(case, work), *metadata_args, f"--out={dags_dir / 'metadata.json'}"]
+        )
     assert code == 0, f"{case.id}: metadata: {err}"
     store = work / "store"
     if (case.folder / "store").is_dir():
         shutil.copytree(case.folder / "store", store)
     store.mkdir(exist_ok=True)
-    argv = [f"--package={case.package}", f"--dags-dir={dags_dir}", f"--image-digest-file={work / 'image.digest'}",
-            f"--bucket={store.as_uri()}", "--dry-run", *case.doc.get("args", [])]
+    argv = [
+        f"--package={case.package}",
+        f"--dags-dir={dags_dir}",
+        f"--image-digest-file={work / 'image.digest'}",
+        f"--bucket={store.as_uri()}",
+        "--dry-run",
+        *case.doc.get("args", []),
+    ]
     out, err_io = io.StringIO(), io.StringIO()
     with _in(work):
         code = publisher_main(argv, environ=dict(case.doc.get("environ", {})), stdout=out, stderr=err_io)
@@ -183,11 +201,22 @@ def _import_all(rendered: dict[str, Path], tmp: Path) -> dict[str, str]:
         shutil.copytree(path.parent, folder / case_id.replace("/", "__"))
     home = tmp / "airflow_home"
     home.mkdir()
-    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(folder), "PATH": "/usr/bin:/bin"}
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+        "PATH": "/usr/bin:/bin",
+    }
     request = {"paths": [p for p in sys.path if p], "folder": str(folder)}
-    proc = subprocess.run([sys.executable, "-I", str(PROBE), json.dumps(request)], capture_output=True,
-                          text=True, env=env, cwd=tmp, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-I", str(PROBE), json.dumps(request)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     found: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     outcomes = {}

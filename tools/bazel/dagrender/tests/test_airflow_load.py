@@ -253,9 +253,7 @@ def test_every_template_renders_without_a_logical_date(loaded: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("spec_file", PACKAGE_SPECS, ids=lambda p: p.stem)
-def test_package_dag_pods_take_secrets_and_endpoints_from_the_cluster(
-    loaded: dict[str, Any], spec_file: Path
-) -> None:
+def test_package_dag_pods_take_secrets_and_endpoints_from_the_cluster(loaded: dict[str, Any], spec_file: Path) -> None:
     spec = load_spec(spec_file)
     package = spec_file.parents[1].name
     resolved = resolve(spec, spec_path=str(spec_file), package=package, entrypoints=None)

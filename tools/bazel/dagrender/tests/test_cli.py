@@ -60,14 +60,16 @@ def test_render_as_script_like_py_binary(tmp_path: Path) -> None:
 def test_bad_spec_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     # The corpus of bad specs and their pinned lines is tools/testing/hostile (run in-process there).
     spec = tmp_path / "bad_cron.yaml"
-    spec.write_text(REFERENCE_SPEC.read_text().replace('"0 3 * * *"', '"0 25 * * *"').replace(
-        "dag_id: file_processing_daily_profile", "dag_id: bad_cron"))
+    spec.write_text(
+        REFERENCE_SPEC.read_text()
+        .replace('"0 3 * * *"', '"0 25 * * *"')
+        .replace("dag_id: file_processing_daily_profile", "dag_id: bad_cron")
+    )
     out = tmp_path / "bad_cron.py"
     proc = _run(*_render_args(spec, out))
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"ERROR: {spec}: schedule: '0 25 * * *' is not a valid cron expression: "
-        "hour '25' is outside 0-23\n"
+        f"ERROR: {spec}: schedule: '0 25 * * *' is not a valid cron expression: hour '25' is outside 0-23\n"
     )
     assert not out.exists()
 
@@ -75,7 +77,9 @@ def test_bad_spec_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     proc = _run("render", "--spec", str(REFERENCE_SPEC))
     assert proc.returncode == 2
-    assert "the following arguments are required: --package, --repository, --digest-file, --target, --out" in proc.stderr
+    assert (
+        "the following arguments are required: --package, --repository, --digest-file, --target, --out" in proc.stderr
+    )
 
 
 def test_bad_digest_file_exits_1(tmp_path: Path) -> None:

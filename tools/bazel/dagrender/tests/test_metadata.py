@@ -56,7 +56,10 @@ def test_metadata_document(tmp_path: Path) -> None:
     daily = next(d for d in doc["dags"] if d["dag_id"] == "file_processing_daily_profile")
     assert daily["schedule"] == "0 3 * * *"
     assert daily["tasks"] == ["profile", "validate", "publish-report"]
-    assert daily["resources"]["validate"] == {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+    assert daily["resources"]["validate"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"memory": "1Gi"},
+    }
     manual = next(d for d in doc["dags"] if d["dag_id"] == "file_processing_manual_backfill")
     assert manual["schedule"] is None
 

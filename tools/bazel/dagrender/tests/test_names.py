@@ -146,7 +146,11 @@ def test_the_base_spec_is_valid(tmp_path: Path) -> None:
 
 
 def test_image_names_with_trailing_newline_are_refused() -> None:
-    good = {"repository_prefix": "registry.example.com/etl", "package": "file_processing", "digest": "sha256:" + "a" * 64}
+    good = {
+        "repository_prefix": "registry.example.com/etl",
+        "package": "file_processing",
+        "digest": "sha256:" + "a" * 64,
+    }
     ImageRef(**good)
     for name, message in (
         ("package", "invalid package name 'file_processing\\n'"),
@@ -160,7 +164,7 @@ def test_image_names_with_trailing_newline_are_refused() -> None:
 
 def test_cron_items_label_values_durations_and_quantities_match_whole() -> None:
     with pytest.raises(ValueError, match=r"^minute item '0\\n' is not"):
-        from dagrender.cron import _check_field, _FIELDS
+        from dagrender.cron import _FIELDS, _check_field
 
         _check_field("0\n", _FIELDS[0])
     assert validate_schedule("0 3 * * *") == "0 3 * * *"

@@ -120,7 +120,10 @@ def test_header_refuses_multi_line_target() -> None:
 
 def test_defaults_are_inherited_and_overridden() -> None:
     spec = load_spec(REFERENCE_SPEC, display_path(REFERENCE_SPEC))
-    tasks = {t.task_id: t for t in resolve(spec, spec_path=display_path(REFERENCE_SPEC), package=PACKAGE, entrypoints=None).tasks}
+    tasks = {
+        t.task_id: t
+        for t in resolve(spec, spec_path=display_path(REFERENCE_SPEC), package=PACKAGE, entrypoints=None).tasks
+    }
     run_date = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     assert [name for name, _ in tasks["profile"].env] == [
         "LOG_LEVEL",
@@ -133,7 +136,9 @@ def test_defaults_are_inherited_and_overridden() -> None:
     profile_env = dict(tasks["profile"].env)
     assert profile_env["RUN_DATE"] == run_date
     assert profile_env["DB_PASSWORD"] == SecretKeyRef(secret="file-processing-warehouse-ro", key="password")
-    assert dict(tasks["validate"].env)["DB_PASSWORD"] == SecretKeyRef(secret="file-processing-warehouse", key="password")
+    assert dict(tasks["validate"].env)["DB_PASSWORD"] == SecretKeyRef(
+        secret="file-processing-warehouse", key="password"
+    )
     # env_from: the task's list after the defaults', each source once.
     assert tasks["profile"].env_from == (
         ConfigMapEnvFrom(config_map="file-processing-settings"),
@@ -215,8 +220,24 @@ def test_task_ids_never_become_python_names(tmp_path: Path) -> None:
     # Each of these, as a module-level variable, shadowed a builtin or a name the file uses
     # (`dict(LABELS)`, `timedelta(...)`, `k8s.V1...`) and failed at import with a NameError or
     # TypeError. Tasks now live in one dict, `tasks`, keyed by task_id.
-    hostile = ["dict", "timedelta", "datetime", "k8s", "KubernetesPodOperator", "DAG", "IMAGE", "LABELS",
-               "ANNOTATIONS", "UTC", "tasks", "dag", "None", "_pod_security_context", "a-b", "a.b"]
+    hostile = [
+        "dict",
+        "timedelta",
+        "datetime",
+        "k8s",
+        "KubernetesPodOperator",
+        "DAG",
+        "IMAGE",
+        "LABELS",
+        "ANNOTATIONS",
+        "UTC",
+        "tasks",
+        "dag",
+        "None",
+        "_pod_security_context",
+        "a-b",
+        "a.b",
+    ]
     tasks = "".join(
         f"  - task_id: {task_id!r}\n    job: file_processing.jobs.sync\n"
         + (f"    upstream: [{hostile[index - 1]!r}]\n" if index else "")
@@ -234,8 +255,13 @@ def test_task_ids_never_become_python_names(tmp_path: Path) -> None:
         target.id
         for node in ast.walk(tree)
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.withitem))
-        for target in ast.walk(node.targets[0] if isinstance(node, ast.Assign) else
-                               node.target if isinstance(node, ast.AnnAssign) else node.optional_vars or node)
+        for target in ast.walk(
+            node.targets[0]
+            if isinstance(node, ast.Assign)
+            else node.target
+            if isinstance(node, ast.AnnAssign)
+            else node.optional_vars or node
+        )
         if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store)
     }
     assert bound == {"IMAGE", "LABELS", "ANNOTATIONS", "dag", "tasks"}

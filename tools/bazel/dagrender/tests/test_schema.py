@@ -55,6 +55,15 @@ def test_good_specs_validate_against_schema(spec: Path) -> None:
 def test_schema_rejects_unknown_fields() -> None:
     schema = json.loads(COMMITTED.read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    errors = list(validator.iter_errors({"dag_id": "x", "schedule": None, "start_date": "2026-01-01", "owner": "o",
-                                         "tasks": [{"task_id": "a", "job": "m.a", "retry": 1}]}))
+    errors = list(
+        validator.iter_errors(
+            {
+                "dag_id": "x",
+                "schedule": None,
+                "start_date": "2026-01-01",
+                "owner": "o",
+                "tasks": [{"task_id": "a", "job": "m.a", "retry": 1}],
+            }
+        )
+    )
     assert any("'retry' was unexpected" in error.message for error in errors)

@@ -45,7 +45,9 @@ def test_names_a_run_without_logical_date_lacks(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(REMOVED_IN_AIRFLOW_3))
 def test_names_removed_in_airflow_3(name: str) -> None:
-    with pytest.raises(ValueError, match=rf"^template uses '{name}', which Airflow 3 removed from the template context; "):
+    with pytest.raises(
+        ValueError, match=rf"^template uses '{name}', which Airflow 3 removed from the template context; "
+    ):
         check_template("{{ " + name + " }}")
 
 
@@ -76,7 +78,9 @@ def test_ds_as_a_filter_is_fine_but_as_a_name_is_not() -> None:
 def test_unknown_names_suggest_a_close_allowed_one() -> None:
     with pytest.raises(ValueError, match=r"template uses 'dagrun', .* did you mean 'dag_run'\? see 'Templates'"):
         check_template("{{ dagrun.conf }}")
-    with pytest.raises(ValueError, match=r"template uses 'partition_key', .*allowlist \(dag_run, .*\); see 'Templates'"):
+    with pytest.raises(
+        ValueError, match=r"template uses 'partition_key', .*allowlist \(dag_run, .*\); see 'Templates'"
+    ):
         check_template("{{ partition_key }}")
 
 

@@ -39,7 +39,10 @@ def test_duplicate_across_packages_names_both_files(tmp_path: Path, capsys: pyte
 def test_declared_id_counts_even_when_file_name_differs(tmp_path: Path) -> None:
     first = _spec(tmp_path, "file_processing", "shared")
     second = _spec(tmp_path, "data_pipeline", "shared", file_stem="not_shared")
-    with pytest.raises(DuplicateDagIdError, match=r"dag_id 'shared' is declared by .*data_pipeline/dags/not_shared.yaml and .*file_processing/dags/shared.yaml"):
+    with pytest.raises(
+        DuplicateDagIdError,
+        match=r"dag_id 'shared' is declared by .*data_pipeline/dags/not_shared.yaml and .*file_processing/dags/shared.yaml",
+    ):
         check_unique_dag_ids([(first, str(first)), (second, str(second))])
 
 

@@ -71,7 +71,7 @@ def test_label_values() -> None:
     "value",
     [
         "plain",
-        "it's \"quoted\"",
+        'it\'s "quoted"',
         "back\\slash\nnew line\ttab\x00nul",
         "ünïcödé ✓ \u2028",
         "{{ dag_run.conf.get('date', ds) }}",

@@ -33,16 +33,12 @@ def registry(tmp_path: Path) -> Iterator[RegistryServer]:
 def debian_mirror() -> str:
     mirror = reachable_mirror()
     if mirror is None:
-        pytest.skip(
-            "no reachable Debian mirror (set DEBIAN_MIRROR or configure apt sources)"
-        )
+        pytest.skip("no reachable Debian mirror (set DEBIAN_MIRROR or configure apt sources)")
     return mirror
 
 
 @pytest.fixture(scope="session")
-def debian_base(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def debian_base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real Python 3.13 base layer: --ocitool-base if given, else built from the lock."""
     given = request.config.getoption("--ocitool-base")
     if given:
@@ -52,9 +48,7 @@ def debian_base(
         pytest.skip(reason)
     mirror = reachable_mirror()
     if mirror is None:
-        pytest.skip(
-            "no reachable Debian mirror (set DEBIAN_MIRROR or configure apt sources)"
-        )
+        pytest.skip("no reachable Debian mirror (set DEBIAN_MIRROR or configure apt sources)")
     from ocitool.base import build_base
 
     out = tmp_path_factory.mktemp("base") / "base.tar.gz"

@@ -31,9 +31,7 @@ class Front:
     fail_times: int = 0
     stall_seconds: float = 0.0
     stall_times: int = 0
-    token_user: tuple[str, str] | None = (
-        None  # require bearer tokens, issued for these credentials
-    )
+    token_user: tuple[str, str] | None = None  # require bearer tokens, issued for these credentials
     seen: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
@@ -49,9 +47,7 @@ def _handler(front: Front) -> type[http.server.BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def _reply(
-            self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
-        ) -> None:
+        def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
@@ -71,23 +67,14 @@ def _handler(front: Front) -> type[http.server.BaseHTTPRequestHandler]:
                 stall = front.stall_times > 0
                 if stall:
                     front.stall_times -= 1
-                failing = (
-                    front.fail is not None
-                    and front.fail_times > 0
-                    and front.fail(self.command, self.path)
-                )
+                failing = front.fail is not None and front.fail_times > 0 and front.fail(self.command, self.path)
                 if failing:
                     front.fail_times -= 1
             if stall:
                 time.sleep(front.stall_seconds)
             if failing:
-                return self._reply(
-                    503, b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}'
-                )
-            if (
-                front.token_user is not None
-                and self.headers.get("Authorization") != f"Bearer {front.token}"
-            ):
+                return self._reply(503, b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}')
+            if front.token_user is not None and self.headers.get("Authorization") != f"Bearer {front.token}":
                 realm = f"http://{front.host}/token"
                 challenge = f'Bearer realm="{realm}",service="front"'
                 return self._reply(
@@ -96,27 +83,16 @@ def _handler(front: Front) -> type[http.server.BaseHTTPRequestHandler]:
                     {"WWW-Authenticate": challenge},
                 )
             conn = http.client.HTTPConnection(front.upstream, timeout=60)
-            headers = {
-                k: v for k, v in self.headers.items() if k.lower() != "authorization"
-            }
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
             conn.request(self.command, self.path, body=body or None, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
-            passed = {
-                k: v
-                for k, v in resp.getheaders()
-                if k.lower() not in ("content-length", "connection")
-            }
+            passed = {k: v for k, v in resp.getheaders() if k.lower() not in ("content-length", "connection")}
             conn.close()
             self._reply(resp.status, data, passed)
 
         def _token(self) -> None:
-            expected = (
-                "Basic "
-                + base64.b64encode(
-                    ":".join(front.token_user or ("", "")).encode()
-                ).decode()
-            )
+            expected = "Basic " + base64.b64encode(":".join(front.token_user or ("", "")).encode()).decode()
             if self.headers.get("Authorization") != expected:
                 return self._reply(401, b'{"details":"bad credentials"}')
             self._reply(
@@ -132,9 +108,7 @@ def _handler(front: Front) -> type[http.server.BaseHTTPRequestHandler]:
 
 @contextlib.contextmanager
 def registry_front(upstream: str) -> Iterator[Front]:
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), http.server.BaseHTTPRequestHandler
-    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     front = Front(host=f"127.0.0.1:{server.server_address[1]}", upstream=upstream)
     server.RequestHandlerClass = _handler(front)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

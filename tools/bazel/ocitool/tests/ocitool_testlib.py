@@ -17,9 +17,7 @@ PACKAGE_DIR = HERE.parent
 LOCK = PACKAGE_DIR.parent / "images" / "base.lock.json"
 
 
-def write_tree(
-    root: Path, files: Mapping[str, str | bytes], *, executable: tuple[str, ...] = ()
-) -> Path:
+def write_tree(root: Path, files: Mapping[str, str | bytes], *, executable: tuple[str, ...] = ()) -> Path:
     """Create files below ``root`` (``{"a/b.py": "text"}``); names in ``executable`` get mode 0755."""
     for rel, content in files.items():
         path = root / rel

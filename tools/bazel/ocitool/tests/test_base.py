@@ -36,21 +36,14 @@ def test_base_contents(debian_base: Path) -> None:
     for alias in ("bin", "lib", "lib64", "sbin"):
         assert members[alias].issym() and members[alias].linkname == f"usr/{alias}"
     assert "nonroot:x:65532:65532:" in passwd
-    assert (
-        members["home/nonroot"].uid == 65532 and members["home/nonroot"].mode == 0o700
-    )
+    assert members["home/nonroot"].uid == 65532 and members["home/nonroot"].mode == 0o700
     assert members["tmp"].mode == 0o1777
     assert members["usr/bin/python3.13"].isreg()
     assert "etc/ssl/certs/ca-certificates.crt" in members
-    assert not any(
-        n.startswith("usr/share/man/") and members[n].isreg() for n in members
-    )
+    assert not any(n.startswith("usr/share/man/") and members[n].isreg() for n in members)
     docs = [n for n in members if n.startswith("usr/share/doc/") and members[n].isreg()]
     assert docs and all(n.endswith("/copyright") for n in docs)
-    assert not any(
-        n in members
-        for n in ("etc/hostname", "etc/resolv.conf", "etc/apt/sources.list")
-    )
+    assert not any(n in members for n in ("etc/hostname", "etc/resolv.conf", "etc/apt/sources.list"))
     assert all(m.mtime == 0 and m.uname == "" for m in members.values())
     assert any(n.endswith(".cpython-313.pyc") for n in members)  # stdlib byte-compiled
     status = members["var/lib/dpkg/status"]
@@ -58,9 +51,7 @@ def test_base_contents(debian_base: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
-def test_base_runs_python_with_ssl_zlib_sqlite(
-    debian_base: Path, tmp_path: Path
-) -> None:
+def test_base_runs_python_with_ssl_zlib_sqlite(debian_base: Path, tmp_path: Path) -> None:
     root = _extract(debian_base, tmp_path / "root")
     code = (
         "import ssl, zlib, sqlite3, os, pwd, zoneinfo; "
@@ -89,13 +80,9 @@ def test_base_runs_python_with_ssl_zlib_sqlite(
         assert words[0] == "True" and words[3] == user and words[4] == "Europe/Berlin"
 
 
-def test_base_build_is_reproducible(
-    debian_base: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_base_build_is_reproducible(debian_base: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if request.config.getoption("--ocitool-base"):
-        pytest.skip(
-            "--ocitool-base given: the repository rule checked it against the lock"
-        )
+        pytest.skip("--ocitool-base given: the repository rule checked it against the lock")
     second = build_base(
         lock_path=LOCK,
         mirror=reachable_mirror() or "",
@@ -130,6 +117,4 @@ def test_vanished_pin_is_named_with_the_fix(debian_mirror: str, tmp_path: Path) 
             update_command="bazel run //:base.update",
             log=lambda s: None,
         )
-    assert (
-        json.loads(stale.read_text()) == lock
-    )  # the lock is never rewritten by a failed build
+    assert json.loads(stale.read_text()) == lock  # the lock is never rewritten by a failed build

@@ -70,18 +70,12 @@ def _image(directory: Path, **app_kwargs: str) -> tuple[Path, ImageResult]:
     base = tiny_base(directory / "base")
     deps = _deps_layer(directory / "deps")
     app = _app_layer(directory / "appsrc", **app_kwargs)
-    result = build_image(
-        out=directory / "layout", base=base, layers=[deps, app], options=OPTIONS
-    )
+    result = build_image(out=directory / "layout", base=base, layers=[deps, app], options=OPTIONS)
     return directory / "layout", result
 
 
 def _files(layout: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(layout)): p.read_bytes()
-        for p in sorted(layout.rglob("*"))
-        if p.is_file()
-    }
+    return {str(p.relative_to(layout)): p.read_bytes() for p in sorted(layout.rglob("*")) if p.is_file()}
 
 
 def test_image_is_byte_identical_when_built_twice_in_different_dirs(
@@ -91,22 +85,15 @@ def test_image_is_byte_identical_when_built_twice_in_different_dirs(
     two, r2 = _image(tmp_path / "b" / "nested")
     assert r1.manifest_digest == r2.manifest_digest
     assert _files(one) == _files(two)
-    manifest = (
-        one / "blobs" / "sha256" / r1.manifest_digest.split(":")[1]
-    ).read_bytes()
+    manifest = (one / "blobs" / "sha256" / r1.manifest_digest.split(":")[1]).read_bytes()
     assert r1.manifest_digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
 def test_layout_structure_and_config(tmp_path: Path) -> None:
     layout, result = _image(tmp_path)
-    assert json.loads((layout / "oci-layout").read_text()) == {
-        "imageLayoutVersion": "1.0.0"
-    }
+    assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     index = json.loads((layout / "index.json").read_text())
-    assert (
-        index["manifests"][0]["mediaType"]
-        == "application/vnd.oci.image.manifest.v1+json"
-    )
+    assert index["manifests"][0]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     read = read_layout(layout)
     config = read.config
     assert config["created"] == "1970-01-01T00:00:00Z"
@@ -122,7 +109,7 @@ def test_layout_structure_and_config(tmp_path: Path) -> None:
     diff_ids = config["rootfs"]["diff_ids"]
     assert diff_ids == [layer.diff_id for layer in result.layers]
     # every diff_id is the sha256 of the decompressed blob
-    for desc, diff_id in zip(read.manifest["layers"], diff_ids):
+    for desc, diff_id in zip(read.manifest["layers"], diff_ids, strict=True):
         assert desc["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
         raw = gzip.decompress(read.blob(desc["digest"]).read_bytes())
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == diff_id
@@ -144,9 +131,7 @@ def test_golden_listing_of_a_small_image(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     golden_path = TESTDATA / "small_image.listing"
-    if (
-        os.environ.get("UPDATE_GOLDENS") == "1"
-    ):  # regenerate: UPDATE_GOLDENS=1 pytest ...
+    if os.environ.get("UPDATE_GOLDENS") == "1":  # regenerate: UPDATE_GOLDENS=1 pytest ...
         golden_path.write_text((tmp_path / "listing.txt").read_text())
     assert (tmp_path / "listing.txt").read_text() == golden_path.read_text()
     digest = (tmp_path / "image.digest").read_text()
@@ -179,10 +164,7 @@ def test_app_only_change_changes_only_app_layer_config_and_manifest(
     assert r1.config_digest != r2.config_digest
     assert r1.manifest_digest != r2.manifest_digest
     new_blobs = set(_files(layout2)) - set(_files(layout1))
-    assert new_blobs == {
-        "blobs/sha256/" + d.split(":")[1]
-        for d in (l2[2], r2.config_digest, r2.manifest_digest)
-    }
+    assert new_blobs == {"blobs/sha256/" + d.split(":")[1] for d in (l2[2], r2.config_digest, r2.manifest_digest)}
 
 
 def test_base_can_be_an_oci_layout(tmp_path: Path) -> None:
@@ -198,9 +180,7 @@ def test_base_can_be_an_oci_layout(tmp_path: Path) -> None:
         options=ImageOptions(env=[("EXTRA", "1")]),
     )
     config = read_layout(tmp_path / "child").config
-    assert [x.digest for x in result.layers][:3] == [
-        x.digest for x in base_result.layers
-    ]
+    assert [x.digest for x in result.layers][:3] == [x.digest for x in base_result.layers]
     assert [x.from_base for x in result.layers] == [True, True, True, False]
     assert config["config"]["Entrypoint"] == [
         "/usr/bin/python3.13",
@@ -208,10 +188,7 @@ def test_base_can_be_an_oci_layout(tmp_path: Path) -> None:
         "demo.jobs.hello",
     ]  # inherited
     assert config["config"]["User"] == "65532"
-    assert (
-        "EXTRA=1" in config["config"]["Env"]
-        and "PYTHONUNBUFFERED=1" in config["config"]["Env"]
-    )
+    assert "EXTRA=1" in config["config"]["Env"] and "PYTHONUNBUFFERED=1" in config["config"]["Env"]
     assert len(config["history"]) == 4
 
 
@@ -224,12 +201,8 @@ def test_plain_tar_layers_are_compressed_deterministically(tmp_path: Path) -> No
     r1 = build_image(out=tmp_path / "one", layers=[raw])
     r2 = build_image(out=tmp_path / "two", layers=[raw])
     assert r1.manifest_digest == r2.manifest_digest
-    assert (
-        r1.layers[0].diff_id == "sha256:" + hashlib.sha256(raw.read_bytes()).hexdigest()
-    )
-    blob = (
-        tmp_path / "one" / "blobs" / "sha256" / r1.layers[0].digest.split(":")[1]
-    ).read_bytes()
+    assert r1.layers[0].diff_id == "sha256:" + hashlib.sha256(raw.read_bytes()).hexdigest()
+    blob = (tmp_path / "one" / "blobs" / "sha256" / r1.layers[0].digest.split(":")[1]).read_bytes()
     assert blob[:2] == b"\x1f\x8b"
 
 
@@ -271,9 +244,7 @@ def test_sbom_lists_debs_from_the_lock_and_wheels_from_dist_info(
     assert doc["spdxVersion"] == "SPDX-2.3"
     by_name = {p["name"]: p for p in doc["packages"]}
     assert by_name["libc6"]["versionInfo"] == "2.41-12"
-    assert by_name["libc6"]["checksums"] == [
-        {"algorithm": "SHA256", "checksumValue": "ab" * 32}
-    ]
+    assert by_name["libc6"]["checksums"] == [{"algorithm": "SHA256", "checksumValue": "ab" * 32}]
     dep = by_name["Tiny_Dep"]
     assert dep["versionInfo"] == "2.0.1"
     assert dep["externalRefs"][0]["referenceLocator"] == "pkg:pypi/tiny-dep@2.0.1"
@@ -308,24 +279,15 @@ def test_skopeo_reads_the_layout(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(
-        ImageInputError, match=r"layer '.*missing.tar.gz' does not exist"
-    ):
+    with pytest.raises(ImageInputError, match=r"layer '.*missing.tar.gz' does not exist"):
         build_image(out=tmp_path / "x", layers=[tmp_path / "missing.tar.gz"])
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"\x1f\x8bnot really gzip")
-    with pytest.raises(
-        ImageInputError, match=r"layer '.*junk.tar.gz' is not a readable tar or tar.gz"
-    ):
+    with pytest.raises(ImageInputError, match=r"layer '.*junk.tar.gz' is not a readable tar or tar.gz"):
         build_image(out=tmp_path / "y", layers=[junk])
     (tmp_path / "notlayout").mkdir()
-    with pytest.raises(
-        ImageInputError, match=r"is not an OCI image layout \(no oci-layout file\)"
-    ):
+    with pytest.raises(ImageInputError, match=r"is not an OCI image layout \(no oci-layout file\)"):
         build_image(out=tmp_path / "z", base=tmp_path / "notlayout", layers=[])
     proc = run_cli("image", "--out", str(tmp_path / "w"), "--env", "NOVALUE")
     assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        == "ocitool image: error: invalid flag: --env 'NOVALUE' must look like KEY=VALUE"
-    )
+    assert proc.stderr.strip() == "ocitool image: error: invalid flag: --env 'NOVALUE' must look like KEY=VALUE"

@@ -80,9 +80,7 @@ def test_tar_entries_are_normalised(tmp_path: Path) -> None:
     assert all(m.uname == "" and m.gname == "" for m in members)
     assert by_name["app/bin/run"].mode == 0o755
     assert by_name["app/pkg/jobs/hello.py"].mode == 0o644
-    assert (
-        by_name["app/bin"].isdir() and by_name["app/bin"].mode == 0o755
-    )  # implicit parent
+    assert by_name["app/bin"].isdir() and by_name["app/bin"].mode == 0o755  # implicit parent
     assert by_name["app/current"].issym() and by_name["app/current"].linkname == "pkg"
 
 
@@ -111,11 +109,7 @@ def test_source_date_epoch_sets_mtime(tmp_path: Path) -> None:
 
 
 def test_long_and_unicode_names_survive_gnu_tar(tmp_path: Path) -> None:
-    long_name = (
-        "/opt/site-packages/"
-        + "/".join(["a_rather_long_directory_name"] * 6)
-        + "/module.py"
-    )
+    long_name = "/opt/site-packages/" + "/".join(["a_rather_long_directory_name"] * 6) + "/module.py"
     contents = LayerContents()
     contents.add_bytes(long_name, b"x = 1\n")
     contents.add_bytes("/app/données.txt", b"caf\xc3\xa9\n")
@@ -182,19 +176,11 @@ def test_conflicting_paths_are_rejected(tmp_path: Path) -> None:
 
 def test_manifest_errors_name_the_entry(tmp_path: Path) -> None:
     bad = tmp_path / "files.json"
-    bad.write_text(
-        json.dumps([{"path_in_image": "/app/x", "src": str(tmp_path / "missing.py")}])
-    )
-    with pytest.raises(
-        LayerInputError, match=r"source file '.*missing.py' for '/app/x' does not exist"
-    ):
+    bad.write_text(json.dumps([{"path_in_image": "/app/x", "src": str(tmp_path / "missing.py")}]))
+    with pytest.raises(LayerInputError, match=r"source file '.*missing.py' for '/app/x' does not exist"):
         load_manifest(bad)
-    bad.write_text(
-        json.dumps([{"path_in_image": "/app/../etc/passwd", "content": "x"}])
-    )
-    with pytest.raises(
-        LayerInputError, match=r"image path '/app/../etc/passwd' must not contain '..'"
-    ):
+    bad.write_text(json.dumps([{"path_in_image": "/app/../etc/passwd", "content": "x"}]))
+    with pytest.raises(LayerInputError, match=r"image path '/app/../etc/passwd' must not contain '..'"):
         load_manifest(bad)
     bad.write_text(json.dumps([{"path_in_image": "/a", "type": "fifo"}]))
     with pytest.raises(LayerInputError, match=r"type 'fifo' must be one of"):
@@ -250,11 +236,7 @@ def test_cli_layer_writes_descriptor_and_site_packages_tree(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     desc = json.loads((tmp_path / "deps.json").read_text())
     assert desc["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
-    assert (
-        desc["digest"]
-        == "sha256:"
-        + hashlib.sha256((tmp_path / "deps.tar.gz").read_bytes()).hexdigest()
-    )
+    assert desc["digest"] == "sha256:" + hashlib.sha256((tmp_path / "deps.tar.gz").read_bytes()).hexdigest()
     assert (tmp_path / "deps.diff_id").read_text() == desc["diff_id"]
     assert desc["diff_id"] in proc.stdout
     with tarfile.open(tmp_path / "deps.tar.gz") as tar:
@@ -269,16 +251,8 @@ def test_cli_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         == "ocitool layer: error: required flag: --manifest FILE or --tree DIR=PREFIX (at least one)"
     )
     proc = run_cli("layer", "--out", str(tmp_path / "x.tar.gz"), "--tree", "nodir")
-    assert (
-        proc.returncode == 2
-        and "--tree 'nodir' must look like DIR=/prefix/in/image" in proc.stderr
-    )
+    assert proc.returncode == 2 and "--tree 'nodir' must look like DIR=/prefix/in/image" in proc.stderr
     missing = tmp_path / "nope.json"
-    proc = run_cli(
-        "layer", "--out", str(tmp_path / "x.tar.gz"), "--manifest", str(missing)
-    )
+    proc = run_cli("layer", "--out", str(tmp_path / "x.tar.gz"), "--manifest", str(missing))
     assert proc.returncode == 1
-    assert (
-        proc.stderr.strip()
-        == f"ocitool layer: error: layer manifest {str(missing)!r} does not exist"
-    )
+    assert proc.stderr.strip() == f"ocitool layer: error: layer manifest {str(missing)!r} does not exist"

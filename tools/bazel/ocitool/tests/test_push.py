@@ -37,9 +37,7 @@ from tools.testing.registry import (
     write_docker_config,
 )
 
-needs_skopeo = pytest.mark.skipif(
-    shutil.which("skopeo") is None, reason="skopeo is not installed"
-)
+needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +50,7 @@ def _no_host_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def _image(directory: Path, *, app_text: str = "v1") -> ImageResult:
     base = tiny_base(directory / "base")
-    src = write_tree(
-        directory / "src", {"demo/__init__.py": "", "demo/VERSION": app_text}
-    )
+    src = write_tree(directory / "src", {"demo/__init__.py": "", "demo/VERSION": app_text})
     contents = LayerContents()
     contents.add_tree(src, "/app")
     app = directory / "app.tar.gz"
@@ -77,22 +73,16 @@ def _uploads(requests: list[tuple[str, str, int]]) -> list[str]:
 
 
 @needs_skopeo
-def test_push_then_skopeo_reports_the_same_digest(
-    tmp_path: Path, registry: RegistryServer
-) -> None:
+def test_push_then_skopeo_reports_the_same_digest(tmp_path: Path, registry: RegistryServer) -> None:
     image = _image(tmp_path)
     repo = registry.repository("etl/demo")
-    result = push_layout(
-        tmp_path / "layout", repo, ["dev", "1.0.0"], log=lambda line: None
-    )
+    result = push_layout(tmp_path / "layout", repo, ["dev", "1.0.0"], log=lambda line: None)
     assert result.manifest_digest == image.manifest_digest
     assert result.blobs_uploaded == 3 and result.blobs_skipped == 0
     assert (
         result.bytes_uploaded
         == sum(x.size for x in image.layers)
-        + (tmp_path / "layout/blobs/sha256" / image.config_digest.split(":")[1])
-        .stat()
-        .st_size
+        + (tmp_path / "layout/blobs/sha256" / image.config_digest.split(":")[1]).stat().st_size
     )
     for ref in ("dev", "1.0.0"):
         proc = subprocess.run(
@@ -106,9 +96,7 @@ def test_push_then_skopeo_reports_the_same_digest(
         assert json.loads(proc.stdout)["Digest"] == image.manifest_digest
     assert manifest_exists(repo, image.manifest_digest)
     assert not manifest_exists(repo, "sha256:" + "0" * 64)
-    assert not manifest_exists(
-        registry.repository("etl/never-pushed"), image.manifest_digest
-    )
+    assert not manifest_exists(registry.repository("etl/never-pushed"), image.manifest_digest)
 
 
 def test_second_push_uploads_nothing(tmp_path: Path, registry: RegistryServer) -> None:
@@ -119,20 +107,14 @@ def test_second_push_uploads_nothing(tmp_path: Path, registry: RegistryServer) -
     lines: list[str] = []
     second = push_layout(tmp_path / "layout", repo, ["dev"], log=lines.append)
     requests = registry.requests_since(mark)
-    assert (
-        second.blobs_uploaded == 0
-        and second.blobs_skipped == 3
-        and second.bytes_uploaded == 0
-    )
+    assert second.blobs_uploaded == 0 and second.blobs_skipped == 3 and second.bytes_uploaded == 0
     assert not any(m in ("POST", "PATCH") for m, _, _ in requests)
     heads = [(p, s) for m, p, s in requests if m == "HEAD"]
     assert len(heads) == 3 and all(s == 200 for _, s in heads)
     assert "uploaded 0 blobs (0 B), skipped 3 already there" in lines[-1]
 
 
-def test_app_only_change_uploads_app_layer_and_config_only(
-    tmp_path: Path, registry: RegistryServer
-) -> None:
+def test_app_only_change_uploads_app_layer_and_config_only(tmp_path: Path, registry: RegistryServer) -> None:
     first = _image(tmp_path / "v1")
     repo = registry.repository("etl/app-change")
     push_layout(tmp_path / "v1/layout", repo, log=lambda line: None)
@@ -140,21 +122,13 @@ def test_app_only_change_uploads_app_layer_and_config_only(
     mark = registry.mark()
     result = push_layout(tmp_path / "v2/layout", repo, log=lambda line: None)
     assert first.layers[0].digest == second.layers[0].digest
-    assert _uploads(registry.requests_since(mark)) == sorted(
-        [second.layers[1].digest, second.config_digest]
-    )
+    assert _uploads(registry.requests_since(mark)) == sorted([second.layers[1].digest, second.config_digest])
     assert result.blobs_uploaded == 2 and result.blobs_skipped == 1
-    manifest_puts = [
-        p
-        for m, p, s in registry.requests_since(mark)
-        if m == "PUT" and "/manifests/" in p
-    ]
+    manifest_puts = [p for m, p, s in registry.requests_since(mark) if m == "PUT" and "/manifests/" in p]
     assert manifest_puts == [f"/v2/etl/app-change/manifests/{second.manifest_digest}"]
 
 
-def test_cli_takes_tags_from_env_under_the_image_repository_prefix(
-    tmp_path: Path, registry: RegistryServer
-) -> None:
+def test_cli_takes_tags_from_env_under_the_image_repository_prefix(tmp_path: Path, registry: RegistryServer) -> None:
     image = _image(tmp_path)
     repo = registry.repository("etl/from-env")
     proc = run_cli(
@@ -169,9 +143,7 @@ def test_cli_takes_tags_from_env_under_the_image_repository_prefix(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{repo}@{image.manifest_digest}"
-    tagged = [
-        line.split()[-1] for line in proc.stderr.splitlines() if " tagged " in line
-    ]
+    tagged = [line.split()[-1] for line in proc.stderr.splitlines() if " tagged " in line]
     assert tagged == [f"{repo}:remote", f"{repo}:dev", f"{repo}:extra"]
     assert "uploaded 3 blobs" in proc.stderr.splitlines()[-1]
     puts = [p for m, p, s in registry.requests() if m == "PUT" and "/manifests/" in p]
@@ -218,9 +190,7 @@ def test_cli_refuses_a_repository_outside_the_image_repository_prefix(tmp_path: 
 def test_cli_requires_a_repository(tmp_path: Path) -> None:
     proc = run_cli("push", "--layout", str(tmp_path), env={"IMAGE_REPOSITORY": "127.0.0.1:5000/etl"})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (
-        "ocitool push: error: required flag: --repository, e.g. 127.0.0.1:5000/etl/pkg"
-    )
+    assert proc.stderr.strip() == ("ocitool push: error: required flag: --repository, e.g. 127.0.0.1:5000/etl/pkg")
 
 
 @pytest.fixture
@@ -233,9 +203,7 @@ def secure_registry(tmp_path: Path) -> Iterator[RegistryServer]:
         htpasswd_line("probe", "probe")
     except RegistryToolMissing as exc:
         pytest.skip(str(exc))
-    with registry_server(
-        users={"ci": "s3cret"}, work_dir=tmp_path / "secure"
-    ) as server:
+    with registry_server(users={"ci": "s3cret"}, work_dir=tmp_path / "secure") as server:
         yield server
 
 
@@ -257,9 +225,7 @@ def test_basic_auth_from_docker_config(
         r"for repository 'etl/secure' \(401",
     ):
         push_layout(tmp_path / "layout", repo, log=lambda line: None)
-    good = write_docker_config(
-        tmp_path / "good", {"http://" + secure_registry.host: ("ci", "s3cret")}
-    )
+    good = write_docker_config(tmp_path / "good", {"http://" + secure_registry.host: ("ci", "s3cret")})
     monkeypatch.setenv("DOCKER_CONFIG", str(good.parent))
     result = push_layout(tmp_path / "layout", repo, ["dev"], log=lambda line: None)
     assert result.manifest_digest == image.manifest_digest
@@ -277,9 +243,7 @@ def test_basic_auth_from_docker_config(
     )
 
 
-def test_bearer_token_challenge(
-    tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bearer_token_challenge(tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> None:
     image = _image(tmp_path)
     with registry_front(registry.host) as front:
         front.token_user = ("robot", "tok3n")
@@ -322,9 +286,7 @@ def test_404_names_registry_and_repository(tmp_path: Path) -> None:
             RegistryNotFoundError,
             match=rf"registry '{host}' has no repository 'etl/missing' \(404 on GET /v2/: not found\)",
         ):
-            push_layout(
-                tmp_path / "layout", f"{host}/etl/missing", log=lambda line: None
-            )
+            push_layout(tmp_path / "layout", f"{host}/etl/missing", log=lambda line: None)
     finally:
         server.shutdown()
         server.server_close()
@@ -333,9 +295,7 @@ def test_404_names_registry_and_repository(tmp_path: Path) -> None:
 def test_5xx_and_timeouts_are_retried(tmp_path: Path, registry: RegistryServer) -> None:
     image = _image(tmp_path)
     with registry_front(registry.host) as front:
-        front.fail = lambda method, path: (
-            method == "PUT"
-        )  # blob upload PUTs and manifest PUTs
+        front.fail = lambda method, path: method == "PUT"  # blob upload PUTs and manifest PUTs
         front.fail_times = 3
         front.stall_seconds, front.stall_times = 1.5, 1
         result = push_layout(
@@ -351,9 +311,7 @@ def test_5xx_and_timeouts_are_retried(tmp_path: Path, registry: RegistryServer) 
     assert manifest_exists(registry.repository("etl/flaky"), image.manifest_digest)
 
 
-def test_registry_down_gives_one_clear_line(
-    tmp_path: Path, registry: RegistryServer
-) -> None:
+def test_registry_down_gives_one_clear_line(tmp_path: Path, registry: RegistryServer) -> None:
     _image(tmp_path)
     registry.stop()
     with pytest.raises(
@@ -377,44 +335,30 @@ def test_chunked_upload(tmp_path: Path, registry: RegistryServer) -> None:
         chunk_size=64,
         log=lambda line: None,
     )
-    patches = [
-        p for m, p, s in registry.requests_since(mark) if m == "PATCH" and s == 202
-    ]
+    patches = [p for m, p, s in registry.requests_since(mark) if m == "PATCH" and s == 202]
     assert len(patches) >= 2
     assert manifest_exists(registry.repository("etl/chunked"), image.manifest_digest)
 
 
 def test_repository_parsing_and_loopback_rule() -> None:
-    assert parse_repository("127.0.0.1:5000/etl/pkg") == Repository(
-        "127.0.0.1:5000", "etl/pkg"
-    )
+    assert parse_repository("127.0.0.1:5000/etl/pkg") == Repository("127.0.0.1:5000", "etl/pkg")
     assert parse_repository("localhost:5000/a").scheme == "http"
     assert parse_repository("[::1]:5000/a").scheme == "http"
     assert parse_repository("registry.example.com/team/pkg").scheme == "https"
-    assert (
-        parse_repository("10.0.0.5:5000/pkg").scheme == "https"
-    )  # private is not loopback
+    assert parse_repository("10.0.0.5:5000/pkg").scheme == "https"  # private is not loopback
     assert is_loopback("127.1.2.3:80") and not is_loopback("127.example.com")
-    with pytest.raises(
-        UsageError, match=r"--repository 'http://x.io/a' must not have a scheme"
-    ):
+    with pytest.raises(UsageError, match=r"--repository 'http://x.io/a' must not have a scheme"):
         parse_repository("http://x.io/a")
-    with pytest.raises(
-        UsageError, match=r"--repository 'x.io/a:tag' must not carry a tag or digest"
-    ):
+    with pytest.raises(UsageError, match=r"--repository 'x.io/a:tag' must not carry a tag or digest"):
         parse_repository("x.io/a:tag")
     with pytest.raises(UsageError, match=r"path 'Etl/Pkg' must be lower-case"):
         parse_repository("x.io/Etl/Pkg")
-    with pytest.raises(
-        UsageError, match=r"must look like registry.example.com\[:port\]/path"
-    ):
+    with pytest.raises(UsageError, match=r"must look like registry.example.com\[:port\]/path"):
         parse_repository("justaname/pkg")
 
 
 def test_docker_config_lookup(tmp_path: Path) -> None:
-    cfg = write_docker_config(
-        tmp_path, {"https://reg.example.com/v1/": ("u", "p:with:colons")}
-    )
+    cfg = write_docker_config(tmp_path, {"https://reg.example.com/v1/": ("u", "p:with:colons")})
     creds = docker_credentials("reg.example.com", cfg)
     assert creds is not None and (creds.username, creds.password) == (
         "u",

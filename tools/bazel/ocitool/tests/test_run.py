@@ -51,9 +51,7 @@ if __name__ == "__main__":
 def _python313() -> str | None:
     """An interpreter that can write .pyc files the image's Python 3.13 accepts."""
     for candidate in (
-        os.environ.get(
-            "OCITOOL_PYC_PYTHON"
-        ),  # e.g. a local python3.13 when tests run on 3.11
+        os.environ.get("OCITOOL_PYC_PYTHON"),  # e.g. a local python3.13 when tests run on 3.11
         sys.executable,
         shutil.which("python3.13"),
         "/usr/bin/python3.13",
@@ -69,9 +67,7 @@ def _python313() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def job_image(
-    debian_base: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, ImageResult, bool]:
+def job_image(debian_base: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ImageResult, bool]:
     work = tmp_path_factory.mktemp("job-image")
     src = write_tree(
         work / "src",
@@ -117,9 +113,7 @@ def _bwrap_works(bwrap: str) -> bool:
     return probe.returncode == 0
 
 
-def _sandbox_argv(
-    root: Path, config: dict[str, Any], args: list[str]
-) -> tuple[list[str], str]:
+def _sandbox_argv(root: Path, config: dict[str, Any], args: list[str]) -> tuple[list[str], str]:
     env = [str(e) for e in config["Env"]]
     argv = [*config["Entrypoint"], *args]
     uid = str(config["User"])
@@ -174,9 +168,7 @@ def test_job_runs_in_a_sandbox_from_the_unpacked_image(
     config = _unpack(layout, root)
     argv, how = _sandbox_argv(root, config, ["--name", "sandbox"])
     if how == "chroot":
-        argv.remove(
-            "/usr/bin/env"
-        )  # no coreutils in the image: chroot passes env through -i below
+        argv.remove("/usr/bin/env")  # no coreutils in the image: chroot passes env through -i below
     proc = subprocess.run(
         argv,
         capture_output=True,
@@ -207,13 +199,8 @@ def test_job_runs_in_a_sandbox_from_the_unpacked_image(
             },
             [],
         )[0]
-        out = subprocess.run(
-            verbose, capture_output=True, text=True, check=False, timeout=120
-        )
-        assert (
-            "code object from '/app/demo/jobs/__pycache__/hello.cpython-313.pyc'"
-            in out.stderr
-        )
+        out = subprocess.run(verbose, capture_output=True, text=True, check=False, timeout=120)
+        assert "code object from '/app/demo/jobs/__pycache__/hello.cpython-313.pyc'" in out.stderr
 
 
 def _podman(tmp_path: Path) -> list[str]:
@@ -262,9 +249,7 @@ def test_pushed_image_runs_with_podman(
     podman: list[str],
 ) -> None:
     layout, result, _ = job_image
-    pushed = push_layout(
-        layout, registry.repository("etl/demo"), ["dev"], log=lambda line: None
-    )
+    pushed = push_layout(layout, registry.repository("etl/demo"), ["dev"], log=lambda line: None)
     ref = pushed.reference
     pull = subprocess.run(
         [*podman, "pull", "--tls-verify=false", f"docker://{ref}"],

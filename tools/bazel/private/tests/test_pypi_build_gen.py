@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import pypi_build_gen as gen  # noqa: E402
+import pypi_build_gen as gen
 
 
 def _dist(site: Path, name: str, version: str, requires: list[str], files: list[str]) -> None:
@@ -31,7 +31,13 @@ def _dist(site: Path, name: str, version: str, requires: list[str], files: list[
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     s = tmp_path / "site-packages"
-    _dist(s, "Moto", "5.0", ["boto3", "flask ; extra == 'server'", "pywin32 ; sys_platform == 'win32'"], ["moto/__init__.py"])
+    _dist(
+        s,
+        "Moto",
+        "5.0",
+        ["boto3", "flask ; extra == 'server'", "pywin32 ; sys_platform == 'win32'"],
+        ["moto/__init__.py"],
+    )
     _dist(s, "boto3", "1.0", [], ["boto3/__init__.py", "boto3/data/x.json"])
     _dist(s, "Flask", "3.0", ["werkzeug[watchdog]>=3"], ["flask/__init__.py"])
     _dist(s, "Werkzeug", "3.0", ["watchdog ; extra == 'watchdog'"], ["werkzeug/__init__.py"])

@@ -47,7 +47,11 @@ def _bazel(tmp: Path, ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         ["bazel", f"--output_user_root={tmp / 'out'}", "--max_idle_secs=5", *args],
-        cwd=ws, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

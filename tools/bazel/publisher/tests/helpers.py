@@ -98,13 +98,24 @@ def write_build(
     layout.mkdir()
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}\n')
     (layout / "index.json").write_text(
-        json.dumps({"schemaVersion": 2, "manifests": [{"digest": digest, "size": 1,
-                                                      "mediaType": "application/vnd.oci.image.manifest.v1+json"}]})
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [{"digest": digest, "size": 1, "mediaType": "application/vnd.oci.image.manifest.v1+json"}],
+            }
+        )
     )
     digest_file = out / "image.digest"
     digest_file.write_text(digest + "\n")
-    return BuildPaths(package=package, dags_dir=out / "dags", layout=layout, digest_file=digest_file,
-                      digest=digest, repository=repository, files=files)
+    return BuildPaths(
+        package=package,
+        dags_dir=out / "dags",
+        layout=layout,
+        digest_file=digest_file,
+        digest=digest,
+        repository=repository,
+        files=files,
+    )
 
 
 def bundle_files(data: bytes) -> dict[str, bytes]:
@@ -169,7 +180,7 @@ class Harness:
     def writes_since(self, mark: int) -> list[tuple[str, str]]:
         """(method, key) of write requests since ``mark`` (S3 only)."""
         prefix = f"/{self.bucket}/"
-        return [(m, p[len(prefix):]) for m, p in self.requests_since(mark) if m in WRITE_METHODS]
+        return [(m, p[len(prefix) :]) for m, p in self.requests_since(mark) if m in WRITE_METHODS]
 
     def snapshot(self) -> dict[str, bytes]:
         """Every object in the store, key -> bytes (and, for a folder, every directory)."""
@@ -219,10 +230,17 @@ def do_publish(
     )
 
 
-def do_rollback(harness: Harness, package: str, release_id: str, registry: ImageRegistry, *, env: str = "dev",
-                **options: Any) -> PublishResult:
-    return rollback_release(release_id, store=harness.store(), env=env, package=package, registry=registry,
-                            options=PublishOptions(**options))
+def do_rollback(
+    harness: Harness, package: str, release_id: str, registry: ImageRegistry, *, env: str = "dev", **options: Any
+) -> PublishResult:
+    return rollback_release(
+        release_id,
+        store=harness.store(),
+        env=env,
+        package=package,
+        registry=registry,
+        options=PublishOptions(**options),
+    )
 
 
 def on_kind(kind: str, action: Callable[[Event], None], *, key_suffix: str | None = None) -> EventSink:

@@ -27,8 +27,16 @@ TOOLS_BAZEL = Path(__file__).resolve().parents[2]
 
 def rule_args(build: BuildPaths) -> list[str]:
     """What the Bazel rule passes before the user's flags."""
-    return ["--package", build.package, "--dags-dir", str(build.dags_dir), "--image-layout", str(build.layout),
-            "--image-digest-file", str(build.digest_file)]
+    return [
+        "--package",
+        build.package,
+        "--dags-dir",
+        str(build.dags_dir),
+        "--image-layout",
+        str(build.layout),
+        "--image-digest-file",
+        str(build.digest_file),
+    ]
 
 
 def run_main(argv: list[str], environ: dict[str, str], registry: FakeRegistry | None = None) -> tuple[int, str, str]:
@@ -42,8 +50,15 @@ def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     full = {k: v for k, v in os.environ.items() if k not in ("ENV", "DAG_BUCKET", "PACKAGE_NAME", "IMAGE_TAG")}
     full.update(env)
     full["PYTHONPATH"] = os.pathsep.join([str(TOOLS_BAZEL), *sys.path])
-    return subprocess.run([sys.executable, "-m", "publisher", *argv], capture_output=True, text=True, env=full,
-                          cwd="/", timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "publisher", *argv],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd="/",
+        timeout=120,
+        check=False,
+    )
 
 
 def test_publish_through_main_with_env_vars_and_json_output(harness: Harness, tmp_path: Path) -> None:
@@ -65,8 +80,9 @@ def test_publish_through_main_with_env_vars_and_json_output(harness: Harness, tm
     assert any(line.startswith("publish: commit ") for line in progress)
 
     # The flag wins over the env var; the text summary has a table.
-    code, out, err = run_main([*rule_args(build), "--env", "staging", "--bucket", harness.url], {"ENV": "nope"},
-                              registry)
+    code, out, err = run_main(
+        [*rule_args(build), "--env", "staging", "--bucket", harness.url], {"ENV": "nope"}, registry
+    )
     assert code == 0, err
     assert "outcome   nothing to do: release " in out
     assert re.search(r"^fp_a +unchanged +\d+ B$", out, re.MULTILINE), out
@@ -98,12 +114,19 @@ def test_no_store_and_no_workspace_is_a_usage_error(tmp_path: Path) -> None:
     [
         (["--env", "../prod"], {}, r"invalid flag: invalid env '\.\./prod': it contains '/'"),
         ([], {"ENV": "%2e%2e"}, r"invalid flag: invalid env '%2e%2e': it contains '%'"),
-        (["--bucket", "s3://bucket/prefix"], {},
-         r"--bucket/DAG_BUCKET 's3://bucket/prefix': give the bucket only \(s3://<bucket>\): keys start with <ENV>/"),
+        (
+            ["--bucket", "s3://bucket/prefix"],
+            {},
+            r"--bucket/DAG_BUCKET 's3://bucket/prefix': give the bucket only \(s3://<bucket>\): keys start with <ENV>/",
+        ),
         (["--bucket", "file://relative/dir"], {}, r"must be an absolute path"),
         (["--bucket", "gs://x"], {}, r"--bucket/DAG_BUCKET 'gs://x': must be s3://<bucket> or file:///<absolute dir>$"),
-        (["--env", "dev-"], {}, r"invalid env 'dev-': it must be 1-63 of a-z, 0-9, '_', '-', starting with a letter, "
-                               r"ending with a letter or digit$"),
+        (
+            ["--env", "dev-"],
+            {},
+            r"invalid env 'dev-': it must be 1-63 of a-z, 0-9, '_', '-', starting with a letter, "
+            r"ending with a letter or digit$",
+        ),
         (["--rollback", "../x"], {}, r"invalid release id '\.\./x'"),
         (["--tag", "v1 2"], {}, r"--tag/IMAGE_TAG 'v1 2'"),
         (["--list-releases", "--rollback", "20261127T042000Z-3f2a9c1d"], {}, r"not allowed with argument"),
@@ -113,15 +136,25 @@ def test_no_store_and_no_workspace_is_a_usage_error(tmp_path: Path) -> None:
         ([], {"PACKAGE_NAME": "data_pipeline"}, r"PACKAGE_NAME='data_pipeline' but this target publishes"),
         # A trailing newline (an env file or a `$(cat ...)` gone wrong) is refused in every name.
         ([], {"ENV": "dev\n"}, r"invalid flag: invalid env 'dev\\n': it contains whitespace or control characters"),
-        (["--bucket", "s3://bucket\n"], {}, r"--bucket/DAG_BUCKET 's3://bucket\\n': contains control characters \(a newline or a tab\?\)"),
+        (
+            ["--bucket", "s3://bucket\n"],
+            {},
+            r"--bucket/DAG_BUCKET 's3://bucket\\n': contains control characters \(a newline or a tab\?\)",
+        ),
         (["--bucket", "file:///tmp/st\tore"], {}, r"'file:///tmp/st\\tore': contains control characters"),
         (["--tag", "v1\n"], {}, r"--tag/IMAGE_TAG 'v1\\n': must match"),
-        (["--repository", "registry.example.com/etl/file_processing\n"], {}, r"'registry.example.com/etl/file_processing\\n'"),
+        (
+            ["--repository", "registry.example.com/etl/file_processing\n"],
+            {},
+            r"'registry.example.com/etl/file_processing\\n'",
+        ),
         (["--rollback", "20261127T042000Z-3f2a9c1d\n"], {}, r"invalid release id '20261127T042000Z-3f2a9c1d\\n'"),
         (["--smoke", "fp_a\n"], {}, r"invalid dag_id 'fp_a\\n'"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(tmp_path: Path, argv: list[str], environ: dict[str, str], message: str) -> None:
+def test_usage_errors_exit_2_with_one_line(
+    tmp_path: Path, argv: list[str], environ: dict[str, str], message: str
+) -> None:
     build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")})
     code, _, err = run_main([*rule_args(build), *argv], {"DAG_BUCKET": (tmp_path / "s").as_uri(), **environ})
     assert code == 2
@@ -137,8 +170,11 @@ def test_subprocess_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("publish: error: ") and "fp_a.py: line 1: " in proc.stderr
-    assert json.loads(proc.stdout) == {"ok": False, "error": proc.stderr.strip()[len("publish: error: "):],
-                                       "exit_code": 1}
+    assert json.loads(proc.stdout) == {
+        "ok": False,
+        "error": proc.stderr.strip()[len("publish: error: ") :],
+        "exit_code": 1,
+    }
     assert not store.exists()
 
 
@@ -152,7 +188,7 @@ def test_a_stored_metadata_json_that_breaks_the_contract_is_one_line_and_exit_1(
     code, out, err = run_main([*rule_args(build), "--output", "json"], {"DAG_BUCKET": store.as_uri()})
     assert code == 1
     assert err == f"publish: error: {meta.as_uri()}: schema_version 2 is not 1\n"
-    assert json.loads(out) == {"ok": False, "error": err.strip()[len("publish: error: "):], "exit_code": 1}
+    assert json.loads(out) == {"ok": False, "error": err.strip()[len("publish: error: ") :], "exit_code": 1}
 
 
 def test_subprocess_dry_run_and_list_releases(tmp_path: Path) -> None:
@@ -204,8 +240,10 @@ def test_decommission_needs_allow_mass_delete_and_prints_what_happens(harness: H
 
     code, out, err = run_main(["--package", PKG, "--decommission"], environ)
     assert code == 1 and out == ""
-    assert err == (f"publish: error: refusing to decommission package '{PKG}' in env 'dev': it removes all 2 of "
-                   "its DAGs from Airflow; pass --allow-mass-delete if this is intended\n")
+    assert err == (
+        f"publish: error: refusing to decommission package '{PKG}' in env 'dev': it removes all 2 of "
+        "its DAGs from Airflow; pass --allow-mass-delete if this is intended\n"
+    )
     assert harness.read(f"dev/{PKG}/REMOVED") is None
 
     code, out, err = run_main(["--package", PKG, "--decommission", "--allow-mass-delete"], environ)

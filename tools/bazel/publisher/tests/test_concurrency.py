@@ -41,7 +41,10 @@ def assert_consistent(harness: Harness) -> dict:
     assert sorted(live) == sorted(f"dev/{PKG}/{d['file']}" for d in meta["dags"])
     bundle = harness.read(f"dev/{PKG}/releases/{rid}.tar")
     assert bundle is not None and meta["release"]["bundle"] == {
-        "key": f"releases/{rid}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
+        "key": f"releases/{rid}.tar",
+        "sha256": hashlib.sha256(bundle).hexdigest(),
+        "size": len(bundle),
+    }
     members = bundle_files(bundle)
     assert sorted(members) == sorted(entry["file"] for entry in meta["dags"])
     for entry in meta["dags"]:
@@ -62,8 +65,7 @@ def test_a_publish_that_commits_while_another_writes_wins_and_the_loser_follows_
         done.append(do_publish(harness, build(tmp_path, 3), registry))
 
     with pytest.raises(ConcurrentPublishError) as info:
-        do_publish(harness, build(tmp_path, 2), registry, on_event=on_kind("put", run_b, key_suffix=".py"),
-                   jobs=1)
+        do_publish(harness, build(tmp_path, 2), registry, on_event=on_kind("put", run_b, key_suffix=".py"), jobs=1)
 
     b = done[0]
     assert str(info.value) == (
@@ -86,10 +88,13 @@ def test_a_publish_that_planned_before_another_committed_loses_the_commit(
     def run_b(_: Event) -> None:  # A has read the store and planned; B publishes completely
         results.append(do_publish(harness, build(tmp_path, 3), registry))
 
-    with pytest.raises(ConcurrentPublishError, match=(
-        r"metadata.json was changed by another writer during this publish \(conditional write rejected\); "
-        r"retry the publish; nothing was committed by this publish"
-    )):
+    with pytest.raises(
+        ConcurrentPublishError,
+        match=(
+            r"metadata.json was changed by another writer during this publish \(conditional write rejected\); "
+            r"retry the publish; nothing was committed by this publish"
+        ),
+    ):
         do_publish(harness, build(tmp_path, 2), registry, on_event=on_kind("plan", run_b))
 
     meta = assert_consistent(harness)
@@ -116,11 +121,15 @@ def test_a_foreign_metadata_write_wins_and_live_files_are_restored(
             new_id.append((event.key or "").split("/")[3].rsplit(".", 1)[0])
         before_commit(event)
 
-    with pytest.raises(ConcurrentPublishError, match=(
-        r"metadata.json was changed by another writer during this publish \(conditional write rejected\); "
-        r"retry the publish; nothing was committed by this publish: metadata.json points to release "
-        + str(first.release_id) + r"; live files restored: fp_a, fp_b"
-    )):
+    with pytest.raises(
+        ConcurrentPublishError,
+        match=(
+            r"metadata.json was changed by another writer during this publish \(conditional write rejected\); "
+            r"retry the publish; nothing was committed by this publish: metadata.json points to release "
+            + str(first.release_id)
+            + r"; live files restored: fp_a, fp_b"
+        ),
+    ):
         do_publish(harness, build(tmp_path, 2), registry, on_event=sink)
 
     assert harness.read(f"dev/{PKG}/metadata.json") == foreign_bytes  # the other writer's commit stands
@@ -154,8 +163,10 @@ def test_two_racing_publishes_one_wins_and_the_store_stays_consistent(
 ) -> None:
     do_publish(harness, build(tmp_path, 1, ("fp_a", "fp_b", "fp_c")), registry)
     for round_ in range(3):
-        builds = [build(tmp_path, 10 * round_ + 2, ("fp_a", "fp_b", "fp_c")),
-                  build(tmp_path, 10 * round_ + 3, ("fp_a", "fp_b", "fp_c"))]
+        builds = [
+            build(tmp_path, 10 * round_ + 2, ("fp_a", "fp_b", "fp_c")),
+            build(tmp_path, 10 * round_ + 3, ("fp_a", "fp_b", "fp_c")),
+        ]
         outcomes = race(harness, registry, builds)
         errors = [o for o in outcomes if isinstance(o, Exception)]
         wins = [o for o in outcomes if not isinstance(o, Exception)]
@@ -164,9 +175,7 @@ def test_two_racing_publishes_one_wins_and_the_store_stays_consistent(
             assert isinstance(err, ConcurrentPublishError), repr(err)
             assert "retry" in str(err)
         meta = assert_consistent(harness)
-        winner_versions = {
-            json.loads((b.dags_dir / "metadata.json").read_text())["dags"][0]["sha256"] for b in builds
-        }
+        winner_versions = {json.loads((b.dags_dir / "metadata.json").read_text())["dags"][0]["sha256"] for b in builds}
         assert meta["dags"][0]["sha256"] in winner_versions
 
 
@@ -179,12 +188,22 @@ def test_a_failed_live_write_restores_the_previous_release(registry: FakeRegistr
     (root / "dev" / PKG / "dags" / "zz_new.py" / ".keep").write_text("")
     before = harness.snapshot()
 
-    with pytest.raises(StoreError, match=(
-        r"writing 'file://.*/dags/zz_new.py': .*Is a directory.*; nothing was committed by this publish: "
-        r"metadata.json points to release " + str(first.release_id) + r"; live files restored: fp_a"
-    )):
-        do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2), "fp_b": dag_source("fp_b", 1),
-                                                        "zz_new": dag_source("zz_new")}), registry)
+    with pytest.raises(
+        StoreError,
+        match=(
+            r"writing 'file://.*/dags/zz_new.py': .*Is a directory.*; nothing was committed by this publish: "
+            r"metadata.json points to release " + str(first.release_id) + r"; live files restored: fp_a"
+        ),
+    ):
+        do_publish(
+            harness,
+            write_build(
+                tmp_path,
+                PKG,
+                {"fp_a": dag_source("fp_a", 2), "fp_b": dag_source("fp_b", 1), "zz_new": dag_source("zz_new")},
+            ),
+            registry,
+        )
 
     assert harness.snapshot() == before  # every byte as it was, the unfinished release removed
 
@@ -201,15 +220,34 @@ def test_two_racing_processes_one_wins_and_the_store_stays_consistent(
     harness: Harness, registry: FakeRegistry, tmp_path: Path
 ) -> None:
     do_publish(harness, build(tmp_path, 1), registry)
-    env = {**os.environ, "DAG_BUCKET": harness.url,
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path])}
+    env = {
+        **os.environ,
+        "DAG_BUCKET": harness.url,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path]),
+    }
     for round_ in range(2):
         builds = [build(tmp_path, 10 * round_ + 2), build(tmp_path, 10 * round_ + 3)]
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", RUNNER, "--package", PKG, "--dags-dir", str(b.dags_dir),
-                 "--image-layout", str(b.layout), "--image-digest-file", str(b.digest_file), "--output", "json"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                [
+                    sys.executable,
+                    "-c",
+                    RUNNER,
+                    "--package",
+                    PKG,
+                    "--dags-dir",
+                    str(b.dags_dir),
+                    "--image-layout",
+                    str(b.layout),
+                    "--image-digest-file",
+                    str(b.digest_file),
+                    "--output",
+                    "json",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for b in builds
         ]

@@ -48,16 +48,31 @@ def make_layout(layout: Path, label: str) -> str:
         tar.addfile(info, io.BytesIO(body))
     layer = _blob(layout, gzip.compress(raw.getvalue(), mtime=0))
     layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
-    config = _blob(layout, json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]},
-        "config": {},
-    }, sort_keys=True).encode())
+    config = _blob(
+        layout,
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]},
+                "config": {},
+            },
+            sort_keys=True,
+        ).encode(),
+    )
     config["mediaType"] = "application/vnd.oci.image.config.v1+json"
-    manifest = _blob(layout, json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": config, "layers": [layer],
-    }, sort_keys=True).encode())
+    manifest = _blob(
+        layout,
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config,
+                "layers": [layer],
+            },
+            sort_keys=True,
+        ).encode(),
+    )
     manifest["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest]}))
@@ -74,8 +89,9 @@ def real_build(tmp_path: Path, server: object, label: str, version: int = 1):
     repository = server.repository(f"etl/{PKG}")  # type: ignore[attr-defined]
     probe = tmp_path / f"probe-{label}"
     digest = make_layout(probe, label)
-    build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", version, digest=digest)},
-                        digest=digest, repository=repository)
+    build = write_build(
+        tmp_path, PKG, {"fp_a": dag_source("fp_a", version, digest=digest)}, digest=digest, repository=repository
+    )
     # replace the placeholder layout with the real one
     for item in build.layout.iterdir():
         item.unlink()
@@ -83,9 +99,7 @@ def real_build(tmp_path: Path, server: object, label: str, version: int = 1):
     return build
 
 
-def test_push_happens_before_any_dag_write_and_no_push_verifies(
-    oci_registry: object, tmp_path: Path
-) -> None:
+def test_push_happens_before_any_dag_write_and_no_push_verifies(oci_registry: object, tmp_path: Path) -> None:
     root = tmp_path / "store"
     harness = Harness(kind="file", url=root.as_uri(), root=root)
     registry = OcitoolRegistry()
@@ -111,7 +125,10 @@ def test_push_happens_before_any_dag_write_and_no_push_verifies(
     # an image that was never pushed fails the publish, and the store keeps the last release
     missing = real_build(tmp_path, oci_registry, "never-pushed")
     before = harness.snapshot()
-    with pytest.raises(ImageError, match=r"127\.0\.0\.1:\d+/etl/file_processing@sha256:[0-9a-f]{64}' is not in the "
-                       r"registry and pushing is off"):
+    with pytest.raises(
+        ImageError,
+        match=r"127\.0\.0\.1:\d+/etl/file_processing@sha256:[0-9a-f]{64}' is not in the "
+        r"registry and pushing is off",
+    ):
         do_publish(harness, missing, registry, push=False)
     assert harness.snapshot() == before

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from storecontract.limits import LimitError
 
 from publisher import (
     BuildOutputError,
@@ -20,8 +21,6 @@ from publisher import (
 )
 from publisher.build import load_build_output
 from publisher.publish import decommission_package
-from storecontract.limits import LimitError
-
 from publisher.tests.helpers import (
     FakeRegistry,
     Harness,
@@ -58,16 +57,24 @@ def test_first_publish_writes_release_then_commits(harness: Harness, registry: F
     assert meta_bytes is not None and meta_bytes.endswith(b"}\n")
     meta = json.loads(meta_bytes)
     assert meta["env"] == "dev"
-    assert meta["release"] == {"id": rid, "previous": None, "published_at": meta["release"]["published_at"],
-                               "image_tag": "v1.0.0",
-                               "bundle": {"key": f"releases/{rid}.tar", "sha256": hashlib.sha256(bundle).hexdigest(),
-                                          "size": len(bundle)}}
+    assert meta["release"] == {
+        "id": rid,
+        "previous": None,
+        "published_at": meta["release"]["published_at"],
+        "image_tag": "v1.0.0",
+        "bundle": {"key": f"releases/{rid}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)},
+    }
     assert [d["dag_id"] for d in meta["dags"]] == DAGS
     assert harness.read(f"dev/{PKG}/releases/{rid}.json") == meta_bytes
-    assert rid.split("-")[1] == hashlib.sha256(
-        json.dumps({k: v for k, v in meta.items() if k not in ("env", "release")}, sort_keys=True, indent=2).encode()
-        + b"\n"
-    ).hexdigest()[:8]
+    assert (
+        rid.split("-")[1]
+        == hashlib.sha256(
+            json.dumps(
+                {k: v for k, v in meta.items() if k not in ("env", "release")}, sort_keys=True, indent=2
+            ).encode()
+            + b"\n"
+        ).hexdigest()[:8]
+    )
     assert set(harness.snapshot()) >= {f"dev/{PKG}/metadata.json"}
 
     if harness.kind == "s3":
@@ -133,11 +140,11 @@ def test_one_changed_dag_is_one_upload_plus_metadata(harness: Harness, registry:
     if harness.kind == "s3":
         # The 4 object writes; nothing else.
         prefix = f"/{harness.bucket}/"
-        writes = [(m, p[len(prefix):]) for m, p in requests if m in ("PUT", "DELETE")]
+        writes = [(m, p[len(prefix) :]) for m, p in requests if m in ("PUT", "DELETE")]
         assert sorted(writes) == sorted([("PUT", k) for k in uploads])
         # Reads: one GET of metadata.json (the plan, and the ETag the commit's If-Match uses). No
         # listing, and no other package is read: this release introduces no dag_id.
-        reads = [(m, p[len(prefix):]) for m, p in requests if m not in ("PUT", "DELETE")]
+        reads = [(m, p[len(prefix) :]) for m, p in requests if m not in ("PUT", "DELETE")]
         assert reads == [("GET", f"dev/{PKG}/metadata.json")], requests
         assert len(requests) == 5
 
@@ -168,8 +175,11 @@ def test_mass_delete_is_refused_unless_allowed(harness: Harness, registry: FakeR
     before = harness.snapshot()
     mark = harness.mark()
 
-    with pytest.raises(MassDeleteError, match=r"refusing to remove 3 of the 4 DAGs of package 'file_processing' "
-                       r"in env 'dev' \(fp_hourly_ingest, fp_monthly, fp_weekly_report\).*--allow-mass-delete"):
+    with pytest.raises(
+        MassDeleteError,
+        match=r"refusing to remove 3 of the 4 DAGs of package 'file_processing' "
+        r"in env 'dev' \(fp_hourly_ingest, fp_monthly, fp_weekly_report\).*--allow-mass-delete",
+    ):
         do_publish(harness, v1(tmp_path, ["fp_daily_profile"]), registry)
     assert harness.snapshot() == before
     if harness.kind == "s3":
@@ -192,10 +202,13 @@ def test_dag_id_owned_by_another_package_is_refused_before_any_write(
     pushes = len(registry.pushes)
 
     build = write_build(tmp_path, PKG, {"fp_daily_profile": dag_source("a"), "shared_daily": dag_source("b")})
-    with pytest.raises(DagIdCollisionError, match=(
-        r"package 'file_processing' cannot publish in env 'dev': dag_id 'shared_daily' is owned by "
-        r"package 'data_pipeline' \(.*dev/data_pipeline/metadata.json\).*globally unique"
-    )):
+    with pytest.raises(
+        DagIdCollisionError,
+        match=(
+            r"package 'file_processing' cannot publish in env 'dev': dag_id 'shared_daily' is owned by "
+            r"package 'data_pipeline' \(.*dev/data_pipeline/metadata.json\).*globally unique"
+        ),
+    ):
         do_publish(harness, build, registry)
 
     assert harness.snapshot() == before
@@ -209,7 +222,9 @@ def test_dag_id_owned_by_another_package_is_refused_before_any_write(
     assert do_publish(harness, build, registry).outcome == "published"
 
 
-def test_republish_with_no_new_dag_id_reads_no_other_package(s3: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+def test_republish_with_no_new_dag_id_reads_no_other_package(
+    s3: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
     do_publish(s3, write_build(tmp_path, "data_pipeline", {"dp_daily": dag_source("dp_daily")}), registry)
     do_publish(s3, write_build(tmp_path, "observability", {"obs_daily": dag_source("obs_daily")}), registry)
     first_mark = s3.mark()
@@ -239,10 +254,13 @@ def test_new_dag_id_owned_by_another_package_is_refused_on_republish(
     mark = harness.mark()
 
     build = v1(tmp_path, [*DAGS, "dp_daily"])  # our ids plus one that data_pipeline owns
-    with pytest.raises(DagIdCollisionError, match=(
-        r"package 'file_processing' cannot publish in env 'dev': dag_id 'dp_daily' is owned by "
-        r"package 'data_pipeline' \(.*dev/data_pipeline/metadata.json\)"
-    )):
+    with pytest.raises(
+        DagIdCollisionError,
+        match=(
+            r"package 'file_processing' cannot publish in env 'dev': dag_id 'dp_daily' is owned by "
+            r"package 'data_pipeline' \(.*dev/data_pipeline/metadata.json\)"
+        ),
+    ):
         do_publish(harness, build, registry)
 
     assert harness.snapshot() == before
@@ -333,7 +351,9 @@ def test_utf8_with_or_without_bom_and_a_utf8_declaration_pass(tmp_path: Path) ->
         "fp_plain": "x = 'café'\n".encode(),
     }
     build = write_build(tmp_path, PKG, dags)
-    assert sorted(load_build_output(build.dags_dir, package=PKG, image_digest_file=build.digest_file).dags) == sorted(dags)
+    assert sorted(load_build_output(build.dags_dir, package=PKG, image_digest_file=build.digest_file).dags) == sorted(
+        dags
+    )
 
 
 def test_image_missing_with_no_push_fails_before_store_writes(
@@ -341,10 +361,13 @@ def test_image_missing_with_no_push_fails_before_store_writes(
 ) -> None:
     build = v1(tmp_path)
     mark = harness.mark()
-    with pytest.raises(ImageError, match=(
-        r"image 'registry.example.com/etl/file_processing@sha256:[0-9a-f]{64}' is not in the registry "
-        r"and pushing is off"
-    )):
+    with pytest.raises(
+        ImageError,
+        match=(
+            r"image 'registry.example.com/etl/file_processing@sha256:[0-9a-f]{64}' is not in the registry "
+            r"and pushing is off"
+        ),
+    ):
         do_publish(harness, build, registry, push=False)
     assert registry.checks == [(build.repository, build.digest)]
     assert harness.snapshot() == {}
@@ -371,19 +394,27 @@ def test_repository_flag_is_the_prefix_the_dags_pin(harness: Harness, registry: 
 
 def test_repository_flag_must_match_the_rendered_dags(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
     repository = "other.example/etl"
-    with pytest.raises(UsageError, match=rf"^invalid flag: --repository/IMAGE_REPOSITORY {repository!r} \(the registry "
-                       r"prefix\): the DAGs pin 'registry.example.com/etl/file_processing' \(metadata.json "
-                       r"image.repository\), built with --//tools/bazel:image_repository=registry.example.com/etl; "
-                       rf"rebuild with --//tools/bazel:image_repository={repository}, or unset IMAGE_REPOSITORY$"):
+    with pytest.raises(
+        UsageError,
+        match=rf"^invalid flag: --repository/IMAGE_REPOSITORY {repository!r} \(the registry "
+        r"prefix\): the DAGs pin 'registry.example.com/etl/file_processing' \(metadata.json "
+        r"image.repository\), built with --//tools/bazel:image_repository=registry.example.com/etl; "
+        rf"rebuild with --//tools/bazel:image_repository={repository}, or unset IMAGE_REPOSITORY$",
+    ):
         do_publish(harness, v1(tmp_path), registry, repository=repository)
     assert harness.snapshot() == {}
 
 
-def test_repository_flag_is_never_the_packages_repository(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
+def test_repository_flag_is_never_the_packages_repository(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
     # IMAGE_REPOSITORY has one meaning, the prefix: the per-package repository is refused with the fix.
-    with pytest.raises(UsageError, match=r"^invalid flag: --repository/IMAGE_REPOSITORY "
-                       r"'registry.example.com/etl/file_processing' is the package's repository; it means the "
-                       r"registry prefix: set it to 'registry.example.com/etl' \(images live at <prefix>/<package>\)$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^invalid flag: --repository/IMAGE_REPOSITORY "
+        r"'registry.example.com/etl/file_processing' is the package's repository; it means the "
+        r"registry prefix: set it to 'registry.example.com/etl' \(images live at <prefix>/<package>\)$",
+    ):
         do_publish(harness, v1(tmp_path), registry, repository="registry.example.com/etl/file_processing")
     assert harness.snapshot() == {}
 
@@ -408,7 +439,9 @@ def test_build_output_checks_hashes_and_digest_file(tmp_path: Path) -> None:
         load_build_output(build.dags_dir, package=PKG)
     other = v1(tmp_path)
     other.digest_file.write_text(digest_of("something else") + "\n")
-    with pytest.raises(BuildOutputError, match=r"differs from .* \(the DAGs and the image come from different builds\)"):
+    with pytest.raises(
+        BuildOutputError, match=r"differs from .* \(the DAGs and the image come from different builds\)"
+    ):
         load_build_output(other.dags_dir, package=PKG, image_digest_file=other.digest_file)
     extra = v1(tmp_path)
     (extra.dags_dir / "dags" / "stray.py").write_text("x = 1\n")
@@ -445,10 +478,13 @@ def test_decommission_then_republish_brings_the_package_back(
 ) -> None:
     first = do_publish(harness, v1(tmp_path), registry)
     store = harness.store()
-    with pytest.raises(MassDeleteError, match=(
-        r"refusing to decommission package 'file_processing' in env 'dev': it removes all 3 of its DAGs "
-        r"from Airflow; pass --allow-mass-delete if this is intended"
-    )):
+    with pytest.raises(
+        MassDeleteError,
+        match=(
+            r"refusing to decommission package 'file_processing' in env 'dev': it removes all 3 of its DAGs "
+            r"from Airflow; pass --allow-mass-delete if this is intended"
+        ),
+    ):
         decommission_package(store=store, env="dev", package=PKG, allow_mass_delete=False)
     assert harness.read(f"dev/{PKG}/REMOVED") is None
 
@@ -498,12 +534,19 @@ def test_file_store_modes_do_not_depend_on_the_umask(tmp_path: Path, umask: int)
     }
 
 
-@pytest.mark.parametrize(("files", "message"), [
-    ({"fp_huge": dag_source("fp_huge") + "#" * (5 * 1024 * 1024)},
-     r"lists a DAG file of \d+ bytes, more than the 5242880 allowed \(storecontract/limits.py DAG_FILE_MAX_BYTES\)"),
-    ({f"fp_{i:04d}": dag_source(f"fp_{i:04d}") for i in range(2001)},
-     r"lists 2001 DAGs, more than the 2000 a release may have"),
-])
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {"fp_huge": dag_source("fp_huge") + "#" * (5 * 1024 * 1024)},
+            r"lists a DAG file of \d+ bytes, more than the 5242880 allowed \(storecontract/limits.py DAG_FILE_MAX_BYTES\)",
+        ),
+        (
+            {f"fp_{i:04d}": dag_source(f"fp_{i:04d}") for i in range(2001)},
+            r"lists 2001 DAGs, more than the 2000 a release may have",
+        ),
+    ],
+)
 def test_a_release_over_the_store_limits_is_refused_before_any_write(
     harness: Harness, registry: FakeRegistry, tmp_path: Path, files: dict[str, str], message: str
 ) -> None:

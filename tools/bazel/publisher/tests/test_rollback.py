@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from storecontract import PackageKeys, write_bundle
 
 from publisher import (
     DagIdCollisionError,
@@ -13,8 +14,6 @@ from publisher import (
     ReleaseNotFoundError,
     list_releases,
 )
-from storecontract import PackageKeys, write_bundle
-
 from publisher.tests.helpers import (
     FakeRegistry,
     Harness,
@@ -31,12 +30,17 @@ PKG = "file_processing"
 def test_rollback_restores_the_previous_files_byte_for_byte(
     harness: Harness, registry: FakeRegistry, tmp_path: Path
 ) -> None:
-    v1 = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 1), "fp_b": dag_source("fp_b", 1),
-                                     "fp_c": dag_source("fp_c", 1)})
+    v1 = write_build(
+        tmp_path, PKG, {"fp_a": dag_source("fp_a", 1), "fp_b": dag_source("fp_b", 1), "fp_c": dag_source("fp_c", 1)}
+    )
     first = do_publish(harness, v1, registry)
     v1_meta = harness.metadata("dev", PKG)
-    v2 = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a", 2), "fp_b": dag_source("fp_b", 1),
-                                     "fp_new": dag_source("fp_new", 1)}, digest=digest_of("image-2"))
+    v2 = write_build(
+        tmp_path,
+        PKG,
+        {"fp_a": dag_source("fp_a", 2), "fp_b": dag_source("fp_b", 1), "fp_new": dag_source("fp_new", 1)},
+        digest=digest_of("image-2"),
+    )
     second = do_publish(harness, v2, registry)
     assert harness.read(f"dev/{PKG}/dags/fp_c.py") is None
 
@@ -71,10 +75,13 @@ def test_rollback_restores_the_previous_files_byte_for_byte(
 
 def test_rollback_to_an_unknown_release_fails_clearly(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
     do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")}), registry)
-    with pytest.raises(ReleaseNotFoundError, match=(
-        r"release '20200101T000000Z-00000000' of package 'file_processing' in env 'dev' is not stored "
-        r"\(.*/dev/file_processing/releases/20200101T000000Z-00000000\.json\); see --list-releases"
-    )):
+    with pytest.raises(
+        ReleaseNotFoundError,
+        match=(
+            r"release '20200101T000000Z-00000000' of package 'file_processing' in env 'dev' is not stored "
+            r"\(.*/dev/file_processing/releases/20200101T000000Z-00000000\.json\); see --list-releases"
+        ),
+    ):
         do_rollback(harness, PKG, "20200101T000000Z-00000000", registry)
 
 
@@ -95,9 +102,12 @@ def test_rollback_refuses_a_damaged_release(harness: Harness, registry: FakeRegi
     key = f"dev/{PKG}/releases/{first.release_id}.tar"
     good = harness.read(key)
     harness.store().put(key, write_bundle({"fp_a": b"tampered = 1\n"}))
-    with pytest.raises(ReleaseNotFoundError, match=(
-        r"release '.*' is damaged: .*releases/.*\.tar has sha256 '[0-9a-f]{64}' and \d+ bytes, its metadata says"
-    )):
+    with pytest.raises(
+        ReleaseNotFoundError,
+        match=(
+            r"release '.*' is damaged: .*releases/.*\.tar has sha256 '[0-9a-f]{64}' and \d+ bytes, its metadata says"
+        ),
+    ):
         do_rollback(harness, PKG, str(first.release_id), registry)
     harness.store().delete(key)
     with pytest.raises(ReleaseNotFoundError, match=r"is incomplete: .*releases/.*\.tar is missing"):
@@ -108,8 +118,9 @@ def test_rollback_refuses_a_damaged_release(harness: Harness, registry: FakeRegi
 
 
 def test_rollback_runs_the_collision_guard(harness: Harness, registry: FakeRegistry, tmp_path: Path) -> None:
-    first = do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a"), "fp_b": dag_source("b")}),
-                       registry)
+    first = do_publish(
+        harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a"), "fp_b": dag_source("b")}), registry
+    )
     do_publish(harness, write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")}), registry)
     do_publish(harness, write_build(tmp_path, "data_pipeline", {"fp_b": dag_source("taken")}), registry)
     with pytest.raises(DagIdCollisionError, match=r"dag_id 'fp_b' is owned by package 'data_pipeline'"):

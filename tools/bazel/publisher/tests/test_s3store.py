@@ -17,24 +17,41 @@ from typing import Any
 import boto3
 import pytest
 from retrypolicy import RetryPolicy
+from s3http.tests.awkward import AWKWARD_KEYS
 
 from publisher import _s3store
 from publisher._s3store import S3Store
 from publisher.errors import PreconditionFailedError, StoreError
 from publisher.tests.helpers import Harness
-from s3http.tests.awkward import AWKWARD_KEYS
 from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-ADMIN = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}]}
-TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
-AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
-            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-            "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CA_BUNDLE")
+ADMIN = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}],
+}
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+}
+AWS_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CA_BUNDLE",
+)
 
 
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> None:
@@ -48,8 +65,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -
 
 
 def test_bad_endpoint_is_refused_when_the_store_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _clean_env(monkeypatch, tmp_path, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_ENDPOINT_URL_S3="s3-only:9000")
-    with pytest.raises(StoreError, match=r"^opening 's3://my-dags': invalid AWS_ENDPOINT_URL 's3-only:9000': must be an http"):
+    _clean_env(
+        monkeypatch, tmp_path, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_ENDPOINT_URL_S3="s3-only:9000"
+    )
+    with pytest.raises(
+        StoreError, match=r"^opening 's3://my-dags': invalid AWS_ENDPOINT_URL 's3-only:9000': must be an http"
+    ):
         S3Store(bucket="my-dags")
 
 
@@ -65,8 +86,13 @@ def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoSer
         server_cm = moto_server(log_dir=tmp_path_factory.mktemp("iam-moto"))
         server = server_cm.__enter__()
     try:
-        iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         keys: dict[str, Any] = {}
         for user, policy in (("admin", ADMIN), ("nobody", None)):
             iam.create_user(UserName=user)
@@ -82,15 +108,22 @@ def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoSer
         temp = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="publish")["Credentials"]
         keys["role"] = (temp["AccessKeyId"], temp["SecretAccessKey"], temp["SessionToken"])
         boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1", **admin).create_bucket(
-            Bucket="dags-auth")
+            Bucket="dags-auth"
+        )
         yield server, keys
     finally:
         server_cm.__exit__(None, None, None)
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: MotoServer, key: tuple[str, ...]) -> S3Store:
-    _clean_env(monkeypatch, tmp_path, AWS_ENDPOINT_URL=server.endpoint_url, AWS_DEFAULT_REGION="us-east-1",
-               AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1])
+    _clean_env(
+        monkeypatch,
+        tmp_path,
+        AWS_ENDPOINT_URL=server.endpoint_url,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID=key[0],
+        AWS_SECRET_ACCESS_KEY=key[1],
+    )
     if len(key) > 2:
         monkeypatch.setenv("AWS_SESSION_TOKEN", key[2])
     return S3Store(bucket="dags-auth")
@@ -129,8 +162,11 @@ def test_wrong_secret_and_missing_policy_fail_with_one_clear_line(
 ) -> None:
     server, keys = iam_moto
     store = _use(monkeypatch, tmp_path, server, (keys["admin"][0], "wrong-secret"))
-    with pytest.raises(StoreError, match=r"^writing 's3://dags-auth/dev/x.py': SignatureDoesNotMatch: .*"
-                                         r"\(check the AWS credentials in use\)$"):
+    with pytest.raises(
+        StoreError,
+        match=r"^writing 's3://dags-auth/dev/x.py': SignatureDoesNotMatch: .*"
+        r"\(check the AWS credentials in use\)$",
+    ):
         store.put("dev/x.py", b"x")
     with pytest.raises(StoreError, match=r"^listing 's3://dags-auth/dev/': SignatureDoesNotMatch"):
         list(store.iter_objects("dev/"))
@@ -148,7 +184,8 @@ def test_botocore_fallback_reads_a_shared_credentials_file(
     _clean_env(monkeypatch, tmp_path, AWS_ENDPOINT_URL=server.endpoint_url, AWS_PROFILE="publisher")
     (tmp_path / "credentials").write_text(
         f"[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n"
-        f"[publisher]\naws_access_key_id = {keys['admin'][0]}\naws_secret_access_key = {keys['admin'][1]}\n")
+        f"[publisher]\naws_access_key_id = {keys['admin'][0]}\naws_secret_access_key = {keys['admin'][1]}\n"
+    )
     (tmp_path / "config").write_text("[profile publisher]\nregion = eu-west-1\n")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
@@ -163,8 +200,11 @@ def test_botocore_fallback_reads_a_shared_credentials_file(
 def test_no_credentials_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _clean_env(monkeypatch, tmp_path, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_REGION="us-east-1")
     store = S3Store(bucket="dags")
-    with pytest.raises(StoreError, match=r"^reading 's3://dags/dev/x.py': no AWS credentials found \(set "
-                                         r"AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"):
+    with pytest.raises(
+        StoreError,
+        match=r"^reading 's3://dags/dev/x.py': no AWS credentials found \(set "
+        r"AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+    ):
         store.get("dev/x.py")
 
 
@@ -180,7 +220,9 @@ def test_conditional_writes_and_missing_objects(s3: Harness) -> None:
         store.put("dev/p/a.json", b"2", if_none_match=True)
     with pytest.raises(PreconditionFailedError):
         store.put("dev/p/a.json", b"2", if_match="0" * 32)
-    with pytest.raises(PreconditionFailedError, match=r"^writing .*none.json': precondition failed \(the object is gone\)$"):
+    with pytest.raises(
+        PreconditionFailedError, match=r"^writing .*none.json': precondition failed \(the object is gone\)$"
+    ):
         store.put("dev/p/none.json", b"2", if_match=first)
     second = store.put("dev/p/a.json", b"2", if_match=first)
     assert second != first
@@ -232,7 +274,9 @@ def test_a_publish_with_env_credentials_does_not_import_botocore(s3: Harness) ->
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("botocore", "boto3", "urllib3")))
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    out = subprocess.run([sys.executable, "-c", child], check=False, env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", child], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -258,15 +302,21 @@ def test_retries_redirects_and_connection_errors(s3: Harness, monkeypatch: pytes
             store.get("dev/p/c.py")
         assert sum("/dev/p/c.py" in p for p in faults.seen) == 1
         faults.add("/dev/p/e.py", 412, "PreconditionFailed", 1)
-        with pytest.raises(PreconditionFailedError, match=r"^copying 's3://.*/dev/p/a.py' to .*/dev/p/e.py': "
-                                                          r"precondition failed \(injected\)$"):
+        with pytest.raises(
+            PreconditionFailedError,
+            match=r"^copying 's3://.*/dev/p/a.py' to .*/dev/p/e.py': "
+            r"precondition failed \(injected\)$",
+        ):
             store.copy("dev/p/a.py", "dev/p/e.py", src_etag=got.etag)
         faults.add("/dev/p/f.py", 200, "InternalError", 1)  # S3 can fail a copy after its 200 status line
         assert store.copy("dev/p/a.py", "dev/p/f.py", src_etag=got.etag) == got.etag
         assert sum("/dev/p/f.py" in p for p in faults.seen) == 2
         faults.add("/dev/p/d.py", 301, "PermanentRedirect", 1, {"x-amz-bucket-region": "eu-west-2"})
-        with pytest.raises(StoreError, match=r"^reading .*/dev/p/d.py': bucket 'dags-[0-9a-f]+' is in region "
-                                             r"'eu-west-2', not 'us-east-1'; set AWS_REGION=eu-west-2$"):
+        with pytest.raises(
+            StoreError,
+            match=r"^reading .*/dev/p/d.py': bucket 'dags-[0-9a-f]+' is in region "
+            r"'eu-west-2', not 'us-east-1'; set AWS_REGION=eu-west-2$",
+        ):
             store.get("dev/p/d.py")
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # the proxy is gone: connection refused
     with pytest.raises(StoreError, match=r"^reading .*/dev/p/a.py': ConnectionRefusedError: .*after 3 attempts"):

@@ -21,7 +21,6 @@ from publisher.cli import main
 from publisher.tests.helpers import FakeRegistry, write_build
 from tools.testing.servers import free_port
 
-
 PKG = "file_processing"
 # A task that templates {{ ds }}: it fails at render time unless the run has a logical date.
 DAG = (
@@ -74,16 +73,34 @@ def api_get(url: str, password: str, path: str) -> dict:
         return json.loads(response.read())
 
 
-def _publish(store: Path, url: str, password: str, build_root: Path, dags: dict[str, str], smoke: str,
-             *extra: str) -> tuple[int, str, str]:
+def _publish(
+    store: Path, url: str, password: str, build_root: Path, dags: dict[str, str], smoke: str, *extra: str
+) -> tuple[int, str, str]:
     build = write_build(build_root, PKG, dags)
     out, err = io.StringIO(), io.StringIO()
     code = main(
-        ["--package", PKG, "--dags-dir", str(build.dags_dir), "--image-layout", str(build.layout),
-         "--image-digest-file", str(build.digest_file), "--smoke", smoke, *extra],
-        environ={"DAG_BUCKET": store.as_uri(), "AIRFLOW_API_URL": url, "AIRFLOW_USERNAME": "admin",
-                 "AIRFLOW_PASSWORD": password},
-        registry=FakeRegistry(), stdout=out, stderr=err,
+        [
+            "--package",
+            PKG,
+            "--dags-dir",
+            str(build.dags_dir),
+            "--image-layout",
+            str(build.layout),
+            "--image-digest-file",
+            str(build.digest_file),
+            "--smoke",
+            smoke,
+            *extra,
+        ],
+        environ={
+            "DAG_BUCKET": store.as_uri(),
+            "AIRFLOW_API_URL": url,
+            "AIRFLOW_USERNAME": "admin",
+            "AIRFLOW_PASSWORD": password,
+        },
+        registry=FakeRegistry(),
+        stdout=out,
+        stderr=err,
     )
     return code, out.getvalue(), err.getvalue()
 
@@ -92,8 +109,20 @@ def test_smoke_runs_the_dag_with_a_logical_date_and_waits_for_success(
     airflow: tuple[str, Path, str], tmp_path: Path
 ) -> None:
     url, store, password = airflow
-    code, out, err = _publish(store, url, password, tmp_path, {"fp_smoke": DAG.format(dag_id="fp_smoke")},
-                              "fp_smoke", "--smoke-conf", '{"rows": 3}', "--timeout", "240", "--output", "json")
+    code, out, err = _publish(
+        store,
+        url,
+        password,
+        tmp_path,
+        {"fp_smoke": DAG.format(dag_id="fp_smoke")},
+        "fp_smoke",
+        "--smoke-conf",
+        '{"rows": 3}',
+        "--timeout",
+        "240",
+        "--output",
+        "json",
+    )
     assert code == 0, err
     smoke = json.loads(out)["smoke"]
     assert smoke["dag_id"] == "fp_smoke" and smoke["run_id"].startswith("manual__")
@@ -108,8 +137,16 @@ def test_smoke_runs_the_dag_with_a_logical_date_and_waits_for_success(
 
 def test_smoke_failed_task_exits_1_with_the_log_tail(airflow: tuple[str, Path, str], tmp_path: Path) -> None:
     url, store, password = airflow
-    code, out, err = _publish(store, url, password, tmp_path, {"fp_smoke": DAG.format(dag_id="fp_smoke"), "fp_failing": FAILING.format(dag_id="fp_failing")},
-                              "fp_failing", "--timeout", "240")
+    code, _out, err = _publish(
+        store,
+        url,
+        password,
+        tmp_path,
+        {"fp_smoke": DAG.format(dag_id="fp_smoke"), "fp_failing": FAILING.format(dag_id="fp_failing")},
+        "fp_failing",
+        "--timeout",
+        "240",
+    )
     assert code == 1, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("publish: error: release ") and ", but the smoke run failed: run manual__" in last
@@ -121,22 +158,40 @@ def test_smoke_failed_task_exits_1_with_the_log_tail(airflow: tuple[str, Path, s
 def test_smoke_timeout_says_what_was_last_seen(airflow: tuple[str, Path, str], tmp_path: Path) -> None:
     url, store, password = airflow
     broken = "import does_not_exist_anywhere\n" + DAG.format(dag_id="fp_never_parsed")
-    code, _, err = _publish(store, url, password, tmp_path,
-                            {"fp_smoke": DAG.format(dag_id="fp_smoke"), "fp_never_parsed": broken},
-                            "fp_never_parsed", "--timeout", "6")
+    code, _, err = _publish(
+        store,
+        url,
+        password,
+        tmp_path,
+        {"fp_smoke": DAG.format(dag_id="fp_smoke"), "fp_never_parsed": broken},
+        "fp_never_parsed",
+        "--timeout",
+        "6",
+    )
     assert code == 1
     last = err.strip().splitlines()[-1]
-    assert last.startswith("publish: error: release ") and ", but the smoke run failed: timed out after 6s waiting " \
-        "for Airflow to parse the published 'fp_never_parsed'; last seen: Airflow does not know dag " \
-        "'fp_never_parsed' yet (404)" in last
+    assert (
+        last.startswith("publish: error: release ")
+        and ", but the smoke run failed: timed out after 6s waiting "
+        "for Airflow to parse the published 'fp_never_parsed'; last seen: Airflow does not know dag "
+        "'fp_never_parsed' yet (404)"
+        in last
+    )
 
 
 def test_smoke_config_never_shows_secrets() -> None:
     from publisher.errors import UsageError
     from publisher.smoke import smoke_config_from_env
 
-    config = smoke_config_from_env({"AIRFLOW_API_URL": "http://af:8080", "AIRFLOW_API_TOKEN": "tok-123",
-                                    "AIRFLOW_PASSWORD": "pw-456", "AIRFLOW_USERNAME": "u"}, timeout=5)
+    config = smoke_config_from_env(
+        {
+            "AIRFLOW_API_URL": "http://af:8080",
+            "AIRFLOW_API_TOKEN": "tok-123",
+            "AIRFLOW_PASSWORD": "pw-456",
+            "AIRFLOW_USERNAME": "u",
+        },
+        timeout=5,
+    )
     assert "tok-123" not in repr(config) and "pw-456" not in repr(config)
     with pytest.raises(UsageError, match=r"AIRFLOW_API_URL 'http://\*\*\*@af:8080': put no credentials in the URL"):
         smoke_config_from_env({"AIRFLOW_API_URL": "http://user:hunter2@af:8080"}, timeout=5)
@@ -152,6 +207,11 @@ def test_a_run_without_tasks_is_not_a_success(airflow: tuple[str, Path, str]) ->
     url, store, password = airflow
     source = (store / "dev" / PKG / "dags" / "fp_smoke.py").read_bytes()  # published by the tests above
     config = SmokeConfig(api_url=url, username="admin", password=password, timeout=240, run_timeout=120)
-    with pytest.raises(SmokeError, match=r"ended success: no task ran: a run whose logical date "
-                                         r"\(2020-01-01T00:00:00Z\) is before the DAG's start_date"):
-        run_smoke(config, dag_id="fp_smoke", source=source, conf={}, logical_date=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    with pytest.raises(
+        SmokeError,
+        match=r"ended success: no task ran: a run whose logical date "
+        r"\(2020-01-01T00:00:00Z\) is before the DAG's start_date",
+    ):
+        run_smoke(
+            config, dag_id="fp_smoke", source=source, conf={}, logical_date=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        )

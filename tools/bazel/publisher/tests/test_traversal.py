@@ -91,7 +91,9 @@ def test_traversal_in_stored_metadata_is_refused_without_writes(s3: Harness, tmp
     """A tampered metadata.json in the store cannot steer keys outside the prefix."""
     store = s3.store()
     evil = {
-        "schema_version": 1, "package": "file_processing", "env": "dev",
+        "schema_version": 1,
+        "package": "file_processing",
+        "env": "dev",
         "image": {"repository": "r/x", "digest": "sha256:" + "a" * 64, "reference": "r/x@sha256:" + "a" * 64},
         "dags": [{"dag_id": "../../prod/file_processing/dags/x", "file": "dags/x.py", "sha256": "b" * 64}],
     }
@@ -99,6 +101,12 @@ def test_traversal_in_stored_metadata_is_refused_without_writes(s3: Harness, tmp
     build = write_build(tmp_path, "file_processing", {"fp_daily": dag_source("fp_daily")})
     mark = s3.mark()
     with pytest.raises(MetadataError, match=r"metadata.json: invalid dag_id '\.\./\.\./prod/file_processing/dags/x'"):
-        publish_build(load_build_output(build.dags_dir, package="file_processing"), store=s3.store(), env="dev",
-                      registry=FakeRegistry(), image_layout=build.layout, options=PublishOptions())
+        publish_build(
+            load_build_output(build.dags_dir, package="file_processing"),
+            store=s3.store(),
+            env="dev",
+            registry=FakeRegistry(),
+            image_layout=build.layout,
+            options=PublishOptions(),
+        )
     assert s3.writes_since(mark) == []

@@ -7,15 +7,16 @@ import io
 import tarfile
 
 import pytest
-
 from storecontract import BundleError, DagEntry, check_member, read_bundle, write_bundle
 
 FILES = {"fp_daily": b"DAG = 1\n", "b" * 120: b"LONG = 1\n"}
 
 
 def entries(files: dict[str, bytes]) -> tuple[DagEntry, ...]:
-    return tuple(DagEntry(dag_id=d, file=f"dags/{d}.py", sha256=hashlib.sha256(b).hexdigest(), size=len(b))
-                 for d, b in sorted(files.items()))
+    return tuple(
+        DagEntry(dag_id=d, file=f"dags/{d}.py", sha256=hashlib.sha256(b).hexdigest(), size=len(b))
+        for d, b in sorted(files.items())
+    )
 
 
 def test_the_same_files_give_the_same_bytes() -> None:
@@ -26,7 +27,8 @@ def test_the_same_files_give_the_same_bytes() -> None:
         members = tar.getmembers()
     assert [m.name for m in members] == sorted(f"dags/{d}.py" for d in FILES)  # a long name survives (pax)
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode, m.type) for m in members} == {
-        (0, 0, 0, "", "", 0o644, tarfile.REGTYPE)}
+        (0, 0, 0, "", "", 0o644, tarfile.REGTYPE)
+    }
 
 
 def test_a_bundle_reads_back_checked() -> None:
@@ -60,13 +62,23 @@ ONE = {"fp_daily": b"DAG = 1\n"}
     ("data", "message"),
     [
         (b"not a tar" * 200, r"^s3://b/x\.tar: not a readable tar"),
-        (_tar(_file("../dags/fp_daily.py", ONE["fp_daily"])),
-         r"member '\.\./dags/fp_daily\.py' \(a regular file\) is not a DAG file listed in metadata\.json$"),
+        (
+            _tar(_file("../dags/fp_daily.py", ONE["fp_daily"])),
+            r"member '\.\./dags/fp_daily\.py' \(a regular file\) is not a DAG file listed in metadata\.json$",
+        ),
         (_tar(_link("dags/fp_daily.py")), r"member 'dags/fp_daily\.py' \(not a regular file\) is not a DAG file"),
-        (_tar(_file("dags/fp_daily.py", ONE["fp_daily"]), _file("dags/fp_daily.py", ONE["fp_daily"])),
-         r"member 'dags/fp_daily\.py' appears twice$"),
-        (_tar(_file("dags/fp_daily.py", b"DAG = 22\n")), r"member 'dags/fp_daily\.py' has 9 bytes, metadata\.json says 8$"),
-        (_tar(_file("dags/fp_daily.py", b"DAG = 2\n")), r"dags/fp_daily\.py has sha256 '.*', metadata\.json says '.*'$"),
+        (
+            _tar(_file("dags/fp_daily.py", ONE["fp_daily"]), _file("dags/fp_daily.py", ONE["fp_daily"])),
+            r"member 'dags/fp_daily\.py' appears twice$",
+        ),
+        (
+            _tar(_file("dags/fp_daily.py", b"DAG = 22\n")),
+            r"member 'dags/fp_daily\.py' has 9 bytes, metadata\.json says 8$",
+        ),
+        (
+            _tar(_file("dags/fp_daily.py", b"DAG = 2\n")),
+            r"dags/fp_daily\.py has sha256 '.*', metadata\.json says '.*'$",
+        ),
         (_tar(), r"^s3://b/x\.tar: it lacks dags/fp_daily\.py$"),
     ],
 )

@@ -29,13 +29,33 @@ def _document(count: int, tasks: int = 2) -> bytes:
     for i in range(count):
         dag_id = f"file_processing_{i:05d}"
         names = [f"task_{t}" for t in range(tasks)]
-        dags.append({"dag_id": dag_id, "file": f"dags/{dag_id}.py", "sha256": "a" * 64, "size": 4000,
-                     "schedule": "0 3 * * *", "tasks": names,
-                     "resources": {n: {"requests": {"cpu": "500m", "memory": "1Gi"},
-                                       "limits": {"cpu": "1", "memory": "2Gi"}} for n in names}})
-    return canonical_json({"schema_version": 1, "package": "file_processing", "revision": None, "dags": dags,
-                           "image": {"repository": "registry.example.com/etl/file_processing", "digest": digest,
-                                     "reference": f"registry.example.com/etl/file_processing@{digest}"}})
+        dags.append(
+            {
+                "dag_id": dag_id,
+                "file": f"dags/{dag_id}.py",
+                "sha256": "a" * 64,
+                "size": 4000,
+                "schedule": "0 3 * * *",
+                "tasks": names,
+                "resources": {
+                    n: {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+                    for n in names
+                },
+            }
+        )
+    return canonical_json(
+        {
+            "schema_version": 1,
+            "package": "file_processing",
+            "revision": None,
+            "dags": dags,
+            "image": {
+                "repository": "registry.example.com/etl/file_processing",
+                "digest": digest,
+                "reference": f"registry.example.com/etl/file_processing@{digest}",
+            },
+        }
+    )
 
 
 def test_the_largest_release_the_limits_allow_passes() -> None:
@@ -46,14 +66,21 @@ def test_the_largest_release_the_limits_allow_passes() -> None:
     assert shape.longest_container == MAX_DAGS
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"[" * (JSON_MAX_DEPTH + 1) + b"]" * (JSON_MAX_DEPTH + 1), f"nesting is deeper than {JSON_MAX_DEPTH}"),
-    (b"[" + b",".join([b"[]"] * (JSON_MAX_CONTAINER_ITEMS + 1)) + b"]",
-     f"has more than {JSON_MAX_CONTAINER_ITEMS} items"),
-    (json.dumps({"revision": "r" * (JSON_MAX_STRING_BYTES + 1)}).encode(),
-     f"a string of {JSON_MAX_STRING_BYTES + 1} bytes is longer than {JSON_MAX_STRING_BYTES}"),
-    (json.dumps([[0] * 1000] * (JSON_MAX_VALUES // 1000 + 1)).encode(), f"more than {JSON_MAX_VALUES} values"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"[" * (JSON_MAX_DEPTH + 1) + b"]" * (JSON_MAX_DEPTH + 1), f"nesting is deeper than {JSON_MAX_DEPTH}"),
+        (
+            b"[" + b",".join([b"[]"] * (JSON_MAX_CONTAINER_ITEMS + 1)) + b"]",
+            f"has more than {JSON_MAX_CONTAINER_ITEMS} items",
+        ),
+        (
+            json.dumps({"revision": "r" * (JSON_MAX_STRING_BYTES + 1)}).encode(),
+            f"a string of {JSON_MAX_STRING_BYTES + 1} bytes is longer than {JSON_MAX_STRING_BYTES}",
+        ),
+        (json.dumps([[0] * 1000] * (JSON_MAX_VALUES // 1000 + 1)).encode(), f"more than {JSON_MAX_VALUES} values"),
+    ],
+)
 def test_shapes_over_a_limit_are_refused_before_parsing(data: bytes, message: str) -> None:
     with pytest.raises(LimitError, match=message) as info:
         check_json_shape(data, where="s3://b/dev/p/metadata.json")
@@ -72,11 +99,14 @@ def test_size_is_checked_first() -> None:
     assert info.value.kind == "metadata_too_large"
 
 
-@pytest.mark.parametrize(("sizes", "message"), [
-    ([1] * (MAX_DAGS + 1), f"more than the {MAX_DAGS} a release may have"),
-    ([6 * 1024 * 1024], "a DAG file of 6291456 bytes"),
-    ([4 * 1024 * 1024] * 40, "bytes of DAG files, more than"),
-])
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ([1] * (MAX_DAGS + 1), f"more than the {MAX_DAGS} a release may have"),
+        ([6 * 1024 * 1024], "a DAG file of 6291456 bytes"),
+        ([4 * 1024 * 1024] * 40, "bytes of DAG files, more than"),
+    ],
+)
 def test_release_sizes(sizes: list[int], message: str) -> None:
     with pytest.raises(LimitError, match=message):
         check_release_sizes(sizes, where="m.json")

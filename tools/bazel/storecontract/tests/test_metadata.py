@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-
 from storecontract import (
     SCHEMA_VERSION,
     MetadataError,
@@ -32,20 +31,39 @@ def build_document() -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "package": "file_processing",
-        "image": {"repository": "registry.example.com/etl/file_processing", "digest": DIGEST,
-                  "reference": f"registry.example.com/etl/file_processing@{DIGEST}"},
+        "image": {
+            "repository": "registry.example.com/etl/file_processing",
+            "digest": DIGEST,
+            "reference": f"registry.example.com/etl/file_processing@{DIGEST}",
+        },
         "revision": None,
-        "dags": [{"dag_id": d, "file": f"dags/{d}.py", "sha256": hashlib.sha256(b).hexdigest(), "size": len(b),
-                  "schedule": "@daily", "tasks": ["run"]} for d, b in sorted(FILES.items())],
+        "dags": [
+            {
+                "dag_id": d,
+                "file": f"dags/{d}.py",
+                "sha256": hashlib.sha256(b).hexdigest(),
+                "size": len(b),
+                "schedule": "@daily",
+                "tasks": ["run"],
+            }
+            for d, b in sorted(FILES.items())
+        ],
     }
 
 
 def published_document() -> dict[str, Any]:
     tar = write_bundle(FILES)
-    return with_release(build_document(), env="dev", release={
-        "id": RELEASE, "previous": None, "published_at": "2026-11-27T04:20:00Z", "image_tag": None,
-        "bundle": {"key": f"releases/{RELEASE}.tar", "sha256": hashlib.sha256(tar).hexdigest(), "size": len(tar)},
-    })
+    return with_release(
+        build_document(),
+        env="dev",
+        release={
+            "id": RELEASE,
+            "previous": None,
+            "published_at": "2026-11-27T04:20:00Z",
+            "image_tag": None,
+            "bundle": {"key": f"releases/{RELEASE}.tar", "sha256": hashlib.sha256(tar).hexdigest(), "size": len(tar)},
+        },
+    )
 
 
 def test_a_build_document_is_valid() -> None:
@@ -89,9 +107,14 @@ def _broken(change: Any) -> dict[str, Any]:
         (lambda d: d.update(dags=[]), r"'dags' must be a non-empty list$"),
         (lambda d: d["dags"].append("x"), r"dags\[2\] must be an object$"),
         (lambda d: d["dags"][0].update(dag_id="../../prod/x"), r"invalid dag_id '\.\./\.\./prod/x'"),
-        (lambda d: d["dags"][0].update(file="dags/../../x.py"),
-         r"dag 'fp_daily': file 'dags/\.\./\.\./x\.py' must be 'dags/fp_daily\.py'$"),
-        (lambda d: d["dags"][0].update(sha256="A" * 64), r"dag 'fp_daily': sha256 'AAA.*' is not 64 lowercase hex digits$"),
+        (
+            lambda d: d["dags"][0].update(file="dags/../../x.py"),
+            r"dag 'fp_daily': file 'dags/\.\./\.\./x\.py' must be 'dags/fp_daily\.py'$",
+        ),
+        (
+            lambda d: d["dags"][0].update(sha256="A" * 64),
+            r"dag 'fp_daily': sha256 'AAA.*' is not 64 lowercase hex digits$",
+        ),
         (lambda d: d["dags"][0].pop("size"), r"dag 'fp_daily': size None is not a number of bytes$"),
         (lambda d: d["dags"][0].update(size=True), r"dag 'fp_daily': size True is not a number of bytes$"),
         (lambda d: d["dags"].reverse(), r"dag_id 'fp_daily' is out of order \('dags' is sorted by dag_id\)$"),
@@ -104,8 +127,9 @@ def _broken(change: Any) -> dict[str, Any]:
 )
 def test_broken_documents_are_refused_naming_the_field(change: Any, message: str) -> None:
     with pytest.raises(MetadataError, match=r"^s3://b/dev/file_processing/metadata\.json: " + message.lstrip("^")):
-        validate_document(_broken(change), where="s3://b/dev/file_processing/metadata.json",
-                          package="file_processing", env="dev")
+        validate_document(
+            _broken(change), where="s3://b/dev/file_processing/metadata.json", package="file_processing", env="dev"
+        )
 
 
 @pytest.mark.parametrize("data", [b"\xff", b"{", b"[]"])
@@ -119,12 +143,18 @@ def test_bytes_that_are_not_an_object_are_refused(data: bytes) -> None:
     [
         (None, "release.bundle is missing"),
         ("x", "release.bundle must be an object, got str"),
-        ({"key": "releases/other.tar", "sha256": "a" * 64, "size": 10240},
-         f"release.bundle.key 'releases/other.tar' must be 'releases/{RELEASE}.tar'"),
-        ({"key": f"releases/{RELEASE}.tar", "sha256": "x", "size": 10240},
-         "release.bundle.sha256 'x' is not 64 lowercase hex digits"),
-        ({"key": f"releases/{RELEASE}.tar", "sha256": "a" * 64, "size": 0},
-         "release.bundle.size 0 is not a number of bytes"),
+        (
+            {"key": "releases/other.tar", "sha256": "a" * 64, "size": 10240},
+            f"release.bundle.key 'releases/other.tar' must be 'releases/{RELEASE}.tar'",
+        ),
+        (
+            {"key": f"releases/{RELEASE}.tar", "sha256": "x", "size": 10240},
+            "release.bundle.sha256 'x' is not 64 lowercase hex digits",
+        ),
+        (
+            {"key": f"releases/{RELEASE}.tar", "sha256": "a" * 64, "size": 0},
+            "release.bundle.size 0 is not a number of bytes",
+        ),
     ],
 )
 def test_a_bad_bundle_block_is_reported_not_fatal(bundle: Any, problem: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from storecontract import (
     DAG_ID_RE,
     NAME_RE,
@@ -91,9 +90,14 @@ def test_the_dag_id_pattern_itself_refuses_two_dots() -> None:
 
 def test_release_ids() -> None:
     assert validate_release_id("20261127T042000Z-3f2a9c1d") == "20261127T042000Z-3f2a9c1d"
-    for bad in ["../20261127T042000Z-3f2a9c1d", "20261127T042000Z-3F2A9C1D", "latest", "r1",
-                "20261127T042000Z-3f2a9c1d/.."]:
-        with pytest.raises(InvalidNameError, match="^invalid release id"):
+    for bad in [
+        "../20261127T042000Z-3f2a9c1d",
+        "20261127T042000Z-3F2A9C1D",
+        "latest",
+        "r1",
+        "20261127T042000Z-3f2a9c1d/..",
+    ]:
+        with pytest.raises(InvalidNameError, match=r"^invalid release id"):
             validate_release_id(bad)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from storecontract import StoreUrl, StoreUrlError, parse_dag_bucket
 
 
@@ -25,7 +24,10 @@ def test_good_values(url: str, parsed: StoreUrl) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("s3://b/root", r"^'s3://b/root': give the bucket only \(s3://<bucket>\): keys start with <ENV>/ at the bucket's root$"),
+        (
+            "s3://b/root",
+            r"^'s3://b/root': give the bucket only \(s3://<bucket>\): keys start with <ENV>/ at the bucket's root$",
+        ),
         ("s3://dags/dev/", r"give the bucket only"),
         ("s3://Bad_Bucket", r"^'s3://Bad_Bucket': 'Bad_Bucket' is not a valid S3 bucket name$"),
         ("s3://a..b", r"is not a valid S3 bucket name"),
