@@ -7,6 +7,7 @@ load(":oci_image.bzl", "oci_image")
 load(":oci_push.bzl", "oci_push")
 load(":providers.bzl", "AirflowDagInfo", "OciImageInfo")
 load(":py_image_layers.bzl", "py_image_layers")
+load(":pytest.bzl", "py_pytest_test")
 
 _BASE = Label("//tools/bazel/images:debian_python")
 _BASE_LOCK = Label("//tools/bazel/images:base.lock.json")
@@ -133,6 +134,11 @@ def etl_package(name, lib, dags = None, default_job = None, stamp = False, visib
                         DAGs and metadata.json to `<ENV>/<name>/` in DAG_BUCKET
       :dag_specs        the spec files (for monorepo-wide checks)
       :<name>.jobs      the job modules found in `<name>/jobs/` (the DAG renderer checks against it)
+      :test_dags        the shared DAG-spec test (tools/testing/test_package_dags.py): every spec
+                        validates, its dag_id starts with `<name>_`, each task runs a real job
+                        module with `run` and sets a memory limit and an `execution_timeout`
+      :test_pyproject   pyproject.toml names the same distributions as `lib`'s deps in BUILD.bazel
+                        (tools/testing/test_package_pyproject.py)
 
     Args:
       name: the package name: `packages/<name>/`, Python package `<name>`, image `<repository>/<name>`.
@@ -203,3 +209,21 @@ def etl_package(name, lib, dags = None, default_job = None, stamp = False, visib
         rendered.append(":dag." + dag_id)
     _dag_bundle(name = "dags", dags = rendered, image = ":image", package = name, stamp = stamp, visibility = visibility)
     _publish(name = "publish", dags = ":dags", image = ":image", package = name, tags = ["manual"], visibility = visibility)
+
+    # The checks every package passes, shared so that no package carries a copy (tools/testing).
+    py_pytest_test(
+        name = "test_dags",
+        size = "small",
+        srcs = ["//tools/testing:test_package_dags.py"],
+        data = dags,
+        env = {"ETL_PACKAGE": name},
+        deps = [lib, "//tools/bazel/dagrender"],
+    )
+    py_pytest_test(
+        name = "test_pyproject",
+        size = "small",
+        srcs = ["//tools/testing:test_package_pyproject.py"],
+        data = ["BUILD.bazel", "pyproject.toml"],
+        env = {"ETL_PACKAGE": name},
+        deps = ["//tools/testing:package_metadata"],
+    )

@@ -11,7 +11,6 @@ def _pyc_compile_impl(ctx):
     args = ctx.actions.args()
     args.use_param_file("@%s", use_always = True)
     args.set_param_file_format("multiline")
-    prefix = ctx.label.package + "/" if ctx.label.package else ""
     for src in ctx.files.srcs:
         rel = src.short_path
         marker = "/site-packages/"

@@ -87,6 +87,7 @@ def _pypi_repo_impl(rctx):
     # Byte-compilation is not done here but in build actions (pyc.bzl): parallel, and cacheable
     # locally and remotely, so the fetch costs what uv costs.
     rctx.report_progress("generating BUILD from wheel metadata")
+
     # The generator needs `packaging`: the toolchain root's tools venv has it; elsewhere it comes
     # from the lock itself (site-packages).
     gen_python = rctx.path("/opt/etl-tools/bin/python")
