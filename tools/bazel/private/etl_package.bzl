@@ -139,6 +139,7 @@ def etl_package(name, lib, dags = None, default_job = None, stamp = False, visib
                         module with `run` and sets a memory limit and an `execution_timeout`
       :test_pyproject   pyproject.toml names the same distributions as `lib`'s deps in BUILD.bazel
                         (tools/testing/test_package_pyproject.py)
+      (the two checks for packages under `packages/`; the rules' test fixtures elsewhere skip them)
 
     Args:
       name: the package name: `packages/<name>/`, Python package `<name>`, image `<repository>/<name>`.
@@ -210,7 +211,10 @@ def etl_package(name, lib, dags = None, default_job = None, stamp = False, visib
     _dag_bundle(name = "dags", dags = rendered, image = ":image", package = name, stamp = stamp, visibility = visibility)
     _publish(name = "publish", dags = ":dags", image = ":image", package = name, tags = ["manual"], visibility = visibility)
 
-    # The checks every package passes, shared so that no package carries a copy (tools/testing).
+    # The checks every package under packages/ passes, shared so that no package carries a copy
+    # (tools/testing). Packages elsewhere (the rules' own test fixtures) are not ETL packages.
+    if not pkg_dir.startswith("packages/"):
+        return
     py_pytest_test(
         name = "test_dags",
         size = "small",
