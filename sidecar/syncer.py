@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from retrypolicy import RetryPolicy
+from storecontract import METADATA_NAME
 from storecontract.limits import METADATA_MAX_BYTES
 
 from sidecar.errors import (
@@ -38,10 +40,9 @@ from sidecar.layout import REJECTED_RECORD, STAGING_RECORD, DagsDir, LocalReleas
 from sidecar.logs import JsonLogger
 from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
 from sidecar.metrics import Metrics
-from sidecar.retry import RetryPolicy
 from sidecar.settings import Settings
 from sidecar.stage import Stager, file_sha256
-from sidecar.store import METADATA_NAME, Store, open_store
+from sidecar.store import Store, open_store
 
 __all__ = ["CRASH_LIMIT", "METADATA_MAX_BYTES", "CycleResult", "Syncer", "build_syncer"]
 

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from storecontract import METADATA_NAME
 from storecontract.limits import METADATA_MAX_BYTES  # the store's limit, as the sidecar
 
 from etl_dag_bundle.errors import BundleConfigError, ReleaseUnavailableError
@@ -52,7 +53,7 @@ from sidecar.layout import write_file_atomic
 from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
 from sidecar.release_bundle import read_bundle
 from sidecar.stage import file_sha256
-from sidecar.store import METADATA_NAME, Store
+from sidecar.store import Store
 
 __all__ = [
     "CURRENT_LINK",

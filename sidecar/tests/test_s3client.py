@@ -1,17 +1,19 @@
-"""The sidecar's own S3 client against real moto servers: SigV4 checked by moto's IAM auth,
+"""The sidecar's S3 store (on the platform's client, s3http) against real moto servers: SigV4 checked by moto's IAM auth,
 paging, and error statuses injected by a small HTTP proxy in front of moto."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
+from retrypolicy import RetryPolicy
+from s3http import S3Client
+from s3http.settings import configured_endpoint
 
 from sidecar.errors import ObjectNotFoundError, StoreError
-from sidecar.retry import RetryPolicy
-from sidecar.s3client import S3Client, endpoint_settings
 from sidecar.store import S3Store, parse_store_url
 from sidecar.tests.storekit import S3Kit, dag_source, local_files, moto, running_syncer
 from tools.testing.s3faults import fault_proxy
@@ -111,23 +113,23 @@ def test_endpoint_and_region_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    assert endpoint_settings() == (None, "us-east-1")
-    client = S3Client("my-dags", timeout=1, max_connections=1)
+    assert configured_endpoint(os.environ) is None
+    client = S3Client("my-dags", max_connections=1)
     assert client.url("dev/a b.py") == "https://my-dags.s3.us-east-1.amazonaws.com/dev/a%20b.py"
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    assert S3Client("dotted.bucket", timeout=1, max_connections=1).endpoint == (
+    assert S3Client("dotted.bucket", max_connections=1).endpoint == (
         "https://s3.eu-west-1.amazonaws.com/dotted.bucket/"
     )
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:9000/")
-    client = S3Client("my-dags", timeout=1, max_connections=1)
+    client = S3Client("my-dags", max_connections=1)
     assert (client.endpoint, client.region) == ("http://s3-only:9000/my-dags/", "eu-central-1")
     assert client.url("", {"prefix": "dev/", "list-type": "2"}) == (
         "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F"
     )
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-    assert endpoint_settings()[0] is None
+    assert configured_endpoint(os.environ) is None
 
 
 def test_error_statuses_map_to_retries_and_clear_errors(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
