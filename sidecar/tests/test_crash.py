@@ -64,7 +64,7 @@ def publisher(kit: FileKit, published: Published, stop: threading.Event, seed: i
         # release that claims another installed package's dag_id)
         current[pkg] = {f"{pkg}_d{i:03d}": dag_source(f"{pkg}_d{i:03d}", release) for i in range(DAGS_PER_PACKAGE)}
         published.record(pkg, release, current[pkg])
-        kit.publish(pkg, current[pkg], release_id=release)
+        kit.publish(pkg, current[pkg])
     while not stop.is_set():
         serial += 1
         release = f"r{serial:06d}"
@@ -78,7 +78,7 @@ def publisher(kit: FileKit, published: Published, stop: threading.Event, seed: i
             new_id = f"{pkg}_d{rng.randrange(DAGS_PER_PACKAGE, 2 * DAGS_PER_PACKAGE):03d}"
             files[new_id] = dag_source(new_id, release)
         published.record(pkg, release, files)
-        kit.publish(pkg, files, release_id=release)
+        kit.publish(pkg, files)
         current[pkg] = files
         stop.wait(rng.uniform(0.005, 0.03))
 

@@ -24,7 +24,7 @@ def test_image_syncs_once_as_nonroot(tmp_path: Path) -> None:
     from ocitool.push import push_layout
 
     kit = FileKit(tmp_path / "store")
-    kit.publish("alpha", {"alpha_daily": dag_source("alpha_daily", "r1")}, release_id="r1")
+    kit.publish("alpha", {"alpha_daily": dag_source("alpha_daily", "r1")})
     dags = tmp_path / "dags"
     dags.mkdir()
     os.chown(dags, 65532, 65532)

@@ -61,8 +61,8 @@ def test_moto_with_iam_auth_accepts_our_signatures(tmp_path: Path, monkeypatch: 
                 iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
         kit = S3Kit(server, "dags-auth", key=keys["admin"])  # from here on, every request is checked
         files = {f"d{i:02d}": dag_source(f"d{i:02d}", "r1") for i in range(12)}
-        kit.publish("alpha", files, release_id="r1")
-        kit.publish("beta", {"b1": dag_source("b1", "r1")}, release_id="r1")
+        kit.publish("alpha", files)
+        kit.publish("beta", {"b1": dag_source("b1", "r1")})
 
         _use_key(monkeypatch, server.endpoint_url, keys["reader"])
         dags = tmp_path / "dags"
@@ -90,7 +90,7 @@ def test_listing_pages_are_followed(moto: MotoServer, monkeypatch: pytest.Monkey
         monkeypatch.setenv(name, value)
     kit = S3Kit(moto, "dags-pages")
     for pkg in ("p1", "p2", "p3", "p4", "p5"):
-        kit.publish(pkg, {"d": dag_source("d", "r1")}, release_id="r1")
+        kit.publish(pkg, {"d": dag_source("d", "r1")})
     store = S3Store(parse_store_url(kit.url), policy=FAST, timeout=5, max_connections=2)
     store._client.max_keys = 2
     mark = moto.mark()
@@ -136,7 +136,7 @@ def test_error_statuses_map_to_retries_and_clear_errors(moto: MotoServer, monkey
     for name, value in moto.env().items():
         monkeypatch.setenv(name, value)
     kit = S3Kit(moto, "dags-faults")
-    kit.publish("alpha", {"d1": dag_source("d1", "r1")}, release_id="r1")
+    doc = kit.publish("alpha", {"d1": dag_source("d1", "r1")})
     with fault_proxy(moto) as (endpoint, faults):
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         retries: list[str] = []
@@ -164,6 +164,6 @@ def test_error_statuses_map_to_retries_and_clear_errors(moto: MotoServer, monkey
             store.download("dev/alpha/dags/nope.py", Path("/dev/null"), max_bytes=1 << 20)
         assert retries == []
         # the connections are still good after the errors
-        with store.open_read("dev/alpha/releases/r1.tar", max_bytes=1 << 20) as src:
+        with store.open_read(f"dev/alpha/releases/{doc['release']['id']}.tar", max_bytes=1 << 20) as src:
             assert len(io.BytesIO(src.read(1 << 20)).getvalue()) > 512
         assert store.list_packages("dev") == ["alpha"]
