@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retrypolicy import RetryPolicy
-from storecontract import METADATA_NAME
+from storecontract import METADATA_NAME, NAME_RE
 from storecontract.limits import METADATA_MAX_BYTES
 
 from sidecar.errors import (
@@ -38,7 +38,7 @@ from sidecar.errors import (
 from sidecar.health import Health
 from sidecar.layout import REJECTED_RECORD, STAGING_RECORD, DagsDir, LocalRelease
 from sidecar.logs import JsonLogger
-from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
+from sidecar.metadata import PackageMetadata, parse_metadata
 from sidecar.metrics import Metrics
 from sidecar.settings import Settings
 from sidecar.stage import Stager, file_sha256
@@ -490,21 +490,8 @@ class Syncer:
                 ReleaseRejectedError(exc.reason, str(exc)),
                 etag=obj.etag,
                 staging=None,
-                metadata=obj.data if exc.reason == "invalid_metadata" else None,
+                metadata=obj.data if exc.reason in ("invalid_metadata", "empty_release") else None,
                 meta=None,
-            )
-        if not meta.dags:
-            return self._reject(
-                pkg,
-                ReleaseRejectedError(
-                    "empty_release",
-                    f"{address!r} lists no DAGs; an empty release never wipes "
-                    "local DAGs: the publisher writes a REMOVED marker to remove a package",
-                ),
-                etag=obj.etag,
-                staging=None,
-                metadata=obj.data,
-                meta=meta,
             )
         trusted = self._verify(pkg, current, st)
         if current is not None and trusted and current.tree == meta.tree:

@@ -152,7 +152,7 @@ BAD_BUNDLES = {
     "missing": "it does not exist",
     "not_a_tar": "header at byte 0: checksum",
     "truncated": "the tar ends inside a header",
-    "bad_block": "release.bundle.key '../../other/x.tar' must look like",
+    "bad_block": "release.bundle.key '../../other/x.tar' must be 'releases/",
 }
 
 
