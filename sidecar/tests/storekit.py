@@ -156,8 +156,21 @@ class StoreKit:
         (the commit point), then stale live files are pruned.
         """
         document, tar = self.release(pkg, files, env=env)
-        self._write(pkg, files, canonical_json(document), document["release"]["id"], tar, env=env, prune=prune)
+        self.publish_release(pkg, files, document, tar, env=env, prune=prune)
         return document
+
+    def publish_release(
+        self,
+        pkg: str,
+        files: Mapping[str, bytes],
+        document: Mapping[str, Any],
+        tar: bytes,
+        *,
+        env: str = ENV,
+        prune: bool = True,
+    ) -> None:
+        """Publish what ``release`` returned, unchanged (a test that must know the id before the commit)."""
+        self._write(pkg, files, canonical_json(document), document["release"]["id"], tar, env=env, prune=prune)
 
     def publish_tampered(
         self,
