@@ -29,15 +29,17 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO
 
+from storecontract import DagEntry
+
 from sidecar.errors import LocalDiskError, ObjectNotFoundError, ReleaseRejectedError
 from sidecar.localfs import create_file, local_writes
-from sidecar.metadata import DagFile, PackageMetadata
+from sidecar.metadata import PackageMetadata
 from sidecar.store import CHUNK_BYTES, Store
 from sidecar.tarstream import TarFormatError, TarReader
 
 __all__ = ["BundleRead", "read_bundle"]
 
-FileCheck = Callable[[DagFile, Path], None]
+FileCheck = Callable[[DagEntry, Path], None]
 """Called with each written, sha256-verified file; raises ReleaseRejectedError to reject the release."""
 
 
@@ -46,7 +48,7 @@ class BundleRead:
     """What one read of a release bundle gave."""
 
     written: frozenset[str]
-    """Local names (``DagFile.name``) written to ``dest`` and verified against their sha256."""
+    """Local names (``DagEntry.name``) written to ``dest`` and verified against their sha256."""
     size: int
     """Bytes read from the tar."""
     opened: bool
@@ -87,7 +89,7 @@ def read_bundle(
     env: str,
     meta: PackageMetadata,
     *,
-    wanted: Collection[DagFile],
+    wanted: Collection[DagEntry],
     dest: Path,
     max_file_bytes: int,
     check: FileCheck | None = None,
@@ -121,7 +123,7 @@ def read_bundle(
                 if member.name in seen:
                     raise _BadBundle(f"member {member.name!r} appears twice")
                 seen.add(member.name)
-                if member.size > max_file_bytes or (dag.size is not None and member.size != dag.size):
+                if member.size > max_file_bytes or member.size != dag.size:
                     raise _BadBundle(f"member {member.name!r} has {member.size} bytes, metadata.json says {dag.size}")
                 if member.name not in want:
                     continue  # not needed (e.g. reused locally): the reader skips its data, still hashed

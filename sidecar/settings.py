@@ -12,9 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from storecontract import StoreUrl
+from storecontract.names import NAME_RE
+
 from sidecar.errors import ConfigError
-from sidecar.metadata import NAME_RE
-from sidecar.store import StoreLocation, parse_store_url
+from sidecar.store import parse_store_url
 
 __all__ = ["FLAGS", "Settings", "build_parser", "parse_settings", "stop_grace"]
 
@@ -24,7 +26,7 @@ class Settings:
     """Validated settings of one sidecar process."""
 
     dag_bucket: str
-    store: StoreLocation
+    store: StoreUrl
     env: str = "dev"
     dags_dir: Path = Path("/opt/airflow/dags")
     sync_interval: float = 60.0
@@ -125,7 +127,7 @@ def _log_level(raw: str) -> str:
 
 
 def _dag_bucket(raw: str) -> str:
-    return raw  # checked by parse_store_url, which words its own message
+    return raw  # checked by parse_store_url (the store contract's rule), which words its own message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +149,7 @@ FLAGS: tuple[_Flag, ...] = (
         "DAG_BUCKET",
         None,
         _dag_bucket,
-        "the DAG store: s3://<bucket>[/<root>] or file:///<absolute dir> (required)",
+        "the DAG store: s3://<bucket> or file:///<absolute dir> (required)",
     ),
     _Flag("env", "ENV", "dev", _env_name, "environment prefix in the store"),
     _Flag("dags_dir", "DAGS_DIR", "/opt/airflow/dags", str, "Airflow's dags folder, written only by this sidecar"),

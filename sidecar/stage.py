@@ -13,11 +13,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
 import threading
 import time
 from pathlib import Path
+
+from storecontract import DagEntry
 
 from sidecar.errors import (
     ObjectNotFoundError,
@@ -27,7 +28,7 @@ from sidecar.errors import (
 )
 from sidecar.layout import MANIFEST_NAME, DagsDir
 from sidecar.localfs import FILE_MODE, create_file, local_writes
-from sidecar.metadata import DagFile, PackageMetadata
+from sidecar.metadata import PackageMetadata
 from sidecar.release_bundle import read_bundle
 from sidecar.store import CHUNK_BYTES, Store
 
@@ -52,7 +53,6 @@ REJECT_REASONS = (
     "staging_crashed",
 )
 """Why a release is rejected (the ``reason`` label of etl_sidecar_rejected_releases_total); README "Failure behaviour"."""
-_RELEASE_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}", re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,14 +120,14 @@ class Stager:
     def check_sizes(self, meta: PackageMetadata) -> None:
         """Reject before any download when metadata.json already says a file is too big."""
         for dag in meta.dags:
-            if dag.size is not None and dag.size > self._max_file_bytes:
+            if dag.size > self._max_file_bytes:
                 raise ReleaseRejectedError(
                     "oversized",
                     f"{self._address(meta.package, dag)!r} is {dag.size} bytes, larger than "
                     f"--max-file-bytes={self._max_file_bytes}; keep DAG files small or raise the limit",
                 )
 
-    def _address(self, package: str, dag: DagFile) -> str:
+    def _address(self, package: str, dag: DagEntry) -> str:
         return self._store.address(f"{self._env}/{package}/{dag.file}")
 
     def stage(self, meta: PackageMetadata, *, staging: Path, metadata_etag: str, reuse: dict[str, Path]) -> StageResult:
@@ -139,7 +139,7 @@ class Stager:
         """
         package = meta.package
         self.check_sizes(meta)
-        to_fetch: list[DagFile] = []
+        to_fetch: list[DagEntry] = []
         reused = 0
         for dag in meta.dags:
             src = reuse.get(dag.sha256)
@@ -188,7 +188,7 @@ class Stager:
         )
 
     def _fetch_bundle(
-        self, meta: PackageMetadata, wanted: list[DagFile], staging: Path
+        self, meta: PackageMetadata, wanted: list[DagEntry], staging: Path
     ) -> tuple[set[str], int, int, str | None]:
         """Stream the release bundle once and keep the ``wanted`` files it holds, verified and compiled.
 
@@ -210,7 +210,7 @@ class Stager:
         return set(read.written), read.size, int(read.opened), read.problem
 
     def _fetch_all(
-        self, meta: PackageMetadata, dags: list[DagFile], staging: Path, *, bundle_ok: bool, mismatches: list[str]
+        self, meta: PackageMetadata, dags: list[DagEntry], staging: Path, *, bundle_ok: bool, mismatches: list[str]
     ) -> tuple[int, int]:
         """Fetch ``dags`` in parallel into ``staging``; (bytes, objects) downloaded.
 
@@ -222,7 +222,7 @@ class Stager:
             return 0, 0
         abort = threading.Event()
 
-        def job(dag: DagFile) -> tuple[int, int]:
+        def job(dag: DagEntry) -> tuple[int, int]:
             if abort.is_set():
                 return 0, 0
             return self._fetch_one(meta, dag, staging, bundle_ok, mismatches)
@@ -245,7 +245,7 @@ class Stager:
         return total, objects
 
     def _fetch_one(
-        self, meta: PackageMetadata, dag: DagFile, staging: Path, bundle_ok: bool, mismatches: list[str]
+        self, meta: PackageMetadata, dag: DagEntry, staging: Path, bundle_ok: bool, mismatches: list[str]
     ) -> tuple[int, int]:
         package = meta.package
         dest = staging / dag.name
@@ -266,7 +266,7 @@ class Stager:
                     raise exc from None
                 mismatches.append(dag.file)
                 return read, 1 + opened
-            if not meta.release_id or not _RELEASE_ID_RE.fullmatch(meta.release_id):
+            if not meta.release_id:  # a contract release id (sidecar.metadata checked it), safe in a key
                 raise
             copy_key = f"{self._env}/{package}/releases/{meta.release_id}/{dag.file}"
             try:
@@ -278,7 +278,7 @@ class Stager:
         self._compile(meta, dag, dest)
         return size, objects
 
-    def _compile(self, meta: PackageMetadata, dag: DagFile, dest: Path) -> None:
+    def _compile(self, meta: PackageMetadata, dag: DagEntry, dest: Path) -> None:
         """Reject the release if ``dest`` (the verified bytes of ``dag``) does not compile."""
         package = meta.package
         source = dest.read_bytes()
@@ -296,7 +296,7 @@ class Stager:
                 "syntax_error", f"{address!r} does not compile: {exc}; fix the DAG and publish again"
             ) from exc
 
-    def _fetch_verified(self, package: str, key: str, dag: DagFile, dest: Path) -> int:
+    def _fetch_verified(self, package: str, key: str, dag: DagEntry, dest: Path) -> int:
         """Download ``key`` to ``dest`` and check it against the metadata entry ``dag``."""
         address = self._store.address(key)
         try:
@@ -307,7 +307,7 @@ class Stager:
             raise ReleaseRejectedError(
                 "missing_file", f"{address!r} is listed in metadata.json but does not exist; republish the package"
             ) from exc
-        if dag.size is not None and got.size != dag.size:
+        if got.size != dag.size:
             raise ReleaseRejectedError(
                 "size_mismatch",
                 f"{address!r} has {got.size} bytes but metadata.json says {dag.size}; republish the package",

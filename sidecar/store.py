@@ -1,4 +1,4 @@
-"""Read-only access to the DAG store: an S3 bucket (``s3://bucket[/root]``) or a folder (``file:///dir``).
+"""Read-only access to the DAG store: an S3 bucket (``s3://bucket``) or a folder (``file:///dir``).
 
 Both kinds expose the same five reads the sync needs, with retries and one error class per
 failure kind. Nothing here ever writes to the store. Keys are relative to the store root, e.g.
@@ -14,12 +14,13 @@ import functools
 import hashlib
 import io
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from retrypolicy import RetryPolicy, call_with_retry
+from storecontract import METADATA_NAME, REMOVED_NAME, StoreUrl, StoreUrlError, parse_dag_bucket
 from storecontract.limits import METADATA_MAX_BYTES
 
 from sidecar.errors import (
@@ -31,7 +32,6 @@ from sidecar.errors import (
     StoreError,
 )
 from sidecar.localfs import create_file, local_writes
-from sidecar.retry import RetryPolicy, call_with_retry
 
 __all__ = [
     "CHUNK_BYTES",
@@ -41,68 +41,21 @@ __all__ = [
     "PackageEntry",
     "S3Store",
     "Store",
-    "StoreLocation",
     "open_store",
     "parse_store_url",
 ]
 
 CHUNK_BYTES = 64 * 1024
-METADATA_NAME = "metadata.json"
-REMOVED_NAME = "REMOVED"
-# matched whole (fullmatch): "$" let a trailing newline through ("s3://bucket\n" named the bucket "bucket\n")
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
-_ROOT_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", re.ASCII)
 OnRetry = Callable[[str, int, float, BaseException], None]
 
 
-@dataclasses.dataclass(frozen=True)
-class StoreLocation:
-    """Where the store is: ``scheme`` is ``s3`` (bucket + key prefix) or ``file`` (a folder)."""
-
-    scheme: str
-    bucket: str = ""
-    prefix: str = ""
-    """For s3: the optional root inside the bucket, ending with ``/`` (or empty)."""
-    path: str = ""
-    """For file: the absolute folder."""
-
-    def address(self, key: str) -> str:
-        """Full address of ``key`` for messages: ``s3://bucket/root/key`` or ``file:///dir/key``."""
-        if self.scheme == "s3":
-            return f"s3://{self.bucket}/{self.prefix}{key}"
-        return f"file://{self.path.rstrip('/')}/{key}"
-
-    def __str__(self) -> str:
-        if self.scheme == "s3":
-            return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        return f"file://{self.path}"
-
-
-def parse_store_url(url: str) -> StoreLocation:
-    """Parse ``DAG_BUCKET``; raise ConfigError naming the bad value and the accepted forms."""
-    accepted = "use s3://<bucket>[/<root>] or file:///<absolute dir>"
-    if not url.isprintable():
-        # Parsed by hand, not by urlsplit (which deletes tabs and newlines anywhere in a URL without a
-        # word): a control character is refused here rather than kept in a bucket or folder name.
-        raise ConfigError(
-            f"invalid flag: --dag-bucket={url!r}: contains control characters (a newline or a tab?); {accepted}"
-        )
-    if url.startswith("s3://"):
-        rest = url[len("s3://") :].strip("/")
-        bucket, _, root = rest.partition("/")
-        if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
-            raise ConfigError(f"invalid flag: --dag-bucket={url!r}: bucket name {bucket!r} is not valid; {accepted}")
-        if root and not _ROOT_RE.fullmatch(root):
-            raise ConfigError(
-                f"invalid flag: --dag-bucket={url!r}: root {root!r} is not a plain key prefix; {accepted}"
-            )
-        return StoreLocation(scheme="s3", bucket=bucket, prefix=f"{root}/" if root else "")
-    if url.startswith("file://"):
-        path = url[len("file://") :]
-        if not path.startswith("/"):
-            raise ConfigError(f"invalid flag: --dag-bucket={url!r}: the folder must be absolute; {accepted}")
-        return StoreLocation(scheme="file", path=os.path.normpath(path))
-    raise ConfigError(f"invalid flag: --dag-bucket={url!r}: unknown scheme; {accepted}")
+def parse_store_url(url: str) -> StoreUrl:
+    """Parse ``DAG_BUCKET`` by the store contract's one rule (``s3://<bucket>`` or ``file:///<dir>``,
+    storecontract.storeurl); raise ConfigError ``invalid flag: --dag-bucket='<value>': <reason>``."""
+    try:
+        return parse_dag_bucket(url)
+    except StoreUrlError as exc:
+        raise ConfigError(f"invalid flag: --dag-bucket={exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +91,7 @@ class Store(abc.ABC):
 
     def __init__(
         self,
-        location: StoreLocation,
+        location: StoreUrl,
         *,
         policy: RetryPolicy,
         on_retry: OnRetry | None = None,
@@ -220,31 +173,11 @@ def _metadata_too_big(address: str, size: int | None, max_bytes: int) -> Oversiz
 
 # --------------------------------------------------------------------------------------------- S3
 
-_THROTTLE_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-    }
-)
-
 
 def _s3_retryable(exc: BaseException) -> bool:
-    import http.client
+    from s3http import is_transient
 
-    import urllib3.exceptions
-
-    from sidecar.s3client import S3ResponseError
-
-    if isinstance(exc, S3ResponseError):
-        return exc.status >= 500 or exc.status == 429 or exc.code in _THROTTLE_CODES
-    return isinstance(exc, (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError))
+    return is_transient(exc)
 
 
 class _Body(io.RawIOBase):
@@ -276,19 +209,16 @@ class _Body(io.RawIOBase):
         return bytes(data)
 
 
-def _finish(resp: Any) -> None:
-    """Give the connection back to the pool, or drop it when its body was not read to the end."""
-    if resp.length_remaining != 0:
-        resp.close()  # unread bytes would corrupt the next request on this connection
-    resp.release_conn()
-
-
 class S3Store(Store):
-    """The store in S3 or anything speaking its API, through the small client in sidecar.s3client."""
+    """The store in S3 or anything speaking its API, through the platform's S3 client (s3http).
+
+    The client does not retry (``RetryPolicy(retries=0)``): this store's loop does, so that each
+    retry is logged and counted, and a stopping sidecar never sits out a backoff.
+    """
 
     def __init__(
         self,
-        location: StoreLocation,
+        location: StoreUrl,
         *,
         policy: RetryPolicy,
         timeout: float,
@@ -297,40 +227,47 @@ class S3Store(Store):
         stop: threading.Event | None = None,
     ) -> None:
         super().__init__(location, policy=policy, on_retry=on_retry, stop=stop)
-        from sidecar.s3client import S3Client
+        from s3http import S3Client, S3ConfigError
 
         try:
-            self._client = S3Client(location.bucket, timeout=timeout, max_connections=max_connections)
-        except ValueError as exc:
-            raise ConfigError(f"invalid environment: {exc}; set it to e.g. http://host:port") from exc
+            self._client = S3Client(
+                location.bucket,
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                max_connections=max_connections,
+                retry=RetryPolicy(retries=0),
+                user_agent="etl-dag-sync-sidecar",
+            )
+        except S3ConfigError as exc:
+            raise ConfigError(f"invalid environment: {exc}") from exc
         self._bucket = location.bucket
 
     @property
     def endpoint(self) -> str:
         return self._client.endpoint
 
-    def _key(self, key: str) -> str:
-        return self.location.prefix + key
-
     def _fail(self, exc: BaseException, key: str) -> StoreError:
-        from sidecar.s3client import NoCredentials, S3ResponseError
+        from s3http import S3CredentialsError, S3ResponseError, describe
 
         address = self.address(key)
         if isinstance(exc, S3ResponseError):
-            status, code = exc.status, exc.code
-            if code == "NoSuchBucket":
+            if exc.no_bucket:
                 return StoreError(
                     f"bucket {self._bucket!r} does not exist (reading {address!r}); check DAG_BUCKET and AWS_ENDPOINT_URL"
                 )
-            if code == "NoSuchKey" or status == 404:
+            if exc.missing:
                 return ObjectNotFoundError(f"{address!r} does not exist")
-            if code == "AccessDenied" or status == 403:
+            if exc.status == 403 or exc.access_denied or exc.bad_credentials:
                 return StoreError(
                     f"access denied reading {address!r} ({exc}); the credentials need s3:GetObject and "
                     "s3:ListBucket on it"
                 )
+            if exc.wrong_region(self._client.region) is not None:
+                return StoreError(
+                    f"cannot read {address!r}: {describe(exc, bucket=self._bucket, region=self._client.region)}"
+                )
             return StoreError(f"cannot read {address!r}: {exc}")
-        if isinstance(exc, NoCredentials):
+        if isinstance(exc, S3CredentialsError):
             return StoreError(f"no AWS credentials to read {address!r}: {exc}; set the usual AWS credential chain")
         return StoreError(
             f"cannot reach the store reading {address!r}: {type(exc).__name__}: {exc}; "
@@ -352,22 +289,22 @@ class S3Store(Store):
         token: str | None = None
         while True:
             page = self._call(
-                what, prefix_key, functools.partial(self._client.list_page, self._key(prefix_key), token=token)
+                what, prefix_key, functools.partial(self._client.list_page, prefix_key, delimiter="/", token=token)
             )
             prefixes.extend(page.prefixes)
-            objects.extend(page.objects)
+            objects.extend((obj.key, obj.etag) for obj in page.objects)
             token = page.next_token
             if not token:
                 return prefixes, objects
 
     def list_packages(self, env: str) -> list[str]:
-        base = self._key(f"{env}/")
-        prefixes, _ = self._list(f"{env}/", "list packages")
+        base = f"{env}/"
+        prefixes, _ = self._list(base, "list packages")
         return sorted(p[len(base) :].rstrip("/") for p in prefixes if p.startswith(base))
 
     def package_entry(self, env: str, package: str) -> PackageEntry:
-        base = self._key(f"{env}/{package}/")
-        _, objects = self._list(f"{env}/{package}/", "list package")
+        base = f"{env}/{package}/"
+        _, objects = self._list(base, "list package")
         etag: str | None = None
         removed = False
         for key, obj_etag in objects:
@@ -378,31 +315,23 @@ class S3Store(Store):
                 removed = True
         return PackageEntry(metadata_etag=etag, removed=removed)
 
-    @staticmethod
-    def _length(resp: Any) -> int | None:
-        value = resp.headers.get("Content-Length")
-        return int(value) if value is not None and value.isdigit() else None
-
     def get_metadata(
         self, env: str, package: str, *, if_none_match: str | None, max_bytes: int
     ) -> MetadataObject | None:
         key = f"{env}/{package}/{METADATA_NAME}"
 
         def attempt() -> MetadataObject | None:
-            resp = self._client.get(self._key(key), if_none_match=if_none_match)
+            resp = self._client.open(key, if_none_match=if_none_match)
             if resp is None:
                 return None  # 304
-            try:
+            with resp:
                 # Content-Length first: a too big metadata.json is refused before one byte of it is read
-                length = self._length(resp)
-                if length is not None and length > max_bytes:
-                    raise _metadata_too_big(self.address(key), length, max_bytes)
-                data = resp.read(max_bytes + 1)  # no (or a lying) Content-Length: stop one byte past the limit
+                if resp.length is not None and resp.length > max_bytes:
+                    raise _metadata_too_big(self.address(key), resp.length, max_bytes)
+                data = _read_at_most(resp, max_bytes + 1)  # no (or a lying) Content-Length: one byte past
                 if len(data) > max_bytes:
                     raise _metadata_too_big(self.address(key), None, max_bytes)
-            finally:
-                _finish(resp)
-            return MetadataObject(data=data, etag=str(resp.headers.get("ETag", "")))
+            return MetadataObject(data=data, etag=resp.etag)
 
         result: MetadataObject | None = self._call("get metadata", key, attempt)
         return result
@@ -411,18 +340,15 @@ class S3Store(Store):
         address = self.address(key)
 
         def attempt() -> Downloaded:
-            resp = self._client.get(self._key(key))
+            resp = self._client.open(key)
             assert resp is not None
-            try:
-                length = self._length(resp)
-                if length is not None and length > max_bytes:
+            with resp:
+                if resp.length is not None and resp.length > max_bytes:
                     raise OversizedObjectError(
-                        f"{address!r} is {length} bytes, larger than --max-file-bytes={max_bytes}; "
+                        f"{address!r} is {resp.length} bytes, larger than --max-file-bytes={max_bytes}; "
                         "keep DAG files small or raise the limit"
                     )
-                return _stream_to_file(resp.stream(CHUNK_BYTES), dest, max_bytes=max_bytes, address=address)
-            finally:
-                _finish(resp)
+                return _stream_to_file(resp.iter_chunks(CHUNK_BYTES), dest, max_bytes=max_bytes, address=address)
 
         result: Downloaded = self._call("download", key, attempt)
         return result
@@ -432,12 +358,11 @@ class S3Store(Store):
         address = self.address(key)
 
         def attempt() -> Any:
-            resp = self._client.get(self._key(key))
+            resp = self._client.open(key)
             assert resp is not None
-            length = self._length(resp)
-            if length is not None and length > max_bytes:
-                _finish(resp)
-                raise OversizedObjectError(f"{address!r} is {length} bytes, more than the {max_bytes} expected")
+            if resp.length is not None and resp.length > max_bytes:
+                resp.close()
+                raise OversizedObjectError(f"{address!r} is {resp.length} bytes, more than the {max_bytes} expected")
             return resp
 
         resp = self._call("open", key, attempt)
@@ -445,10 +370,18 @@ class S3Store(Store):
         try:
             yield body  # type: ignore[misc]
         finally:
-            _finish(resp)
+            resp.close()
 
     def close(self) -> None:
         self._client.close()
+
+
+def _read_at_most(resp: Any, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a stream, in chunks (``http.client`` may return fewer than asked)."""
+    out = bytearray()
+    while len(out) < limit and (chunk := resp.read(min(CHUNK_BYTES, limit - len(out)))):
+        out += chunk
+    return bytes(out)
 
 
 # ------------------------------------------------------------------------------------------- file
@@ -469,7 +402,7 @@ class FileStore(Store):
 
     def __init__(
         self,
-        location: StoreLocation,
+        location: StoreUrl,
         *,
         policy: RetryPolicy,
         on_retry: OnRetry | None = None,
@@ -577,7 +510,7 @@ class FileStore(Store):
 
 
 def open_store(
-    location: StoreLocation,
+    location: StoreUrl,
     *,
     policy: RetryPolicy,
     timeout: float = 10.0,
@@ -585,7 +518,7 @@ def open_store(
     on_retry: OnRetry | None = None,
     stop: threading.Event | None = None,
 ) -> Store:
-    """The store for ``location`` (botocore and urllib3 are imported only for s3); ``stop``: see Store."""
+    """The store for ``location`` (s3http is imported only for s3); ``stop``: see Store."""
     if location.scheme == "s3":
         return S3Store(
             location, policy=policy, timeout=timeout, max_connections=max_connections, on_retry=on_retry, stop=stop

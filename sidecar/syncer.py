@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from retrypolicy import RetryPolicy
+from storecontract import METADATA_NAME, NAME_RE
 from storecontract.limits import METADATA_MAX_BYTES
 
 from sidecar.errors import (
@@ -36,12 +38,11 @@ from sidecar.errors import (
 from sidecar.health import Health
 from sidecar.layout import REJECTED_RECORD, STAGING_RECORD, DagsDir, LocalRelease
 from sidecar.logs import JsonLogger
-from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
+from sidecar.metadata import PackageMetadata, parse_metadata
 from sidecar.metrics import Metrics
-from sidecar.retry import RetryPolicy
 from sidecar.settings import Settings
 from sidecar.stage import Stager, file_sha256
-from sidecar.store import METADATA_NAME, Store, open_store
+from sidecar.store import Store, open_store
 
 __all__ = ["CRASH_LIMIT", "METADATA_MAX_BYTES", "CycleResult", "Syncer", "build_syncer"]
 
@@ -489,21 +490,8 @@ class Syncer:
                 ReleaseRejectedError(exc.reason, str(exc)),
                 etag=obj.etag,
                 staging=None,
-                metadata=obj.data if exc.reason == "invalid_metadata" else None,
+                metadata=obj.data if exc.reason in ("invalid_metadata", "empty_release") else None,
                 meta=None,
-            )
-        if not meta.dags:
-            return self._reject(
-                pkg,
-                ReleaseRejectedError(
-                    "empty_release",
-                    f"{address!r} lists no DAGs; an empty release never wipes "
-                    "local DAGs: the publisher writes a REMOVED marker to remove a package",
-                ),
-                etag=obj.etag,
-                staging=None,
-                metadata=obj.data,
-                meta=meta,
             )
         trusted = self._verify(pkg, current, st)
         if current is not None and trusted and current.tree == meta.tree:

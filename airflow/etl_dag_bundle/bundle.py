@@ -23,22 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
+from retrypolicy import RetryPolicy
+from storecontract import StoreUrl
 
 from etl_dag_bundle.errors import BundleConfigError, BundleError
 from etl_dag_bundle.local import CURRENT_LINK, METADATA_COPY_NAME, VERSION_RE, PackageReleases, check_name
 from sidecar.errors import ConfigError
-from sidecar.retry import RetryPolicy
-from sidecar.store import Store, StoreLocation, open_store, parse_store_url
+from sidecar.store import Store, open_store, parse_store_url
 
 __all__ = ["PackageDagBundle"]
 
 log = logging.getLogger(__name__)
 
-_STORES: dict[tuple[StoreLocation, float, int, float], Store] = {}
+_STORES: dict[tuple[StoreUrl, float, int, float], Store] = {}
 _STORES_LOCK = threading.Lock()
 
 
-def _shared_store(location: StoreLocation, *, timeout: float, retries: int, retry_backoff: float) -> Store:
+def _shared_store(location: StoreUrl, *, timeout: float, retries: int, retry_backoff: float) -> Store:
     """One store client per process and settings: the dag-processor makes one bundle per package,
     and each S3 client holds a botocore session and a connection pool."""
     key = (location, timeout, retries, retry_backoff)
@@ -55,7 +56,7 @@ def _shared_store(location: StoreLocation, *, timeout: float, retries: int, retr
 class PackageDagBundle(BaseDagBundle):
     """One package of an env from the DAG store; version = the package's release id.
 
-    :param dag_bucket: the store, ``s3://<bucket>[/<root>]`` or ``file:///<dir>`` (the sidecar's ``DAG_BUCKET``)
+    :param dag_bucket: the store, ``s3://<bucket>`` or ``file:///<dir>`` (the sidecar's ``DAG_BUCKET``)
     :param env: the store's env prefix (``ENV``), e.g. ``prod``
     :param package: the package (default: the bundle's name)
     :param max_file_bytes: a release with a bigger DAG file is refused (default 5 MiB, as the sidecar)

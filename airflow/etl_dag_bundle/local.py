@@ -44,15 +44,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from storecontract import METADATA_NAME, NAME_RE
 from storecontract.limits import METADATA_MAX_BYTES  # the store's limit, as the sidecar
 
 from etl_dag_bundle.errors import BundleConfigError, ReleaseUnavailableError
 from sidecar.errors import MetadataError, ObjectNotFoundError, OversizedObjectError, StoreError
 from sidecar.layout import write_file_atomic
-from sidecar.metadata import NAME_RE, PackageMetadata, parse_metadata
+from sidecar.metadata import PackageMetadata, parse_metadata
 from sidecar.release_bundle import read_bundle
 from sidecar.stage import file_sha256
-from sidecar.store import METADATA_NAME, Store
+from sidecar.store import Store
 
 __all__ = [
     "CURRENT_LINK",
@@ -200,7 +201,7 @@ class PackageReleases:
             meta = parse_metadata(data, package=self.package, env=self.env, address=address)
         except MetadataError as exc:
             raise ReleaseUnavailableError(str(exc)) from exc
-        if not meta.release_id or not VERSION_RE.fullmatch(meta.release_id):
+        if not meta.release_id:  # else a contract release id (parse_metadata checked it)
             raise ReleaseUnavailableError(
                 f"{address!r}: release.id {meta.release_id!r} is missing or not a release id; publish the "
                 "package with the publisher (it writes release.id)"
@@ -306,7 +307,7 @@ class PackageReleases:
         removed = version.endswith(REMOVED_SUFFIX)
         dags = () if removed else meta.dags
         for dag in dags:
-            if dag.size is not None and dag.size > self.max_file_bytes:
+            if dag.size > self.max_file_bytes:
                 raise ReleaseUnavailableError(
                     f"{self.address(dag.file)!r} is {dag.size} bytes, more than max_file_bytes={self.max_file_bytes}; "
                     "keep DAG files small or raise max_file_bytes in the bundle's kwargs"

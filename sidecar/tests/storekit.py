@@ -1,24 +1,42 @@
-"""Test helpers: a tiny publisher that writes the store layout (docs/store-layout.md) to a real
-moto S3 server or to a folder, DAG sources that carry their own release marker, and a sidecar
-built from real flags.
+"""Test helpers: a publisher that writes the store layout (docs/store-layout.md) to a real moto S3
+server or to a folder with the store contract's own writers, DAG sources that carry their own
+release marker, and a sidecar built from real flags.
+
+``StoreKit.publish`` writes only stores the real publisher (tools/bazel/publisher) could write:
+the build document as the renderer makes it (image block included), release ids from
+``storecontract.make_release_id`` (one second past the previous release at least, as the publisher
+stamps them), ``with_release``, the bundle from ``write_bundle``, ``canonical_json`` bytes, keys from
+``PackageKeys``, and the publisher's order (live files, bundle, release json, metadata.json last,
+then prune). A test that needs a store the publisher cannot write says so by name:
+``publish_tampered`` (a document or bundle edited after the fact) and ``publish_legacy_release`` (a
+release as stored before bundles existed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import io
-import json
 import os
 import secrets
 import shutil
 import sys
-import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from storecontract import (
+    ContractError,
+    PackageKeys,
+    canonical_json,
+    make_release_id,
+    parse_metadata,
+    release_time,
+    with_release,
+    write_bundle,
+)
 
 from sidecar.logs import JsonLogger
 from sidecar.metrics import Metrics
@@ -27,12 +45,15 @@ from sidecar.syncer import Syncer, build_syncer
 from tools.testing.servers import MotoServer, moto_server
 
 ENV = "dev"
+REPOSITORY = "registry.example.com/etl"
+DIGEST = "sha256:" + hashlib.sha256(b"sidecar storekit image").hexdigest()
 
 
 def dag_source(dag_id: str, release: str, *, pad: int = 0) -> bytes:
     """A valid DAG-like module that names its release at the top and ends with a trailer line.
 
-    Sources of the same dag_id and ``pad`` have the same size when the release strings do.
+    ``release`` is a label of the test's own (``r1``), not a release id. Sources of the same dag_id
+    and ``pad`` have the same size when the labels do.
     """
     body = (
         f"# release: {release}\n"
@@ -47,7 +68,7 @@ def dag_source(dag_id: str, release: str, *, pad: int = 0) -> bytes:
 
 
 def parse_marker(data: bytes) -> tuple[str, bool]:
-    """(release named in the first line, whether the trailer with the same release is present)."""
+    """(release label named in the first line, whether the trailer with the same label is present)."""
     text = data.decode()
     first = text.split("\n", 1)[0]
     release = first.removeprefix("# release: ") if first.startswith("# release: ") else ""
@@ -55,18 +76,29 @@ def parse_marker(data: bytes) -> tuple[str, bool]:
     return release, complete
 
 
-def make_tar(members: list[tuple[str, bytes]] | dict[str, bytes]) -> bytes:
-    """A deterministic uncompressed pax tar, as the publisher writes bundles: regular files,
-    sorted by name, mtime 0, uid/gid 0, empty owner names, mode 0644."""
-    out = io.BytesIO()
-    items = sorted(members.items()) if isinstance(members, dict) else list(members)
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in items:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+def build_document(pkg: str, files: Mapping[str, bytes]) -> dict[str, Any]:
+    """The build's metadata.json (what the ``:dags`` target renders), for DAG files ``files``."""
+    return {
+        "schema_version": 1,
+        "package": pkg,
+        "image": {
+            "repository": f"{REPOSITORY}/{pkg}",
+            "digest": DIGEST,
+            "reference": f"{REPOSITORY}/{pkg}@{DIGEST}",
+        },
+        "revision": None,
+        "dags": [
+            {
+                "dag_id": dag_id,
+                "file": f"dags/{dag_id}.py",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "schedule": "@daily",
+                "tasks": ["run"],
+            }
+            for dag_id, data in sorted(files.items())
+        ],
+    }
 
 
 def bundle_block(release_id: str, tar: bytes) -> dict[str, Any]:
@@ -82,85 +114,125 @@ class StoreKit:
     def put(self, key: str, data: bytes) -> None:
         raise NotImplementedError
 
+    def get(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
     def delete(self, key: str) -> None:
         raise NotImplementedError
 
     def keys(self, prefix: str) -> list[str]:
         raise NotImplementedError
 
-    def metadata(
-        self, pkg: str, files: dict[str, bytes], *, release_id: str | None = None, env: str = ENV
-    ) -> dict[str, Any]:
-        dags = [
-            {
-                "dag_id": dag_id,
-                "file": f"dags/{dag_id}.py",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "schedule": "@daily",
-                "tasks": ["run"],
-            }
-            for dag_id, data in sorted(files.items())
-        ]
-        doc: dict[str, Any] = {"schema_version": 1, "package": pkg, "revision": None, "dags": dags, "env": env}
-        if release_id is not None:
-            doc["release"] = {"id": release_id, "published_at": "2026-11-27T04:20:00Z"}
-        return doc
+    def _previous(self, keys: PackageKeys) -> str | None:
+        """The committed release id, as the publisher reads it (None when absent or unreadable)."""
+        data = self.get(keys.metadata)
+        try:
+            return None if data is None else parse_metadata(data, where=keys.metadata).release_id
+        except ContractError:
+            return None
 
-    def publish(
+    def release(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV) -> tuple[dict[str, Any], bytes]:
+        """The next release of ``pkg`` as the publisher makes it: (metadata.json document, bundle tar)."""
+        keys = PackageKeys(env, pkg)
+        previous = self._previous(keys)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        stamp = now if previous is None else max(now, release_time(previous) + dt.timedelta(seconds=1))
+        build = build_document(pkg, files)
+        release_id = make_release_id(stamp, build)
+        tar = write_bundle(dict(files))
+        info = {
+            "id": release_id,
+            "previous": previous,
+            "published_at": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "image_tag": None,
+            "bundle": bundle_block(release_id, tar),
+        }
+        return with_release(build, env=env, release=info), tar
+
+    def publish(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV, prune: bool = True) -> dict[str, Any]:
+        """Publish a new release of ``files`` as the publisher does; return its metadata.json document.
+
+        The live DAG files, the bundle ``releases/<id>.tar``, ``releases/<id>.json``, metadata.json
+        (the commit point), then stale live files are pruned.
+        """
+        document, tar = self.release(pkg, files, env=env)
+        self.publish_release(pkg, files, document, tar, env=env, prune=prune)
+        return document
+
+    def publish_release(
         self,
         pkg: str,
-        files: dict[str, bytes],
+        files: Mapping[str, bytes],
+        document: Mapping[str, Any],
+        tar: bytes,
         *,
-        release_id: str | None = None,
         env: str = ENV,
-        metadata: dict[str, Any] | None = None,
         prune: bool = True,
-        bundle: bool | bytes = True,
-    ) -> dict[str, Any]:
-        """Publish like the real publisher: the live DAG files, the release bundle
-        ``releases/<id>.tar`` and ``releases/<id>.json``, metadata.json (the commit point), then
-        prune stale live files. ``bundle=False`` stores the release as before bundles
-        (``releases/<id>/dags/*.py`` + ``releases/<id>/metadata.json``, no ``release.bundle``);
-        bytes are stored as the bundle instead of the real tar (a damaged bundle).
-        """
-        doc = metadata if metadata is not None else self.metadata(pkg, files, release_id=release_id, env=env)
-        rid = (doc.get("release") or {}).get("id")
-        tar: bytes | None = None
-        if rid and bundle is not False:
-            tar = (
-                bundle
-                if isinstance(bundle, bytes)
-                else make_tar({f"dags/{dag_id}.py": data for dag_id, data in files.items()})
-            )
-            if metadata is None:
-                doc["release"]["bundle"] = bundle_block(
-                    rid, make_tar({f"dags/{dag_id}.py": data for dag_id, data in files.items()})
-                )
-        raw = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-        if rid and tar is None:
-            for dag_id, data in files.items():
-                self.put(f"{env}/{pkg}/releases/{rid}/dags/{dag_id}.py", data)
+    ) -> None:
+        """Publish what ``release`` returned, unchanged (a test that must know the id before the commit)."""
+        self._write(pkg, files, canonical_json(document), document["release"]["id"], tar, env=env, prune=prune)
+
+    def publish_tampered(
+        self,
+        pkg: str,
+        files: Mapping[str, bytes],
+        document: Mapping[str, Any],
+        *,
+        bundle: bytes | None,
+        env: str = ENV,
+    ) -> None:
+        """DELIBERATELY BROKEN: store ``document`` (from ``release``, then edited by the test),
+        ``files`` as the live DAG files and ``bundle`` as the release's tar (None: no tar at all),
+        in the publisher's order. What the publisher would never write: a test of the sidecar's
+        checks against a store someone else damaged."""
+        release_id = document["release"]["id"]
+        self._write(pkg, files, canonical_json(document), release_id, bundle, env=env, prune=True)
+
+    def publish_legacy_release(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV) -> dict[str, Any]:
+        """NOT TODAY'S PUBLISHER: a release as stored before bundles (until commit a4c1c68): no
+        ``release.bundle``, its files copied to ``releases/<id>/dags/`` and its document to
+        ``releases/<id>/metadata.json``. Only for the sidecar's fallback to those copies."""
+        document, _ = self.release(pkg, files, env=env)
+        del document["release"]["bundle"]
+        release_id = document["release"]["id"]
+        raw = canonical_json(document)
+        keys = PackageKeys(env, pkg)
         for dag_id, data in files.items():
-            self.put(f"{env}/{pkg}/dags/{dag_id}.py", data)
-        if rid and tar is not None:
-            self.put(f"{env}/{pkg}/releases/{rid}.tar", tar)
-            self.put(f"{env}/{pkg}/releases/{rid}.json", raw)
-        elif rid:
-            self.put(f"{env}/{pkg}/releases/{rid}/metadata.json", raw)
-        self.put(f"{env}/{pkg}/metadata.json", raw)
+            self.put(f"{keys.releases_prefix}{release_id}/dags/{dag_id}.py", data)
+        self.put(f"{keys.releases_prefix}{release_id}/metadata.json", raw)
+        self._write(pkg, files, raw, None, None, env=env, prune=True)
+        return document
+
+    def _write(
+        self,
+        pkg: str,
+        files: Mapping[str, bytes],
+        raw: bytes,
+        release_id: str | None,
+        tar: bytes | None,
+        *,
+        env: str,
+        prune: bool,
+    ) -> None:
+        keys = PackageKeys(env, pkg)
+        for dag_id, data in files.items():
+            self.put(keys.dag(dag_id), data)
+        if release_id is not None:
+            if tar is not None:
+                self.put(keys.release_bundle(release_id), tar)
+            self.put(keys.release_metadata(release_id), raw)
+        self.put(keys.metadata, raw)
         if prune:
-            wanted = {f"{env}/{pkg}/dags/{dag_id}.py" for dag_id in files}
-            for key in self.keys(f"{env}/{pkg}/dags/"):
+            wanted = {keys.dag(dag_id) for dag_id in files}
+            for key in self.keys(keys.dags_prefix):
                 if key not in wanted:
                     self.delete(key)
-        return doc
 
     def mark_removed(self, pkg: str, env: str = ENV) -> None:
-        self.put(f"{env}/{pkg}/REMOVED", b"decommissioned\n")
+        self.put(PackageKeys(env, pkg).removed_marker, b"decommissioned\n")
 
     def delete_package(self, pkg: str, env: str = ENV) -> None:
-        for key in self.keys(f"{env}/{pkg}/"):
+        for key in self.keys(PackageKeys(env, pkg).prefix):
             self.delete(key)
 
 
@@ -176,6 +248,12 @@ class FileKit(StoreKit):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
@@ -208,6 +286,13 @@ class S3Kit(StoreKit):
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return data
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)

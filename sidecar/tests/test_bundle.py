@@ -7,8 +7,10 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from storecontract import write_bundle
 
 from sidecar.layout import STATE_DIR_NAME
 from sidecar.stage import wants_bundle
@@ -19,7 +21,6 @@ from sidecar.tests.storekit import (
     dag_source,
     kit,
     local_files,
-    make_tar,
     metric,
     moto,
     running_syncer,
@@ -56,8 +57,9 @@ def test_rule_for_using_the_bundle() -> None:
 
 def test_cold_sync_streams_the_bundle_and_nothing_else(kit: StoreKit, tmp_path: Path) -> None:
     v1 = release("r1")
-    doc = kit.publish("alpha", v1, release_id="r1")
-    assert doc["release"]["bundle"]["key"] == "releases/r1.tar"
+    doc = kit.publish("alpha", v1)
+    rid = doc["release"]["id"]
+    assert doc["release"]["bundle"]["key"] == f"releases/{rid}.tar"
     dags = tmp_path / "dags"
     log = io.StringIO()
     mark = kit.server.mark() if isinstance(kit, S3Kit) else 0
@@ -70,13 +72,13 @@ def test_cold_sync_streams_the_bundle_and_nothing_else(kit: StoreKit, tmp_path: 
         if isinstance(kit, S3Kit):
             assert dag_gets(kit, mark) == []
             gets = [p for m, p in kit.server.requests_since(mark) if m == "GET"]
-            assert f"/{kit.bucket}/dev/alpha/releases/r1.tar" in gets
+            assert f"/{kit.bucket}/dev/alpha/releases/{rid}.tar" in gets
         assert events(log, "release_switched")[0]["bundle"] == "used"
         assert not events(log, "bundle_fallback")
 
         # a few changed files: single GETs, the bundle is not read
         v2 = dict(v1, d03=dag_source("d03", "r2"), d07=dag_source("d07", "r2"))
-        kit.publish("alpha", v2, release_id="r2")
+        kit.publish("alpha", v2)
         mark = kit.server.mark() if isinstance(kit, S3Kit) else 0
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v2
@@ -90,7 +92,7 @@ def test_cold_sync_streams_the_bundle_and_nothing_else(kit: StoreKit, tmp_path: 
 
         # many changed files: the bundle again; unchanged files are still hard-linked
         v3 = {k: (dag_source(k, "r3") if i < 12 else v) for i, (k, v) in enumerate(sorted(v2.items()))}
-        kit.publish("alpha", v3, release_id="r3")
+        kit.publish("alpha", v3)
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v3
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == 5 + 2
@@ -99,8 +101,9 @@ def test_cold_sync_streams_the_bundle_and_nothing_else(kit: StoreKit, tmp_path: 
 
 
 def test_no_bundle_means_one_get_per_file(kit: StoreKit, tmp_path: Path) -> None:
+    """A release stored before bundles (no release.bundle): one GET per file, no fallback."""
     v1 = release("r1")
-    doc = kit.publish("alpha", v1, release_id="r1", bundle=False)
+    doc = kit.publish_legacy_release("alpha", v1)
     assert "bundle" not in doc["release"]
     dags = tmp_path / "dags"
     log = io.StringIO()
@@ -149,15 +152,15 @@ BAD_BUNDLES = {
     "missing": "it does not exist",
     "not_a_tar": "header at byte 0: checksum",
     "truncated": "the tar ends inside a header",
-    "bad_block": "release.bundle.key '../../other/x.tar' must look like",
+    "bad_block": "release.bundle.key '../../other/x.tar' must be 'releases/",
 }
 
 
-def _bad_bundle(kind: str, files: dict[str, bytes], escape: Path) -> tuple[dict[str, object], bytes | bool]:
-    """(metadata.json document, bundle bytes to store or False) for a damaged bundle of ``kind``."""
-    from sidecar.tests.storekit import StoreKit as Kit
-
-    doc = Kit.metadata(Kit(), "alpha", files, release_id="r2")
+def _bad_bundle(kit: StoreKit, kind: str, files: dict[str, bytes], escape: Path) -> tuple[dict[str, Any], bytes | None]:
+    """DELIBERATELY BROKEN: (metadata.json document, bundle bytes to store or None) of the next
+    release of ``files``, its bundle (or ``release.bundle``) damaged as ``kind`` says."""
+    doc, _ = kit.release("alpha", files)
+    rid = doc["release"]["id"]
     good = members(files)
     bad_member = {
         "traversal": lambda: _info("../../../escaped.py", tarfile.REGTYPE, data=b"x = 1\n"),
@@ -174,47 +177,43 @@ def _bad_bundle(kind: str, files: dict[str, bytes], escape: Path) -> tuple[dict[
             good = [m for m in good if m[0] != "dags/d05.py"]
         tar = crafted_tar(good, bad_member[kind](), 5)
     elif kind == "member_hash":  # same size, other bytes
-        tar = make_tar([(n, dag_source("d05", "rX") if n == "dags/d05.py" else d) for n, d in good])
+        tar = write_bundle(dict(files, d05=dag_source("d05", "rX")))
     else:
-        tar = make_tar(good)
-    block = bundle_block("r2", tar)
-    stored: bytes | bool = tar
+        tar = write_bundle(files)
+    block = bundle_block(rid, tar)
+    stored: bytes | None = tar
     if kind == "tar_hash":
         block["sha256"] = "0" * 64
     elif kind == "missing":
-        stored = False
+        stored = None
     elif kind == "not_a_tar":
         stored = b"\x01" * len(tar)
-        block = bundle_block("r2", stored)
+        block = bundle_block(rid, stored)
     elif kind == "truncated":
         stored = tar[: len(tar) // 2]
     elif kind == "bad_block":
         block["key"] = "../../other/x.tar"
-    doc["release"]["bundle"] = block  # type: ignore[index]
+    doc["release"]["bundle"] = block
     return doc, stored
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_BUNDLES))
 def test_bad_bundle_falls_back_to_single_files(kit: StoreKit, tmp_path: Path, kind: str) -> None:
     v1 = release("r1")
-    kit.publish("alpha", v1, release_id="r1", bundle=False)
+    kit.publish("alpha", v1)
     dags = tmp_path / "dags"
     escape = tmp_path / "escaped.py"
     log = io.StringIO()
     with running_syncer(kit, dags, log=log) as syncer:
         syncer.run_cycle()
+        assert metric(syncer, "etl_sidecar_bundles_total", {"result": "used"}) == 1  # v1, cold
         v2 = release("r2")
-        doc, stored = _bad_bundle(kind, v2, escape)
-        if stored is False:
-            kit.publish("alpha", v2, metadata=doc, bundle=False)
-            kit.delete("dev/alpha/releases/r2/metadata.json")
-        else:
-            assert isinstance(stored, bytes)
-            kit.publish("alpha", v2, metadata=doc, bundle=stored)
+        doc, stored = _bad_bundle(kit, kind, v2, escape)
+        kit.publish_tampered("alpha", v2, doc, bundle=stored)
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v2
         assert metric(syncer, "etl_sidecar_bundles_total", {"result": "fallback"}) == 1
-        assert metric(syncer, "etl_sidecar_bundles_total", {"result": "used"}) == 0
+        assert metric(syncer, "etl_sidecar_bundles_total", {"result": "used"}) == 1  # not v2
         (fallback,) = events(log, "bundle_fallback")
         assert BAD_BUNDLES[kind] in str(fallback["problem"]), fallback["problem"]
         assert events(log, "release_switched")[-1]["bundle"] == "fallback"
@@ -225,15 +224,14 @@ def test_bad_bundle_falls_back_to_single_files(kit: StoreKit, tmp_path: Path, ki
 
 def test_files_kept_from_a_bundle_that_turns_bad_are_not_fetched_again(kit: StoreKit, tmp_path: Path) -> None:
     v1 = release("r1")
-    kit.publish("alpha", v1, release_id="r1", bundle=False)
+    kit.publish("alpha", v1)
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
         before = metric(syncer, "etl_sidecar_objects_fetched_total")
         v2 = release("r2")
-        doc, stored = _bad_bundle("unlisted", v2, tmp_path / "x")
-        assert isinstance(stored, bytes)
-        kit.publish("alpha", v2, metadata=doc, bundle=stored)
+        doc, stored = _bad_bundle(kit, "unlisted", v2, tmp_path / "x")
+        kit.publish_tampered("alpha", v2, doc, bundle=stored)
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v2
         # metadata.json + the bundle (5 good members before the bad one) + 15 single files
@@ -242,16 +240,15 @@ def test_files_kept_from_a_bundle_that_turns_bad_are_not_fetched_again(kit: Stor
 
 def test_bad_member_and_bad_live_file_reject_the_release(kit: StoreKit, tmp_path: Path) -> None:
     v1 = release("r1")
-    kit.publish("alpha", v1, release_id="r1")
+    kit.publish("alpha", v1)
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
         target = (dags / "alpha").readlink()
         v2 = release("r2")
-        doc, stored = _bad_bundle("member_hash", v2, tmp_path / "x")
-        assert isinstance(stored, bytes)
+        doc, stored = _bad_bundle(kit, "member_hash", v2, tmp_path / "x")
         # the live file carries the same wrong bytes as the bundle member
-        kit.publish("alpha", dict(v2, d05=dag_source("d05", "rX")), metadata=doc, bundle=stored)
+        kit.publish_tampered("alpha", dict(v2, d05=dag_source("d05", "rX")), doc, bundle=stored)
         assert syncer.run_cycle().outcomes == {"alpha": "rejected"}
         assert (dags / "alpha").readlink() == target
         assert local_files(dags, "alpha") == v1
@@ -262,11 +259,11 @@ def test_bad_member_and_bad_live_file_reject_the_release(kit: StoreKit, tmp_path
 
 def test_a_bundle_file_that_does_not_compile_rejects_the_release(kit: StoreKit, tmp_path: Path) -> None:
     v1 = release("r1")
-    kit.publish("alpha", v1, release_id="r1")
+    kit.publish("alpha", v1)
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
-        kit.publish("alpha", dict(release("r2"), d09=b"def broken(:\n"), release_id="r2")
+        kit.publish("alpha", dict(release("r2"), d09=b"def broken(:\n"))
         assert syncer.run_cycle().outcomes == {"alpha": "rejected"}
         assert local_files(dags, "alpha") == v1
         assert metric(syncer, "etl_sidecar_rejected_releases_total", {"reason": "syntax_error"}) == 1
@@ -275,7 +272,7 @@ def test_a_bundle_file_that_does_not_compile_rejects_the_release(kit: StoreKit, 
 def test_publisher_window_is_bridged_by_the_bundle(kit: StoreKit, tmp_path: Path) -> None:
     """Live bytes of an uncommitted publish: the committed release's bundle has the right ones."""
     v1 = release("r1", 3)
-    kit.publish("alpha", v1, release_id="r1")
+    doc = kit.publish("alpha", v1)
     kit.put("dev/alpha/dags/d01.py", dag_source("d01", "r2"))  # a publish of r2 before its commit
     dags = tmp_path / "dags"
     log = io.StringIO()
@@ -285,5 +282,5 @@ def test_publisher_window_is_bridged_by_the_bundle(kit: StoreKit, tmp_path: Path
         # metadata + 3 live files (one wrong) + the bundle for that one
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == 5
         (warning,) = events(log, "live_file_mismatch")  # operators see it (and the --repair hint)
-        assert warning["files"] == ["dags/d01.py"] and warning["release"] == "r1"
+        assert warning["files"] == ["dags/d01.py"] and warning["release"] == doc["release"]["id"]
         assert "publish -- --repair" in str(warning["hint"])

@@ -35,7 +35,7 @@ def json_lines(text: str) -> list[dict[str, object]]:
 
 def test_once_syncs_and_exits_zero(tmp_path: Path) -> None:
     kit = FileKit(tmp_path / "store")
-    kit.publish("alpha", {"d1": dag_source("d1", "r1")}, release_id="r1")
+    kit.publish("alpha", {"d1": dag_source("d1", "r1")})
     dags = tmp_path / "dags"
     proc = run_sidecar(
         "--once",
@@ -100,7 +100,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
 
 def test_loop_serves_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
     kit = FileKit(tmp_path / "store")
-    kit.publish("alpha", {"d1": dag_source("d1", "r1")}, release_id="r1")
+    kit.publish("alpha", {"d1": dag_source("d1", "r1")})
     dags = tmp_path / "dags"
     port = free_port()
     out = tmp_path / "sidecar.log"
@@ -127,7 +127,7 @@ def test_loop_serves_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
                 time.sleep(0.1)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
             assert resp.status == 200
-        kit.publish("alpha", {"d1": dag_source("d1", "r2")}, release_id="r2")
+        kit.publish("alpha", {"d1": dag_source("d1", "r2")})
         deadline = time.monotonic() + 30
         while (dags / "alpha" / "d1.py").read_bytes() != dag_source("d1", "r2"):
             assert time.monotonic() < deadline, "r2 never arrived"

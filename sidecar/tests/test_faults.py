@@ -54,7 +54,7 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
             monkeypatch.setenv(name, value)
         kit = S3Kit(server, "dags-outage")
         v1 = release_files("r1", 5)
-        kit.publish("alpha", v1, release_id="r1")
+        kit.publish("alpha", v1)
         dags = tmp_path / "dags"
         log = io.StringIO()
         syncer = make_syncer(kit, dags, "--failure-threshold", "2", "--timeout", "2", "--concurrency", "2", log=log)
@@ -71,7 +71,10 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
 
             # a big release starts staging; the store goes away in the middle of it
             v2 = release_files("r2", 400)
-            kit.publish("alpha", v2, release_id="r2", bundle=False)  # 400 single GETs: time to stop moto
+            # DELIBERATELY BROKEN: release.bundle names a tar that was never stored, so staging takes
+            # 400 single GETs after the bundle's 404: time to stop moto
+            doc, _ = kit.release("alpha", v2)
+            kit.publish_tampered("alpha", v2, doc, bundle=None)
             staging = dags / STATE_DIR_NAME / "alpha" / "staging"
             wait_until(lambda: staging_has_files(staging), timeout=30, what="staging of r2 to start")
             server.stop()
@@ -101,7 +104,7 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
             # re-seeded: it recovers by itself and takes the new release
             kit = S3Kit(server, "dags-outage")
             v3 = release_files("r3", 20)
-            kit.publish("alpha", v3, release_id="r3")
+            kit.publish("alpha", v3)
             wait_until(
                 lambda: (dags / "alpha" / "d000.py").read_bytes() == v3["d000"], timeout=30, what="r3 to be switched in"
             )

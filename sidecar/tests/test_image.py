@@ -24,7 +24,7 @@ def test_image_syncs_once_as_nonroot(tmp_path: Path) -> None:
     from ocitool.push import push_layout
 
     kit = FileKit(tmp_path / "store")
-    kit.publish("alpha", {"alpha_daily": dag_source("alpha_daily", "r1")}, release_id="r1")
+    kit.publish("alpha", {"alpha_daily": dag_source("alpha_daily", "r1")})
     dags = tmp_path / "dags"
     dags.mkdir()
     os.chown(dags, 65532, 65532)
@@ -68,10 +68,10 @@ def test_image_syncs_once_as_nonroot(tmp_path: Path) -> None:
             assert run.returncode == 0, run.stderr + run.stdout
             assert (dags / "alpha" / "alpha_daily.py").read_bytes() == dag_source("alpha_daily", "r1")
             assert (dags / ".airflowignore").exists()
-            # the S3 side: botocore (credentials, signer) and urllib3 are in the image, boto3 is not
+            # the S3 side: s3http (and botocore, for its credential chain) is in the image, boto3 is not
             probe = (
-                "import importlib.util, sidecar.s3client as c; "
-                "print(c.S3Client('my-dags', timeout=1, max_connections=1).endpoint, "
+                "import importlib.util, s3http as c; "
+                "print(c.S3Client('my-dags', max_connections=1).endpoint, "
                 "importlib.util.find_spec('boto3') is None)"
             )
             run = subprocess.run(

@@ -1,17 +1,19 @@
-"""The sidecar's own S3 client against real moto servers: SigV4 checked by moto's IAM auth,
+"""The sidecar's S3 store (on the platform's client, s3http) against real moto servers: SigV4 checked by moto's IAM auth,
 paging, and error statuses injected by a small HTTP proxy in front of moto."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
+from retrypolicy import RetryPolicy
+from s3http import S3Client
+from s3http.settings import configured_endpoint
 
 from sidecar.errors import ObjectNotFoundError, StoreError
-from sidecar.retry import RetryPolicy
-from sidecar.s3client import S3Client, endpoint_settings
 from sidecar.store import S3Store, parse_store_url
 from sidecar.tests.storekit import S3Kit, dag_source, local_files, moto, running_syncer
 from tools.testing.s3faults import fault_proxy
@@ -59,8 +61,8 @@ def test_moto_with_iam_auth_accepts_our_signatures(tmp_path: Path, monkeypatch: 
                 iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
         kit = S3Kit(server, "dags-auth", key=keys["admin"])  # from here on, every request is checked
         files = {f"d{i:02d}": dag_source(f"d{i:02d}", "r1") for i in range(12)}
-        kit.publish("alpha", files, release_id="r1")
-        kit.publish("beta", {"b1": dag_source("b1", "r1")}, release_id="r1")
+        kit.publish("alpha", files)
+        kit.publish("beta", {"b1": dag_source("b1", "r1")})
 
         _use_key(monkeypatch, server.endpoint_url, keys["reader"])
         dags = tmp_path / "dags"
@@ -88,7 +90,7 @@ def test_listing_pages_are_followed(moto: MotoServer, monkeypatch: pytest.Monkey
         monkeypatch.setenv(name, value)
     kit = S3Kit(moto, "dags-pages")
     for pkg in ("p1", "p2", "p3", "p4", "p5"):
-        kit.publish(pkg, {"d": dag_source("d", "r1")}, release_id="r1")
+        kit.publish(pkg, {"d": dag_source("d", "r1")})
     store = S3Store(parse_store_url(kit.url), policy=FAST, timeout=5, max_connections=2)
     store._client.max_keys = 2
     mark = moto.mark()
@@ -111,30 +113,30 @@ def test_endpoint_and_region_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    assert endpoint_settings() == (None, "us-east-1")
-    client = S3Client("my-dags", timeout=1, max_connections=1)
+    assert configured_endpoint(os.environ) is None
+    client = S3Client("my-dags", max_connections=1)
     assert client.url("dev/a b.py") == "https://my-dags.s3.us-east-1.amazonaws.com/dev/a%20b.py"
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    assert S3Client("dotted.bucket", timeout=1, max_connections=1).endpoint == (
+    assert S3Client("dotted.bucket", max_connections=1).endpoint == (
         "https://s3.eu-west-1.amazonaws.com/dotted.bucket/"
     )
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:9000/")
-    client = S3Client("my-dags", timeout=1, max_connections=1)
+    client = S3Client("my-dags", max_connections=1)
     assert (client.endpoint, client.region) == ("http://s3-only:9000/my-dags/", "eu-central-1")
     assert client.url("", {"prefix": "dev/", "list-type": "2"}) == (
         "http://s3-only:9000/my-dags/?list-type=2&prefix=dev%2F"
     )
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-    assert endpoint_settings()[0] is None
+    assert configured_endpoint(os.environ) is None
 
 
 def test_error_statuses_map_to_retries_and_clear_errors(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in moto.env().items():
         monkeypatch.setenv(name, value)
     kit = S3Kit(moto, "dags-faults")
-    kit.publish("alpha", {"d1": dag_source("d1", "r1")}, release_id="r1")
+    doc = kit.publish("alpha", {"d1": dag_source("d1", "r1")})
     with fault_proxy(moto) as (endpoint, faults):
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         retries: list[str] = []
@@ -162,6 +164,6 @@ def test_error_statuses_map_to_retries_and_clear_errors(moto: MotoServer, monkey
             store.download("dev/alpha/dags/nope.py", Path("/dev/null"), max_bytes=1 << 20)
         assert retries == []
         # the connections are still good after the errors
-        with store.open_read("dev/alpha/releases/r1.tar", max_bytes=1 << 20) as src:
+        with store.open_read(f"dev/alpha/releases/{doc['release']['id']}.tar", max_bytes=1 << 20) as src:
             assert len(io.BytesIO(src.read(1 << 20)).getvalue()) > 512
         assert store.list_packages("dev") == ["alpha"]

@@ -20,13 +20,14 @@ def test_defaults() -> None:
         None,
         False,
     )
-    assert (s.store.scheme, s.store.bucket, s.store.prefix) == ("s3", "my-dags", "")
+    assert (s.store.scheme, s.store.bucket) == ("s3", "my-dags")
+    assert s.store.address("dev/x/metadata.json") == "s3://my-dags/dev/x/metadata.json"
     assert s.metrics_port == 9108 and s.failure_threshold == 3 and s.grace_period == 300.0
 
 
 def test_environment_variables_and_flag_precedence() -> None:
     environ = {
-        "DAG_BUCKET": "s3://my-dags/platform/airflow",
+        "DAG_BUCKET": "s3://my-dags/",
         "ENV": "prod",
         "DAGS_DIR": "/data/dags",
         "SYNC_INTERVAL": "15",
@@ -38,8 +39,8 @@ def test_environment_variables_and_flag_precedence() -> None:
         "GRACE_PERIOD": "0",
     }
     s = parse_settings([], environ)
-    assert s.store.prefix == "platform/airflow/"
-    assert s.store.address("prod/x/metadata.json") == "s3://my-dags/platform/airflow/prod/x/metadata.json"
+    assert str(s.store) == "s3://my-dags"
+    assert s.store.address("prod/x/metadata.json") == "s3://my-dags/prod/x/metadata.json"
     assert (s.env, s.dags_dir, s.sync_interval, s.once, s.metrics_port) == ("prod", Path("/data/dags"), 15.0, True, 0)
     assert s.packages == frozenset({"file_processing", "observability"})
     assert (s.max_file_bytes, s.failure_threshold, s.grace_period) == (1000, 5, 0.0)
@@ -57,9 +58,19 @@ def test_every_flag_has_an_env_var_and_help() -> None:
     ("argv", "environ", "message"),
     [
         ([], {}, r"^required flag: --dag-bucket \(or DAG_BUCKET\)"),
-        (["--dag-bucket", "s3://b"], {}, r"^invalid flag: --dag-bucket='s3://b': bucket name 'b' is not valid"),
-        (["--dag-bucket", "gs://x"], {}, r"^invalid flag: --dag-bucket='gs://x': unknown scheme; use s3://"),
-        (["--dag-bucket", "file://rel/dir"], {}, r"the folder must be absolute"),
+        (["--dag-bucket", "s3://b"], {}, r"^invalid flag: --dag-bucket='s3://b': 'b' is not a valid S3 bucket name$"),
+        (
+            ["--dag-bucket", "gs://x"],
+            {},
+            r"^invalid flag: --dag-bucket='gs://x': must be s3://<bucket> or file:///<absolute dir>$",
+        ),
+        (["--dag-bucket", "file://rel/dir"], {}, r"a local store must be an absolute path, file:///<dir>$"),
+        (
+            [],
+            {"DAG_BUCKET": "s3://my-dags/platform/airflow"},
+            r"^invalid flag: --dag-bucket='s3://my-dags/platform/airflow': give the bucket only \(s3://<bucket>\): "
+            r"keys start with <ENV>/ at the bucket's root$",
+        ),
         (
             ["--dag-bucket", "s3://ok-bucket", "--sync-interval", "abc"],
             {},
@@ -86,5 +97,10 @@ def test_store_urls() -> None:
     assert (loc.scheme, loc.path) == ("file", "/srv/dag-store")
     assert loc.address("dev/p/metadata.json") == "file:///srv/dag-store/dev/p/metadata.json"
     assert str(parse_store_url("s3://bkt/")) == "s3://bkt"
-    with pytest.raises(ConfigError, match=r"root 'a//b' is not a plain key prefix"):
+    # one rule for every program (storecontract.parse_dag_bucket): no key prefix inside the bucket
+    with pytest.raises(ConfigError, match=r"'s3://bkt/a//b': give the bucket only \(s3://<bucket>\)"):
         parse_store_url("s3://bkt/a//b")
+    with pytest.raises(ConfigError, match=r"'s3://bkt/root': give the bucket only \(s3://<bucket>\)"):
+        parse_store_url("s3://bkt/root")
+    with pytest.raises(ConfigError, match=r"'s3://bucket\\n': contains control characters"):
+        parse_store_url("s3://bucket\n")

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from retrypolicy import RetryPolicy, call_with_retry
 
 from sidecar.errors import ObjectNotFoundError, OversizedObjectError, StoppingError, StoreError
-from sidecar.retry import RetryPolicy, call_with_retry
 from sidecar.store import S3Store, Store, open_store, parse_store_url
 from sidecar.tests.storekit import S3Kit, StoreKit, dag_source, kit, moto
 from tools.testing.servers import free_port
@@ -25,7 +25,7 @@ def open_kit_store(kit: StoreKit) -> Store:
 
 
 def test_listing_entry_and_conditional_get(kit: StoreKit) -> None:
-    doc = kit.publish("alpha", {"d1": dag_source("d1", "r1")}, release_id="r1")
+    doc = kit.publish("alpha", {"d1": dag_source("d1", "r1")})
     kit.publish("beta", {"b1": dag_source("b1", "r1")})
     kit.mark_removed("beta")
     store = open_kit_store(kit)

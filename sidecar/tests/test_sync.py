@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from storecontract import canonical_json
 
 from sidecar.layout import IGNORE_LINES, STATE_DIR_NAME
 from sidecar.tests.storekit import (
@@ -29,8 +30,8 @@ def files_for(release: str, *dag_ids: str, pad: int = 0) -> dict[str, bytes]:
 
 
 def test_initial_sync_mirrors_every_package(kit: StoreKit, tmp_path: Path) -> None:
-    a = kit.publish("alpha", files_for("r1", "alpha_one", "alpha_two", "alpha_three"), release_id="r1")
-    kit.publish("beta", files_for("r1", "beta_one", "beta_two"), release_id="r1")
+    a = kit.publish("alpha", files_for("r1", "alpha_one", "alpha_two", "alpha_three"))
+    kit.publish("beta", files_for("r1", "beta_one", "beta_two"))
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         result = syncer.run_cycle()
@@ -48,7 +49,7 @@ def test_initial_sync_mirrors_every_package(kit: StoreKit, tmp_path: Path) -> No
             "alpha_two.py",
         ]
         manifest = json.loads((dags / "alpha" / ".release.json").read_text())
-        assert manifest["release"]["id"] == "r1"
+        assert manifest["release"]["id"] == a["release"]["id"]
         assert manifest["files"] == {d["file"].removeprefix("dags/"): d["sha256"] for d in a["dags"]}
         assert (dags / ".airflowignore").read_text().splitlines() == list(IGNORE_LINES)
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == 2 + 5
@@ -58,8 +59,8 @@ def test_initial_sync_mirrors_every_package(kit: StoreKit, tmp_path: Path) -> No
 
 
 def test_noop_cycle_downloads_nothing(kit: StoreKit, tmp_path: Path) -> None:
-    kit.publish("alpha", files_for("r1", "a1", "a2"), release_id="r1")
-    kit.publish("beta", files_for("r1", "b1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "a1", "a2"))
+    kit.publish("beta", files_for("r1", "b1"))
     with running_syncer(kit, tmp_path / "dags") as syncer:
         assert syncer.run_cycle().status == "success"
         fetched = metric(syncer, "etl_sidecar_objects_fetched_total")
@@ -77,14 +78,14 @@ def test_noop_cycle_downloads_nothing(kit: StoreKit, tmp_path: Path) -> None:
 
 def test_same_size_edit_is_picked_up_and_only_it_is_fetched(kit: StoreKit, tmp_path: Path) -> None:
     v1 = files_for("r1", "d1", "d2", "d3")
-    kit.publish("alpha", v1, release_id="r1")
+    kit.publish("alpha", v1)
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
         old_d1 = os.stat(dags / "alpha" / "d1.py")
         v2 = dict(v1, d2=dag_source("d2", "r2"))  # same length as r1: same size, new content
         assert len(v2["d2"]) == len(v1["d2"]) and v2["d2"] != v1["d2"]
-        kit.publish("alpha", v2, release_id="r2")
+        kit.publish("alpha", v2)
         before = metric(syncer, "etl_sidecar_objects_fetched_total")
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v2
@@ -95,52 +96,56 @@ def test_same_size_edit_is_picked_up_and_only_it_is_fetched(kit: StoreKit, tmp_p
 
 
 def test_removed_dag_disappears(kit: StoreKit, tmp_path: Path) -> None:
-    kit.publish("alpha", files_for("r1", "keep", "drop"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "keep", "drop"))
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
         assert (dags / "alpha" / "drop.py").exists()
-        kit.publish("alpha", files_for("r1", "keep"), release_id="r2")
+        kit.publish("alpha", files_for("r1", "keep"))
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert sorted(local_files(dags, "alpha")) == ["keep"]
 
 
 def test_metadata_change_without_file_change_does_not_switch(kit: StoreKit, tmp_path: Path) -> None:
     files = files_for("r1", "d1")
-    kit.publish("alpha", files, release_id="r1")
+    kit.publish("alpha", files)
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
         target = os.readlink(dags / "alpha")
-        kit.publish("alpha", files, release_id="r1-again")
+        kit.publish("alpha", files)  # a new release id, the same files
         assert syncer.run_cycle().outcomes == {"alpha": "noop"}
         assert os.readlink(dags / "alpha") == target
         assert metric(syncer, "etl_sidecar_release_switches_total") == 1
 
 
 def _bad_release(kit: StoreKit, reason: str) -> None:
+    """A release the sidecar must reject: tampered stores (publish_tampered, raw writes) where the
+    publisher would have refused, real publishes of bad DAG files where it would not."""
     good = files_for("r2", "d1", "d2")
     if reason == "hash_mismatch":
-        doc = kit.metadata("alpha", good, release_id="r2")
+        doc, tar = kit.release("alpha", good)
         doc["dags"][1]["sha256"] = "0" * 64
-        kit.publish("alpha", good, metadata=doc)
+        kit.publish_tampered("alpha", good, doc, bundle=tar)
     elif reason == "syntax_error":
         bad = dict(good, d2=b"# release: r2\ndef broken(:\n")
-        kit.publish("alpha", bad, release_id="r2")
+        kit.publish("alpha", bad)
     elif reason == "oversized":
         big = dict(good, d2=dag_source("d2", "r2", pad=5000))
-        kit.publish("alpha", big, release_id="r2")
+        kit.publish("alpha", big)
     elif reason == "size_mismatch":
-        doc = kit.metadata("alpha", good, release_id="r2")
+        doc, tar = kit.release("alpha", good)
         doc["dags"][0]["size"] += 1
-        kit.publish("alpha", good, metadata=doc)
+        kit.publish_tampered("alpha", good, doc, bundle=tar)
     elif reason == "missing_file":
-        doc = kit.metadata("alpha", dict(good, d3=b"x"), release_id="r2")
-        kit.publish("alpha", good, metadata=doc)
+        doc, _ = kit.release("alpha", dict(good, d3=b"x"))
+        kit.publish_tampered("alpha", good, doc, bundle=None)
     elif reason == "invalid_metadata":
         kit.put("dev/alpha/metadata.json", b'{"schema_version": 1, "package": "alpha", "dags": [')
-    elif reason == "empty_release":
-        kit.publish("alpha", {}, release_id="r2")
+    elif reason == "empty_release":  # the contract (and so the publisher) refuses an empty dags list
+        doc, _ = kit.release("alpha", good)
+        doc["dags"] = []
+        kit.put("dev/alpha/metadata.json", canonical_json(doc))
     else:
         raise AssertionError(reason)
 
@@ -159,7 +164,7 @@ def _bad_release(kit: StoreKit, reason: str) -> None:
 )
 def test_bad_release_is_rejected_whole_and_quarantined(kit: StoreKit, tmp_path: Path, reason: str) -> None:
     v1 = files_for("r1", "d1", "d2")
-    kit.publish("alpha", v1, release_id="r1")
+    kit.publish("alpha", v1)
     dags = tmp_path / "dags"
     log = io.StringIO()
     with running_syncer(kit, dags, "--max-file-bytes", "4096", log=log) as syncer:
@@ -187,19 +192,21 @@ def test_bad_release_is_rejected_whole_and_quarantined(kit: StoreKit, tmp_path: 
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == fetched
         # a fixed release goes through
         v3 = files_for("r3", "d1", "d2")
-        kit.publish("alpha", v3, release_id="r3")
+        kit.publish("alpha", v3)
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v3
 
 
 def test_rejection_messages_name_the_file(kit: StoreKit, tmp_path: Path) -> None:
-    kit.publish("alpha", files_for("r1", "d1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1"))
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
-        doc = kit.metadata("alpha", files_for("r2", "d1"), release_id="r2")
+        # sha256 tampered, no release.bundle (as before bundles): the live file is the only copy
+        doc, _ = kit.release("alpha", files_for("r2", "d1"))
         doc["dags"][0]["sha256"] = "f" * 64
-        kit.publish("alpha", files_for("r2", "d1"), metadata=doc)
+        del doc["release"]["bundle"]
+        kit.publish_tampered("alpha", files_for("r2", "d1"), doc, bundle=None)
         syncer.run_cycle()
         (qdir,) = (dags / STATE_DIR_NAME / "alpha" / "quarantine").iterdir()
         message = json.loads((qdir / "REASON.json").read_text())["message"]
@@ -210,19 +217,19 @@ def test_rejection_messages_name_the_file(kit: StoreKit, tmp_path: Path) -> None
 
 
 def test_quarantine_is_bounded(kit: StoreKit, tmp_path: Path) -> None:
-    kit.publish("alpha", files_for("r1", "d1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1"))
     dags = tmp_path / "dags"
     with running_syncer(kit, dags, "--quarantine-keep", "2") as syncer:
         syncer.run_cycle()
         for i in range(4):
-            kit.publish("alpha", {"d1": f"def bad{i}(:\n".encode()}, release_id=f"bad{i}")
+            kit.publish("alpha", {"d1": f"def bad{i}(:\n".encode()})
             assert syncer.run_cycle().outcomes == {"alpha": "rejected"}
         assert len(list((dags / STATE_DIR_NAME / "alpha" / "quarantine").iterdir())) == 2
 
 
 def test_allow_list_limits_packages(kit: StoreKit, tmp_path: Path) -> None:
     for pkg in ("alpha", "beta", "gamma"):
-        kit.publish(pkg, files_for("r1", f"{pkg}_d"), release_id="r1")
+        kit.publish(pkg, files_for("r1", f"{pkg}_d"))
     dags = tmp_path / "dags"
     log = io.StringIO()
     with running_syncer(kit, dags, "--packages", "alpha,gamma,delta", log=log) as syncer:
@@ -233,7 +240,7 @@ def test_allow_list_limits_packages(kit: StoreKit, tmp_path: Path) -> None:
 
 def test_removed_marker_deletes_package_but_a_vanished_prefix_does_not(kit: StoreKit, tmp_path: Path) -> None:
     for pkg in ("alpha", "beta", "gamma"):
-        kit.publish(pkg, files_for("r1", f"{pkg}_d"), release_id="r1")
+        kit.publish(pkg, files_for("r1", f"{pkg}_d"))
     dags = tmp_path / "dags"
     with running_syncer(kit, dags, "--grace-period", "0") as syncer:
         syncer.run_cycle()
@@ -250,13 +257,13 @@ def test_removed_marker_deletes_package_but_a_vanished_prefix_does_not(kit: Stor
         # the marker stays: nothing more to do; a republish brings the package back
         assert syncer.run_cycle().outcomes["beta"] == "noop"
         kit.delete("dev/beta/REMOVED")
-        kit.publish("beta", files_for("r2", "beta_d"), release_id="r2")
+        kit.publish("beta", files_for("r2", "beta_d"))
         assert syncer.run_cycle().outcomes["beta"] == "switched"
         assert local_files(dags, "beta") == files_for("r2", "beta_d")
 
 
 def test_empty_store_never_wipes(kit: StoreKit, tmp_path: Path) -> None:
-    kit.publish("alpha", files_for("r1", "d1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1"))
     dags = tmp_path / "dags"
     log = io.StringIO()
     with running_syncer(kit, dags, log=log) as syncer:
@@ -269,7 +276,7 @@ def test_empty_store_never_wipes(kit: StoreKit, tmp_path: Path) -> None:
 
 
 def test_metadata_missing_keeps_local(kit: StoreKit, tmp_path: Path) -> None:
-    kit.publish("alpha", files_for("r1", "d1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1"))
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
@@ -280,11 +287,11 @@ def test_metadata_missing_keeps_local(kit: StoreKit, tmp_path: Path) -> None:
 
 def test_old_releases_are_removed_after_the_grace_period(kit: StoreKit, tmp_path: Path) -> None:
     dags = tmp_path / "dags"
-    kit.publish("alpha", files_for("r1", "d1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1"))
     with running_syncer(kit, dags, "--grace-period", "3600") as syncer:
         syncer.run_cycle()
         first = dags / os.readlink(dags / "alpha")
-        kit.publish("alpha", files_for("r2", "d1"), release_id="r2")
+        kit.publish("alpha", files_for("r2", "d1"))
         syncer.run_cycle()
         assert first.is_dir()  # a reader that resolved the old link may still use it
         removed = syncer.dags_dir.gc(grace_period=3600, now=first.stat().st_mtime + 3601)
@@ -294,7 +301,7 @@ def test_old_releases_are_removed_after_the_grace_period(kit: StoreKit, tmp_path
 
 def test_restart_reuses_local_release_and_detects_tampering(kit: StoreKit, tmp_path: Path) -> None:
     dags = tmp_path / "dags"
-    kit.publish("alpha", files_for("r1", "d1", "d2"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1", "d2"))
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
     target = os.readlink(dags / "alpha")
@@ -318,7 +325,7 @@ def test_leftover_staging_from_a_dead_process_is_cleaned(kit: StoreKit, tmp_path
     leftover = dags / STATE_DIR_NAME / "alpha" / "staging" / "deadbeef"
     leftover.mkdir(parents=True)
     (leftover / "half.py").write_bytes(b"# half")
-    kit.publish("alpha", files_for("r1", "d1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1"))
     with running_syncer(kit, dags) as syncer:
         assert not leftover.exists()
         syncer.run_cycle()
@@ -329,8 +336,8 @@ def test_real_folder_in_the_way_is_an_error_and_left_alone(kit: StoreKit, tmp_pa
     dags = tmp_path / "dags"
     (dags / "alpha").mkdir(parents=True)
     (dags / "alpha" / "mine.py").write_text("# someone else's\n")
-    kit.publish("alpha", files_for("r1", "d1"), release_id="r1")
-    kit.publish("beta", files_for("r1", "b1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "d1"))
+    kit.publish("beta", files_for("r1", "b1"))
     with running_syncer(kit, dags, "--failure-threshold", "1") as syncer:
         result = syncer.run_cycle()
         assert result.status == "error"
@@ -356,12 +363,12 @@ def test_airflow_sees_exactly_the_dag_files(kit: StoreKit, tmp_path: Path, monke
     # the walker Airflow 3.3's dag-processor uses (airflow.utils.file.find_dag_file_paths)
     from airflow._shared.module_loading.file_discovery import find_path_from_directory
 
-    kit.publish("alpha", files_for("r1", "a1", "a2"), release_id="r1")
-    kit.publish("beta", files_for("r1", "b1"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "a1", "a2"))
+    kit.publish("beta", files_for("r1", "b1"))
     dags = tmp_path / "dags"
     with running_syncer(kit, dags, "--grace-period", "3600") as syncer:
         syncer.run_cycle()
-        kit.publish("alpha", files_for("r2", "a1", "a3"), release_id="r2")
+        kit.publish("alpha", files_for("r2", "a1", "a3"))
         syncer.run_cycle()  # a retired release stays under .sidecar/ for the grace period
     expected = sorted(str(dags / p) for p in ("alpha/a1.py", "alpha/a3.py", "beta/b1.py"))
     for syntax in ("glob", "regexp"):
@@ -376,7 +383,7 @@ def test_airflow_sees_exactly_the_dag_files(kit: StoreKit, tmp_path: Path, monke
 def test_publisher_window_is_bridged_by_the_release_copy(kit: StoreKit, tmp_path: Path) -> None:
     """Between the publisher's live copy and its metadata commit, live bytes are one release ahead."""
     v1 = files_for("r1", "d1", "d2")
-    kit.publish("alpha", v1, release_id="r1", bundle=False)  # stored before bundles: releases/r1/dags/
+    kit.publish_legacy_release("alpha", v1)  # stored before bundles: releases/<id>/dags/
     kit.put("dev/alpha/dags/d1.py", dag_source("d1", "r2"))  # step 8 of a publish of r2, not committed
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
@@ -390,12 +397,12 @@ def test_a_dag_id_owned_by_an_installed_package_is_refused_until_the_owner_lets_
     kit: StoreKit, tmp_path: Path
 ) -> None:
     """Issue #16: the first owner keeps a dag_id; the other release is quarantined, then retried."""
-    kit.publish("beta", files_for("r1", "shared_daily", "beta_own"), release_id="r1")
+    kit.publish("beta", files_for("r1", "shared_daily", "beta_own"))
     dags = tmp_path / "dags"
     log = io.StringIO()
     with running_syncer(kit, dags, log=log) as syncer:
         assert syncer.run_cycle().outcomes == {"beta": "switched"}
-        kit.publish("alpha", files_for("r1", "alpha_own", "shared_daily"), release_id="r1")
+        kit.publish("alpha", files_for("r1", "alpha_own", "shared_daily"))
         assert syncer.run_cycle().outcomes == {"alpha": "rejected", "beta": "noop"}
         assert not (dags / "alpha").exists()  # none of the loser's files is installed
         assert local_files(dags, "beta") == files_for("r1", "shared_daily", "beta_own")
@@ -408,7 +415,7 @@ def test_a_dag_id_owned_by_an_installed_package_is_refused_until_the_owner_lets_
         assert metric(syncer, "etl_sidecar_rejected_packages", {"reason": "dag_id_conflict"}) == 1
         assert syncer.run_cycle().outcomes == {"alpha": "noop", "beta": "noop"}  # not retried while owned
         # the owner drops the id: at the next cycle alpha's same metadata.json is installed, unpublished
-        kit.publish("beta", files_for("r2", "beta_own"), release_id="r2")
+        kit.publish("beta", files_for("r2", "beta_own"))
         assert syncer.run_cycle().outcomes == {"alpha": "noop", "beta": "switched"}
         assert syncer.run_cycle().outcomes == {"alpha": "switched", "beta": "noop"}
         assert local_files(dags, "alpha") == files_for("r1", "alpha_own", "shared_daily")
@@ -419,7 +426,7 @@ def test_a_dag_id_owned_by_an_installed_package_is_refused_until_the_owner_lets_
 
 def test_a_rejection_is_remembered_by_the_next_process(kit: StoreKit, tmp_path: Path) -> None:
     """A restart (an OOM kill) does not fetch a rejected metadata.json again."""
-    kit.publish("alpha", files_for("r1", "alpha_one"), release_id="r1")
+    kit.publish("alpha", files_for("r1", "alpha_one"))
     kit.put("dev/alpha/metadata.json", b'{"schema_version": 1, "dags": [[[[')  # a hand-made metadata.json
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import datetime
 import hashlib
-import io
 import json
 import os
 import queue
@@ -35,7 +35,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -49,6 +48,7 @@ if str(ROOT) not in sys.path:
 
 import boto3
 from botocore.config import Config
+from storecontract import canonical_json, make_release_id, with_release, write_bundle
 
 from tools.testing.servers import MotoServer, moto_server
 
@@ -118,43 +118,37 @@ def dag_bytes(pkg: str, n: int, digest: str) -> bytes:
 
 
 def bundle_bytes(files: dict[str, bytes]) -> bytes:
-    """The release bundle as the publisher writes it: an uncompressed pax tar of ``dags/<dag_id>.py``,
-    members sorted, regular files, mtime 0, uid/gid 0, empty owner names, mode 0644."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for dag_id, data in sorted(files.items()):
-            info = tarfile.TarInfo(f"dags/{dag_id}.py")
-            info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
-            info.uname = info.gname = ""
-            info.type = tarfile.REGTYPE
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    """The release bundle as the publisher writes it (storecontract.write_bundle)."""
+    return write_bundle(files)
 
 
-def metadata_bytes(pkg: str, files: dict[str, bytes], release: str, bundle: bytes) -> bytes:
-    dags = [
-        {
-            "dag_id": dag_id,
-            "file": f"dags/{dag_id}.py",
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-            "schedule": "0 3 * * *",
-            "tasks": ["extract", "load"],
-            "resources": {"extract": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
-        }
-        for dag_id, data in sorted(files.items())
-    ]
-    block = {"key": f"releases/{release}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
-    doc = {
+def metadata_bytes(pkg: str, files: dict[str, bytes], serial: int, bundle: bytes) -> tuple[str, bytes]:
+    """(release id, metadata.json) of release number ``serial`` as the publisher writes it (storecontract)."""
+    digest = "sha256:" + hashlib.sha256(b"bench image").hexdigest()
+    repository = f"registry.example.com/etl/{pkg}"
+    build = {
         "schema_version": 1,
         "package": pkg,
-        "env": ENV,
+        "image": {"repository": repository, "digest": digest, "reference": f"{repository}@{digest}"},
         "revision": None,
-        "dags": dags,
-        "image": {"repository": f"registry.example.com/etl/{pkg}"},
-        "release": {"id": release, "published_at": "2026-11-27T04:20:00Z", "bundle": block},
+        "dags": [
+            {
+                "dag_id": dag_id,
+                "file": f"dags/{dag_id}.py",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "schedule": "0 3 * * *",
+                "tasks": ["extract", "load"],
+                "resources": {"extract": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+            }
+            for dag_id, data in sorted(files.items())
+        ],
     }
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+    when = datetime.datetime(2026, 11, 27, 4, 20, tzinfo=datetime.UTC) + datetime.timedelta(seconds=serial)
+    release = make_release_id(when, build)
+    block = {"key": f"releases/{release}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
+    info = {"id": release, "published_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "bundle": block}
+    return release, canonical_json(with_release(build, env=ENV, release=info))
 
 
 class Store:
@@ -192,9 +186,8 @@ class Store:
     def commit(self, pkg: str) -> None:
         """The publisher's steps after the live files: bundle, release metadata, metadata.json last."""
         self.serial += 1
-        release = f"r{self.serial:06d}"
         bundle = bundle_bytes(self.files[pkg])
-        meta = metadata_bytes(pkg, self.files[pkg], release, bundle)
+        release, meta = metadata_bytes(pkg, self.files[pkg], self.serial, bundle)
         self.put(f"{ENV}/{pkg}/releases/{release}.tar", bundle)
         self.put(f"{ENV}/{pkg}/releases/{release}.json", meta)
         self.put(f"{ENV}/{pkg}/metadata.json", meta)

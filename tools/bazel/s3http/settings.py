@@ -67,6 +67,10 @@ def configured_endpoint(environ: Mapping[str, str]) -> str | None:
 def resolve_endpoint(bucket: str, region: str, environ: Mapping[str, str] = os.environ) -> Endpoint:
     """The endpoint of ``bucket``; S3ConfigError for an endpoint URL that is not http(s)."""
     configured = configured_endpoint(environ)
+    if configured and not configured.isprintable():  # urlsplit would delete a newline or a tab without a word
+        raise S3ConfigError(
+            f"invalid AWS_ENDPOINT_URL {configured!r}: contains control characters (a newline or a tab?)"
+        )
     if configured:
         parts = urllib.parse.urlsplit(configured)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -32,6 +32,12 @@ def test_an_endpoint_that_is_not_http_is_refused_with_the_value(value: str) -> N
         resolve_endpoint("b", "r", {"AWS_ENDPOINT_URL": value})
 
 
+def test_an_endpoint_with_control_characters_is_refused() -> None:
+    """urlsplit deletes tabs and newlines without a word: a pasted value is refused, not rewritten."""
+    with pytest.raises(S3ConfigError, match=r"^invalid AWS_ENDPOINT_URL 'http://minio:9000\\n': contains control"):
+        resolve_endpoint("b", "r", {"AWS_ENDPOINT_URL": "http://minio:9000\n"})
+
+
 def test_region_order_and_what_is_said_without_botocore() -> None:
     keys = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
     env = {**keys, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-central-1"}
