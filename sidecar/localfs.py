@@ -5,11 +5,11 @@
   0644 and folders 0755, set with fchmod/chmod after creation (the mode given to open/mkdir is
   masked by the umask; under umask 077 it gave 0600 files Airflow could not read).
 - **Disk errors.** A write that fails in the dags folder (ENOSPC, EDQUOT, EROFS, ...) raises
-  LocalDiskError naming the path and the free space of its volume; it used to surface as a store
-  error ("cannot read s3://...") from inside a download.
+  LocalDiskError naming the path and the free space of its volume, never as a store error
+  ("cannot read s3://...") from inside a download.
 - **No links followed.** Code that runs in the same pod (a DAG parsed by the dag-processor) can
-  write the shared volume; a symlink planted at ``.sidecar/<pkg>/releases`` made the old GC empty
-  its target. Removal walks the tree with ``O_NOFOLLOW`` folder descriptors and refuses a link.
+  write the shared volume; a symlink planted at ``.sidecar/<pkg>/releases`` would make a GC that
+  follows links empty its target. Removal walks the tree with ``O_NOFOLLOW`` folder descriptors and refuses a link.
 """
 
 from __future__ import annotations

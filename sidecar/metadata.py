@@ -143,14 +143,14 @@ def parse_metadata(data: bytes, *, package: str, env: str, address: str) -> Pack
 
 
 def _bundle(raw_release: Any, release: Any, dags: tuple[DagEntry, ...]) -> tuple[BundleRef | None, str | None]:
-    """``release.bundle`` is only an optimisation: a bad one is reported, never fatal; an absent one is
-    no problem (the files are fetched one by one).
+    """``release.bundle`` is only an optimisation: a bad or absent one (the publisher always writes
+    one) is reported, never fatal; the files are then fetched one by one.
 
     The contract checks its key (``releases/<release.id>.tar``), sha256 and size; its size may
     also not exceed what a tar of the listed files can take (limits.bundle_size_bound): the sidecar
     reads a bundle to its end to check its sha256, so an unbounded size was an unbounded read.
     """
-    if release is None or not isinstance(raw_release, dict) or raw_release.get("bundle") is None:
+    if release is None or not isinstance(raw_release, dict):
         return None, None
     if release.bundle is None:
         return None, release.bundle_problem

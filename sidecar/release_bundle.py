@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO
 
-from storecontract import DagEntry
+from storecontract import DagEntry, PackageKeys
 
 from sidecar.errors import LocalDiskError, ObjectNotFoundError, ReleaseRejectedError
 from sidecar.localfs import create_file, local_writes
@@ -101,7 +101,7 @@ def read_bundle(
     """
     assert meta.bundle is not None
     bundle = meta.bundle
-    key = f"{env}/{meta.package}/{bundle.key}"
+    key = PackageKeys(env, meta.package).prefix + bundle.key
     address = store.address(key)
     listed = {dag.file: dag for dag in meta.dags}
     want = {dag.file for dag in wanted}

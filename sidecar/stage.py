@@ -18,13 +18,12 @@ import threading
 import time
 from pathlib import Path
 
-from storecontract import DagEntry
+from storecontract import DagEntry, PackageKeys
 
 from sidecar.errors import (
     ObjectNotFoundError,
     OversizedObjectError,
     ReleaseRejectedError,
-    StoreError,
 )
 from sidecar.layout import MANIFEST_NAME, DagsDir
 from sidecar.localfs import FILE_MODE, create_file, local_writes
@@ -68,7 +67,7 @@ class StageResult:
     bundle_problem: str | None = None
     """Why the bundle was not (fully) used; those files were fetched one by one."""
     live_mismatches: tuple[str, ...] = ()
-    """Live ``dags/`` files whose bytes differed from metadata.json; taken from the release's own copy."""
+    """Live ``dags/`` files whose bytes differed from metadata.json; taken from the release's bundle."""
 
 
 def wants_bundle(to_fetch: int, total: int) -> bool:
@@ -128,7 +127,7 @@ class Stager:
                 )
 
     def _address(self, package: str, dag: DagEntry) -> str:
-        return self._store.address(f"{self._env}/{package}/{dag.file}")
+        return self._store.address(PackageKeys(self._env, package).dag(dag.dag_id))
 
     def stage(self, meta: PackageMetadata, *, staging: Path, metadata_etag: str, reuse: dict[str, Path]) -> StageResult:
         """Fill ``staging`` with the release, verify it, and commit it under ``releases/``.
@@ -155,7 +154,7 @@ class Stager:
                 done, fetched_bytes, fetched_objects, problem = self._fetch_bundle(meta, to_fetch, staging)
                 to_fetch = [dag for dag in to_fetch if dag.name not in done]
                 bundle_state = "fallback" if problem else "used"
-            elif meta.bundle_problem:  # present but malformed; absent is the publisher's choice
+            elif meta.bundle_problem:  # malformed or absent: the store was damaged
                 problem, bundle_state = meta.bundle_problem, "fallback"
         mismatches: list[str] = []
         more_bytes, more_objects = self._fetch_all(
@@ -215,7 +214,7 @@ class Stager:
         """Fetch ``dags`` in parallel into ``staging``; (bytes, objects) downloaded.
 
         ``bundle_ok``: a file whose live key does not match may be taken from the bundle (false
-        once the bundle was found bad in this staging). Files taken from the release's own copy
+        once the bundle was found bad in this staging). Files taken from the release's bundle
         that way are appended to ``mismatches``.
         """
         if not dags:
@@ -249,34 +248,20 @@ class Stager:
     ) -> tuple[int, int]:
         package = meta.package
         dest = staging / dag.name
-        objects = 1
         try:
-            size = self._fetch_verified(package, f"{self._env}/{package}/{dag.file}", dag, dest)
+            size = self._fetch_verified(package, PackageKeys(self._env, package).dag(dag.dag_id), dag, dest)
         except ReleaseRejectedError as exc:
             # The publisher writes new bytes to the live dags/ keys just before it commits the new
-            # metadata.json; the release's own copy never changes: its bundle, or (a release stored
-            # before bundles) releases/<id>/dags/. Try it.
-            if exc.reason == "oversized":
+            # metadata.json; the release's bundle never changes. Take the file from it.
+            if exc.reason == "oversized" or meta.bundle is None or not bundle_ok:
                 raise
-            if meta.bundle is not None:
-                if not bundle_ok:
-                    raise
-                done, read, opened, _problem = self._fetch_bundle(meta, [dag], staging)
-                if dag.name not in done:
-                    raise exc from None
-                mismatches.append(dag.file)
-                return read, 1 + opened
-            if not meta.release_id:  # a contract release id (sidecar.metadata checked it), safe in a key
-                raise
-            copy_key = f"{self._env}/{package}/releases/{meta.release_id}/{dag.file}"
-            try:
-                size = self._fetch_verified(package, copy_key, dag, dest)
-            except (ReleaseRejectedError, StoreError):
+            done, read, opened, _problem = self._fetch_bundle(meta, [dag], staging)
+            if dag.name not in done:
                 raise exc from None
-            objects = 2
             mismatches.append(dag.file)
+            return read, 1 + opened
         self._compile(meta, dag, dest)
-        return size, objects
+        return size, 1
 
     def _compile(self, meta: PackageMetadata, dag: DagEntry, dest: Path) -> None:
         """Reject the release if ``dest`` (the verified bytes of ``dag``) does not compile."""

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from retrypolicy import RetryPolicy, call_with_retry
-from storecontract import METADATA_NAME, REMOVED_NAME, StoreUrl, StoreUrlError, parse_dag_bucket
+from storecontract import (
+    METADATA_NAME,
+    REMOVED_NAME,
+    PackageKeys,
+    StoreUrl,
+    StoreUrlError,
+    env_prefix,
+    parse_dag_bucket,
+)
 from storecontract.limits import METADATA_MAX_BYTES
 
 from sidecar.errors import (
@@ -298,12 +306,12 @@ class S3Store(Store):
                 return prefixes, objects
 
     def list_packages(self, env: str) -> list[str]:
-        base = f"{env}/"
+        base = env_prefix(env)
         prefixes, _ = self._list(base, "list packages")
         return sorted(p[len(base) :].rstrip("/") for p in prefixes if p.startswith(base))
 
     def package_entry(self, env: str, package: str) -> PackageEntry:
-        base = f"{env}/{package}/"
+        base = PackageKeys(env, package).prefix
         _, objects = self._list(base, "list package")
         etag: str | None = None
         removed = False
@@ -318,7 +326,7 @@ class S3Store(Store):
     def get_metadata(
         self, env: str, package: str, *, if_none_match: str | None, max_bytes: int
     ) -> MetadataObject | None:
-        key = f"{env}/{package}/{METADATA_NAME}"
+        key = PackageKeys(env, package).metadata
 
         def attempt() -> MetadataObject | None:
             resp = self._client.open(key, if_none_match=if_none_match)
@@ -432,7 +440,7 @@ class FileStore(Store):
             except FileNotFoundError:
                 return []
 
-        result: list[str] = self._call("list packages", f"{env}/", attempt)
+        result: list[str] = self._call("list packages", env_prefix(env), attempt)
         return result
 
     def _read_small(self, key: str, max_bytes: int) -> bytes:
@@ -446,7 +454,7 @@ class FileStore(Store):
         return data
 
     def package_entry(self, env: str, package: str) -> PackageEntry:
-        key = f"{env}/{package}/{METADATA_NAME}"
+        key = PackageKeys(env, package).metadata
 
         def attempt() -> PackageEntry:
             removed = (self._root / env / package / REMOVED_NAME).exists()
@@ -475,7 +483,7 @@ class FileStore(Store):
     def get_metadata(
         self, env: str, package: str, *, if_none_match: str | None, max_bytes: int
     ) -> MetadataObject | None:
-        key = f"{env}/{package}/{METADATA_NAME}"
+        key = PackageKeys(env, package).metadata
 
         def attempt() -> MetadataObject | None:
             data = self._read_small(key, max_bytes)

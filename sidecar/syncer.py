@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retrypolicy import RetryPolicy
-from storecontract import METADATA_NAME, NAME_RE
+from storecontract import NAME_RE, PackageKeys, env_prefix
 from storecontract.limits import METADATA_MAX_BYTES
 
 from sidecar.errors import (
@@ -394,7 +394,7 @@ class Syncer:
             self._warn_once(
                 "empty",
                 "store_lists_no_packages",
-                address=self.store.address(f"{self.settings.env}/"),
+                address=self.store.address(env_prefix(self.settings.env)),
                 hint="nothing to sync; local DAGs kept",
             )
         else:
@@ -423,7 +423,9 @@ class Syncer:
             st.applied_etag = None
             if self.dags_dir.remove_package(pkg):
                 self.metrics.removed.inc()
-                self.log.info("package_removed", package=pkg, marker=self.store.address(f"{env}/{pkg}/REMOVED"))
+                self.log.info(
+                    "package_removed", package=pkg, marker=self.store.address(PackageKeys(env, pkg).removed_marker)
+                )
                 return "removed"
             return "noop"
         if entry.metadata_etag is None:
@@ -432,7 +434,7 @@ class Syncer:
                 self.log.warning(
                     "metadata_missing",
                     package=pkg,
-                    address=self.store.address(f"{env}/{pkg}/{METADATA_NAME}"),
+                    address=self.store.address(PackageKeys(env, pkg).metadata),
                     hint="local DAGs kept until the publisher writes metadata.json or REMOVED",
                 )
             return "noop"
@@ -454,7 +456,7 @@ class Syncer:
                 pkg,
                 ReleaseRejectedError(
                     "staging_crashed",
-                    f"working on {self.store.address(f'{env}/{pkg}/{METADATA_NAME}')!r} (ETag "
+                    f"working on {self.store.address(PackageKeys(env, pkg).metadata)!r} (ETag "
                     f"{entry.metadata_etag}) killed the sidecar {CRASH_LIMIT} times (.sidecar/{pkg}/{STAGING_RECORD}); "
                     "publish a fixed release",
                 ),
@@ -464,7 +466,7 @@ class Syncer:
                 meta=None,
             )
         current = self.dags_dir.current_release(pkg)
-        address = self.store.address(f"{env}/{pkg}/{METADATA_NAME}")
+        address = self.store.address(PackageKeys(env, pkg).metadata)
         try:
             obj = self.store.get_metadata(
                 env, pkg, if_none_match=st.applied_etag if linked else None, max_bytes=METADATA_MAX_BYTES
@@ -540,7 +542,7 @@ class Syncer:
             # "dag_id ownership"). The whole release waits in quarantine; no file of it is installed.
             st.conflict = lost
             self.metrics.dag_id_conflicts.inc(len(lost))
-            address = self.store.address(f"{self.settings.env}/{pkg}/{METADATA_NAME}")
+            address = self.store.address(PackageKeys(self.settings.env, pkg).metadata)
             detail = ", ".join(f"{d!r} (owned by package {o!r})" for d, o in lost.items())
             return self._reject(
                 pkg,
@@ -627,7 +629,7 @@ class Syncer:
                 release=meta.release_id,
                 files=list(result.live_mismatches),
                 hint="these live dags/ files differ from metadata.json (a publish in progress, or one "
-                "that was interrupted); the release's own copy was used. If it persists, run "
+                "that was interrupted); the release's bundle was used. If it persists, run "
                 f"`bazel run //packages/{pkg}:publish -- --repair`",
             )
         previous = self.dags_dir.current_release(pkg)

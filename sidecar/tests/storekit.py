@@ -8,8 +8,7 @@ the build document as the renderer makes it (image block included), release ids 
 stamps them), ``with_release``, the bundle from ``write_bundle``, ``canonical_json`` bytes, keys from
 ``PackageKeys``, and the publisher's order (live files, bundle, release json, metadata.json last,
 then prune). A test that needs a store the publisher cannot write says so by name:
-``publish_tampered`` (a document or bundle edited after the fact) and ``publish_legacy_release`` (a
-release as stored before bundles existed).
+``publish_tampered`` (a document or bundle edited after the fact).
 """
 
 from __future__ import annotations
@@ -187,21 +186,6 @@ class StoreKit:
         checks against a store someone else damaged."""
         release_id = document["release"]["id"]
         self._write(pkg, files, canonical_json(document), release_id, bundle, env=env, prune=True)
-
-    def publish_legacy_release(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV) -> dict[str, Any]:
-        """NOT TODAY'S PUBLISHER: a release as stored before bundles (until commit a4c1c68): no
-        ``release.bundle``, its files copied to ``releases/<id>/dags/`` and its document to
-        ``releases/<id>/metadata.json``. Only for the sidecar's fallback to those copies."""
-        document, _ = self.release(pkg, files, env=env)
-        del document["release"]["bundle"]
-        release_id = document["release"]["id"]
-        raw = canonical_json(document)
-        keys = PackageKeys(env, pkg)
-        for dag_id, data in files.items():
-            self.put(f"{keys.releases_prefix}{release_id}/dags/{dag_id}.py", data)
-        self.put(f"{keys.releases_prefix}{release_id}/metadata.json", raw)
-        self._write(pkg, files, raw, None, None, env=env, prune=True)
-        return document
 
     def _write(
         self,

@@ -100,11 +100,13 @@ def test_cold_sync_streams_the_bundle_and_nothing_else(kit: StoreKit, tmp_path: 
         assert metric(syncer, "etl_sidecar_objects_reused_total") == (COUNT - 2) + (COUNT - 12)
 
 
-def test_no_bundle_means_one_get_per_file(kit: StoreKit, tmp_path: Path) -> None:
-    """A release stored before bundles (no release.bundle): one GET per file, no fallback."""
+def test_a_release_without_a_bundle_is_fetched_file_by_file_and_reported(kit: StoreKit, tmp_path: Path) -> None:
+    """The publisher always writes release.bundle; a document without one (a damaged store) still
+    syncs, one GET per file, and the sidecar says why it did not use a bundle."""
     v1 = release("r1")
-    doc = kit.publish_legacy_release("alpha", v1)
-    assert "bundle" not in doc["release"]
+    doc, _ = kit.release("alpha", v1)
+    del doc["release"]["bundle"]
+    kit.publish_tampered("alpha", v1, doc, bundle=None)
     dags = tmp_path / "dags"
     log = io.StringIO()
     with running_syncer(kit, dags, log=log) as syncer:
@@ -112,9 +114,10 @@ def test_no_bundle_means_one_get_per_file(kit: StoreKit, tmp_path: Path) -> None
         assert local_files(dags, "alpha") == v1
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == 1 + COUNT
         assert metric(syncer, "etl_sidecar_bundles_total", {"result": "used"}) == 0
-        assert metric(syncer, "etl_sidecar_bundles_total", {"result": "fallback"}) == 0
-    assert events(log, "release_switched")[0]["bundle"] == "unused"
-    assert not events(log, "bundle_fallback")
+        assert metric(syncer, "etl_sidecar_bundles_total", {"result": "fallback"}) == 1
+    (fallback,) = events(log, "bundle_fallback")
+    assert fallback["problem"] == "release.bundle is missing", fallback
+    assert events(log, "release_switched")[0]["bundle"] == "fallback"
 
 
 def _info(name: str, kind: bytes, *, linkname: str = "", data: bytes = b"") -> tuple[tarfile.TarInfo, bytes]:

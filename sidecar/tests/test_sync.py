@@ -202,7 +202,7 @@ def test_rejection_messages_name_the_file(kit: StoreKit, tmp_path: Path) -> None
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
-        # sha256 tampered, no release.bundle (as before bundles): the live file is the only copy
+        # sha256 tampered and release.bundle removed: the live file is the only copy
         doc, _ = kit.release("alpha", files_for("r2", "d1"))
         doc["dags"][0]["sha256"] = "f" * 64
         del doc["release"]["bundle"]
@@ -378,19 +378,6 @@ def test_airflow_sees_exactly_the_dag_files(kit: StoreKit, tmp_path: Path, monke
     (dags / ".airflowignore").unlink()
     with pytest.raises(RuntimeError, match="Detected recursive loop"):
         list(find_path_from_directory(dags, ".airflowignore", "glob"))
-
-
-def test_publisher_window_is_bridged_by_the_release_copy(kit: StoreKit, tmp_path: Path) -> None:
-    """Between the publisher's live copy and its metadata commit, live bytes are one release ahead."""
-    v1 = files_for("r1", "d1", "d2")
-    kit.publish_legacy_release("alpha", v1)  # stored before bundles: releases/<id>/dags/
-    kit.put("dev/alpha/dags/d1.py", dag_source("d1", "r2"))  # step 8 of a publish of r2, not committed
-    dags = tmp_path / "dags"
-    with running_syncer(kit, dags) as syncer:
-        assert syncer.run_cycle().outcomes == {"alpha": "switched"}
-        assert local_files(dags, "alpha") == v1
-        # metadata + d1 (live, wrong) + d1 (release copy) + d2
-        assert metric(syncer, "etl_sidecar_objects_fetched_total") == 4
 
 
 def test_a_dag_id_owned_by_an_installed_package_is_refused_until_the_owner_lets_it_go(
