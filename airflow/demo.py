@@ -85,7 +85,7 @@ class LoopbackRegistry:
         return f"{self._host}/{rest}" if head == self._rendered else repository
 
     def push(self, layout: Path, repository: str, tags: Sequence[str]) -> str | None:
-        from ocitool.push import push_layout
+        from tools.bazel.ocitool.push import push_layout
 
         lines: list[str] = []
         result = push_layout(layout, self.real(repository), list(tags), log=lines.append)
@@ -94,7 +94,7 @@ class LoopbackRegistry:
         return str(result.manifest_digest)
 
     def exists(self, repository: str, digest: str) -> bool:
-        from ocitool.registry import manifest_exists
+        from tools.bazel.ocitool.registry import manifest_exists
 
         return bool(manifest_exists(self.real(repository), digest))
 
@@ -267,7 +267,7 @@ def read_metadata(build_dir: Path, package: str) -> dict:
 
 def publish_package(root: Path, package: str, *, store, env: str, registry: LoopbackRegistry) -> Published:
     """Publish one package's build output (``root`` holds metadata.json, dags/, image/, image.digest)."""
-    from publisher import load_build_output, publish_build
+    from tools.bazel.publisher import load_build_output, publish_build
 
     build = load_build_output(root, package=package, image_digest_file=root / "image.digest")
     result = publish_build(build, store=store, env=env, registry=registry, image_layout=root / "image")
@@ -279,7 +279,7 @@ def publish_package(root: Path, package: str, *, store, env: str, registry: Loop
 
 
 def publish_all(build_dir: Path, *, env: str, registry: LoopbackRegistry) -> list[Published]:
-    from publisher import open_store
+    from tools.bazel.publisher import open_store
 
     store = open_store(f"s3://{BUCKET}")
     if not PACKAGES:
@@ -430,14 +430,14 @@ class Platform:
         return self.plane.api()
 
     def client(self):
-        from publisher.smoke import AirflowClient, SmokeConfig
+        from tools.bazel.publisher.smoke import AirflowClient, SmokeConfig
 
         return AirflowClient(
             SmokeConfig(api_url=self.settings.api_url, username=self.plane.username, password=self.plane.password)
         )
 
     def store(self):
-        from publisher import open_store
+        from tools.bazel.publisher import open_store
 
         return open_store(f"s3://{BUCKET}")
 
@@ -817,8 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from controlplane.errors import ControlPlaneError
     from controlplane.localpods.runtime import RuntimeSetupError
-    from publisher.errors import EXPECTED as PUBLISH_ERRORS
 
+    from tools.bazel.publisher.errors import EXPECTED as PUBLISH_ERRORS
     from tools.testing.registry import RegistryToolMissing
     from tools.testing.servers import ServerStartError
 

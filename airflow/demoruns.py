@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from demodata import export_conf, outputs
-from publisher.smoke import AirflowClient, RunOutcome, trigger_run, wait_for_run
+
+from tools.bazel.publisher.smoke import AirflowClient, RunOutcome, trigger_run, wait_for_run
 
 __all__ = ["AFTER", "DagRunReport", "describe_outputs", "run_in_order", "upstream_of"]
 

@@ -17,17 +17,16 @@ import json
 import re
 from typing import Any
 
-from storecontract import SCHEMA_VERSION, BundleRef, DagEntry, validate_document
-from storecontract import MetadataError as ContractMetadataError
-from storecontract.limits import (
+from sidecar.errors import MetadataError
+from tools.bazel.storecontract import SCHEMA_VERSION, BundleRef, DagEntry, validate_document
+from tools.bazel.storecontract import MetadataError as ContractMetadataError
+from tools.bazel.storecontract.limits import (
     LimitError,
     bundle_size_bound,
     check_json_shape,
     check_metadata_bytes,
     check_release_sizes,
 )
-
-from sidecar.errors import MetadataError
 
 __all__ = ["PUBLISHED_AT_RE", "PackageMetadata", "parse_metadata", "tree_digest"]
 

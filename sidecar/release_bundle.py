@@ -29,13 +29,12 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO
 
-from storecontract import DagEntry, PackageKeys
-
 from sidecar.errors import LocalDiskError, ObjectNotFoundError, ReleaseRejectedError
 from sidecar.localfs import create_file, local_writes
 from sidecar.metadata import PackageMetadata
 from sidecar.store import CHUNK_BYTES, Store
 from sidecar.tarstream import TarFormatError, TarReader
+from tools.bazel.storecontract import DagEntry, PackageKeys
 
 __all__ = ["BundleRead", "read_bundle"]
 

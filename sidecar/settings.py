@@ -12,11 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from storecontract import StoreUrl
-from storecontract.names import NAME_RE
-
 from sidecar.errors import ConfigError
 from sidecar.store import parse_store_url
+from tools.bazel.storecontract import StoreUrl
+from tools.bazel.storecontract.names import NAME_RE
 
 __all__ = ["FLAGS", "Settings", "build_parser", "parse_settings", "stop_grace"]
 

@@ -18,8 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-from storecontract import DagEntry, PackageKeys
-
 from sidecar.errors import (
     ObjectNotFoundError,
     OversizedObjectError,
@@ -30,6 +28,7 @@ from sidecar.localfs import FILE_MODE, create_file, local_writes
 from sidecar.metadata import PackageMetadata
 from sidecar.release_bundle import read_bundle
 from sidecar.store import CHUNK_BYTES, Store
+from tools.bazel.storecontract import DagEntry, PackageKeys
 
 __all__ = ["BUNDLE_MIN_FILES", "REJECT_REASONS", "StageResult", "Stager", "file_sha256", "wants_bundle"]
 

@@ -19,18 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from retrypolicy import RetryPolicy, call_with_retry
-from storecontract import (
-    METADATA_NAME,
-    REMOVED_NAME,
-    PackageKeys,
-    StoreUrl,
-    StoreUrlError,
-    env_prefix,
-    parse_dag_bucket,
-)
-from storecontract.limits import METADATA_MAX_BYTES
-
 from sidecar.errors import (
     ConfigError,
     LocalDiskError,
@@ -40,6 +28,17 @@ from sidecar.errors import (
     StoreError,
 )
 from sidecar.localfs import create_file, local_writes
+from tools.bazel.retrypolicy import RetryPolicy, call_with_retry
+from tools.bazel.storecontract import (
+    METADATA_NAME,
+    REMOVED_NAME,
+    PackageKeys,
+    StoreUrl,
+    StoreUrlError,
+    env_prefix,
+    parse_dag_bucket,
+)
+from tools.bazel.storecontract.limits import METADATA_MAX_BYTES
 
 __all__ = [
     "CHUNK_BYTES",
@@ -183,7 +182,7 @@ def _metadata_too_big(address: str, size: int | None, max_bytes: int) -> Oversiz
 
 
 def _s3_retryable(exc: BaseException) -> bool:
-    from s3http import is_transient
+    from tools.bazel.s3http import is_transient
 
     return is_transient(exc)
 
@@ -235,7 +234,7 @@ class S3Store(Store):
         stop: threading.Event | None = None,
     ) -> None:
         super().__init__(location, policy=policy, on_retry=on_retry, stop=stop)
-        from s3http import S3Client, S3ConfigError
+        from tools.bazel.s3http import S3Client, S3ConfigError
 
         try:
             self._client = S3Client(
@@ -255,7 +254,7 @@ class S3Store(Store):
         return self._client.endpoint
 
     def _fail(self, exc: BaseException, key: str) -> StoreError:
-        from s3http import S3CredentialsError, S3ResponseError, describe
+        from tools.bazel.s3http import S3CredentialsError, S3ResponseError, describe
 
         address = self.address(key)
         if isinstance(exc, S3ResponseError):

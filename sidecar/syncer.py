@@ -23,10 +23,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from retrypolicy import RetryPolicy
-from storecontract import NAME_RE, PackageKeys, env_prefix
-from storecontract.limits import METADATA_MAX_BYTES
-
 from sidecar.errors import (
     LocalDiskError,
     LocalLayoutError,
@@ -43,6 +39,9 @@ from sidecar.metrics import Metrics
 from sidecar.settings import Settings
 from sidecar.stage import Stager, file_sha256
 from sidecar.store import Store, open_store
+from tools.bazel.retrypolicy import RetryPolicy
+from tools.bazel.storecontract import NAME_RE, PackageKeys, env_prefix
+from tools.bazel.storecontract.limits import METADATA_MAX_BYTES
 
 __all__ = ["CRASH_LIMIT", "METADATA_MAX_BYTES", "CycleResult", "Syncer", "build_syncer"]
 

@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Protocol
 
-from storecontract.limits import PAX_HEADER_MAX_BYTES
+from tools.bazel.storecontract.limits import PAX_HEADER_MAX_BYTES
 
 __all__ = ["BLOCK", "Member", "TarFormatError", "TarReader"]
 

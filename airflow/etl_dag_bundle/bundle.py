@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
-from retrypolicy import RetryPolicy
-from storecontract import StoreUrl
 
 from etl_dag_bundle.errors import BundleConfigError, BundleError
 from etl_dag_bundle.local import CURRENT_LINK, METADATA_COPY_NAME, VERSION_RE, PackageReleases, check_name
 from sidecar.errors import ConfigError
 from sidecar.store import Store, open_store, parse_store_url
+from tools.bazel.retrypolicy import RetryPolicy
+from tools.bazel.storecontract import StoreUrl
 
 __all__ = ["PackageDagBundle"]
 

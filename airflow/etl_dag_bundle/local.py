@@ -44,9 +44,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from storecontract import METADATA_NAME, NAME_RE
-from storecontract.limits import METADATA_MAX_BYTES  # the store's limit, as the sidecar
-
 from etl_dag_bundle.errors import BundleConfigError, ReleaseUnavailableError
 from sidecar.errors import MetadataError, ObjectNotFoundError, OversizedObjectError, StoreError
 from sidecar.layout import write_file_atomic
@@ -54,6 +51,8 @@ from sidecar.metadata import PackageMetadata, parse_metadata
 from sidecar.release_bundle import read_bundle
 from sidecar.stage import file_sha256
 from sidecar.store import Store
+from tools.bazel.storecontract import METADATA_NAME, NAME_RE
+from tools.bazel.storecontract.limits import METADATA_MAX_BYTES  # the store's limit, as the sidecar
 
 __all__ = [
     "CURRENT_LINK",

@@ -39,7 +39,7 @@ def rebuild_with_new_image(build_dir: Path, package: str, out: Path, *, label: s
     _run(
         [
             "-m",
-            "ocitool",
+            "tools.bazel.ocitool",
             "image",
             "--base",
             str(built / "image"),
@@ -64,7 +64,7 @@ def rebuild_with_new_image(build_dir: Path, package: str, out: Path, *, label: s
         _run(
             [
                 "-m",
-                "dagrender",
+                "tools.bazel.dagrender",
                 "render",
                 "--spec",
                 rel,
@@ -87,7 +87,7 @@ def rebuild_with_new_image(build_dir: Path, package: str, out: Path, *, label: s
     _run(
         [
             "-m",
-            "dagrender",
+            "tools.bazel.dagrender",
             "metadata",
             "--package",
             package,

@@ -116,7 +116,7 @@ def describe(api, run: dict[str, Any], digests: dict[str, str]) -> list[str]:
 def test_a_run_keeps_its_version_new_runs_take_the_new_one_and_rollback_is_a_version(
     tmp_path: Path, build_dir: Path
 ) -> None:
-    from publisher import rollback_release
+    from tools.bazel.publisher import rollback_release
 
     args = demo.parse_args(
         [

@@ -240,8 +240,8 @@ def test_airflows_bundle_manager_reads_the_configuration(
 def test_a_decommissioned_package_is_an_empty_version_and_a_new_publish_brings_it_back(
     store: Store, storage: Path
 ) -> None:
-    from publisher import open_store
-    from publisher.publish import decommission_package
+    from tools.bazel.publisher import open_store
+    from tools.bazel.publisher.publish import decommission_package
 
     first, files = store.publish("v1", {"orders_daily": "a"})
     tracking = bundle(store)

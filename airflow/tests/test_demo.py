@@ -20,8 +20,9 @@ from typing import Any
 
 import demo
 import pytest
-from publisher.errors import SmokeError
-from publisher.smoke import AirflowClient, SmokeConfig, run_smoke
+
+from tools.bazel.publisher.errors import SmokeError
+from tools.bazel.publisher.smoke import AirflowClient, SmokeConfig, run_smoke
 
 DEMO = Path(demo.__file__)
 PACKAGES = demo.PACKAGES

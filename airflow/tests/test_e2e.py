@@ -93,8 +93,8 @@ def test_publish_republish_one_package_roll_back_and_smoke(tmp_path: Path, build
     assert registry_binary() is not None, (
         "docker-registry is not installed: ./bazelw provisions it in the toolchain root"
     )
-    from publisher import PackageKeys, list_releases, rollback_release
-    from publisher.smoke import SmokeConfig, run_smoke
+    from tools.bazel.publisher import PackageKeys, list_releases, rollback_release
+    from tools.bazel.publisher.smoke import SmokeConfig, run_smoke
 
     build = build_dir
     args = demo.parse_args(

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from storecontract import PackageKeys, validate_package
+from tools.bazel.storecontract import PackageKeys, validate_package
 
 BUCKET = "${DAG_BUCKET}"
 ENV = "${ENV}"

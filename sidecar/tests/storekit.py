@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storecontract import (
+
+from sidecar.logs import JsonLogger
+from sidecar.metrics import Metrics
+from sidecar.settings import parse_settings
+from sidecar.syncer import Syncer, build_syncer
+from tools.bazel.storecontract import (
     ContractError,
     PackageKeys,
     canonical_json,
@@ -36,11 +41,6 @@ from storecontract import (
     with_release,
     write_bundle,
 )
-
-from sidecar.logs import JsonLogger
-from sidecar.metrics import Metrics
-from sidecar.settings import parse_settings
-from sidecar.syncer import Syncer, build_syncer
 from tools.testing.servers import MotoServer, moto_server
 
 ENV = "dev"

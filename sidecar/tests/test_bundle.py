@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storecontract import write_bundle
 
 from sidecar.layout import STATE_DIR_NAME
 from sidecar.stage import wants_bundle
@@ -25,6 +24,7 @@ from sidecar.tests.storekit import (
     moto,
     running_syncer,
 )
+from tools.bazel.storecontract import write_bundle
 
 __all__ = ["kit", "moto"]  # fixtures used below
 

@@ -20,8 +20,8 @@ import uuid
 from pathlib import Path
 
 import boto3
-from publisher.tests.helpers import dag_source, write_build
 
+from tools.bazel.publisher.tests.helpers import dag_source, write_build
 from tools.testing.servers import moto_server
 
 ROUNDS = int(os.environ.get("RACE_ROUNDS", "50"))

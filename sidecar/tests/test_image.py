@@ -21,7 +21,7 @@ DIGEST = (Path(__file__).parent.parent / "image.digest").read_text().strip()
 
 
 def test_image_syncs_once_as_nonroot(tmp_path: Path) -> None:
-    from ocitool.push import push_layout
+    from tools.bazel.ocitool.push import push_layout
 
     kit = FileKit(tmp_path / "store")
     kit.publish("alpha", {"alpha_daily": dag_source("alpha_daily", "r1")})

@@ -9,13 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
-from retrypolicy import RetryPolicy
-from s3http import S3Client
-from s3http.settings import configured_endpoint
 
 from sidecar.errors import ObjectNotFoundError, StoreError
 from sidecar.store import S3Store, parse_store_url
 from sidecar.tests.storekit import S3Kit, dag_source, local_files, moto, running_syncer
+from tools.bazel.retrypolicy import RetryPolicy
+from tools.bazel.s3http import S3Client
+from tools.bazel.s3http.settings import configured_endpoint
 from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from retrypolicy import RetryPolicy, call_with_retry
 
 from sidecar.errors import ObjectNotFoundError, OversizedObjectError, StoppingError, StoreError
 from sidecar.store import S3Store, Store, open_store, parse_store_url
 from sidecar.tests.storekit import S3Kit, StoreKit, dag_source, kit, moto
+from tools.bazel.retrypolicy import RetryPolicy, call_with_retry
 from tools.testing.servers import free_port
 
 __all__ = ["kit", "moto"]

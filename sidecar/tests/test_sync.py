@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-from storecontract import canonical_json
 
 from sidecar.layout import IGNORE_LINES, STATE_DIR_NAME
 from sidecar.tests.storekit import (
@@ -21,6 +20,7 @@ from sidecar.tests.storekit import (
     moto,
     running_syncer,
 )
+from tools.bazel.storecontract import canonical_json
 
 __all__ = ["kit", "moto"]  # fixtures used below
 

@@ -13,7 +13,7 @@
    most precise split of the same quantity). Target: <= 1.05x.
 
 Run (dev venv, with dag-factory installed):
-  PYTHONPATH=tools/bazel python tools/bench/dag_parse_bench.py [--sizes 50,500] [--repeats 3] [--cold-runs 15]
+  PYTHONPATH=. python tools/bench/dag_parse_bench.py [--sizes 50,500] [--repeats 3] [--cold-runs 15]
 
 dag-factory's telemetry is switched off (DO_NOT_TRACK, AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY).
 The dag-factory variant carries no DeadlineAlert (dag-factory has no `deadline` setting), which
@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagrender import ImageRef, load_spec, read_entrypoints, render_dag, resolve
-from dagrender.checks import ResolvedDag
-from dagrender.render import LABEL_PREFIX, PLATFORM_CONFIG_MAP, RUN_AS_USER
-from dagrender.spec import (
+
+from tools.bazel.dagrender import ImageRef, load_spec, read_entrypoints, render_dag, resolve
+from tools.bazel.dagrender.checks import ResolvedDag
+from tools.bazel.dagrender.render import LABEL_PREFIX, PLATFORM_CONFIG_MAP, RUN_AS_USER
+from tools.bazel.dagrender.spec import (
     ConfigMapEnvFrom,
     ConfigMapKeyRef,
     EnvFrom,

@@ -13,7 +13,7 @@ Measures, in one run, side by side:
 The image is realistic: the base, a wheels layer (boto3, pandas, pydantic ... taken from the
 running interpreter's site-packages), and an app layer (packages/etl_core + packages/file_processing).
 
-    PYTHONPATH=tools/bazel:. python tools/bench/image_bench.py [--base base.tar.gz] [--rounds 3]
+    PYTHONPATH=. python tools/bench/image_bench.py [--base base.tar.gz] [--rounds 3]
 
 Without ``--base`` the base is built from tools/bazel/images/base.lock.json with mmdebstrap
 (root, a Debian mirror: DEBIAN_MIRROR or the host's apt sources).
@@ -31,10 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ocitool.image import ImageOptions, ImageResult, build_image
-from ocitool.layer import LayerContents, write_layer
-from ocitool.push import human_bytes, push_layout
-
+from tools.bazel.ocitool.image import ImageOptions, ImageResult, build_image
+from tools.bazel.ocitool.layer import LayerContents, write_layer
+from tools.bazel.ocitool.push import human_bytes, push_layout
 from tools.testing.registry import registry_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,8 +62,8 @@ APP_PACKAGES = ("etl_core", "file_processing")
 def _base(args: argparse.Namespace, work: Path) -> Path:
     if args.base:
         return Path(args.base)
-    from ocitool.base import build_base
-    from ocitool.debian import mirror_from_apt_sources
+    from tools.bazel.ocitool.base import build_base
+    from tools.bazel.ocitool.debian import mirror_from_apt_sources
 
     out = work / "base.tar.gz"
     started = time.monotonic()

@@ -6,7 +6,7 @@
 Side by side in one run, on one real moto server over HTTP:
 
 * publisher, library call: ``publish_build()`` in this process (a fresh S3 client each run);
-* publisher, ``python -m publisher``-style: a fresh interpreter running ``publisher.cli.main``
+* publisher, ``python -m tools.bazel.publisher``-style: a fresh interpreter running ``publisher.cli.main``
   (what CI pays, minus Bazel's start-up);
 * ``aws s3 sync`` (``python -m awscli``), two ways:
   - "build only": syncs the build output (``dags/*.py`` + ``metadata.json``);
@@ -44,14 +44,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]
-for entry in (str(ROOT / "tools" / "bazel"), str(ROOT)):
+for entry in (str(ROOT),):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
 import botocore.session
-from publisher import PublishOptions, load_build_output, open_store, publish_build
-from storecontract import bundle_file, canonical_json, make_release_id, with_release, write_bundle
 
+from tools.bazel.publisher import PublishOptions, load_build_output, open_store, publish_build
+from tools.bazel.storecontract import bundle_file, canonical_json, make_release_id, with_release, write_bundle
 from tools.testing.servers import MotoServer, moto_server
 
 PKG = "file_processing"
@@ -61,7 +61,7 @@ REPOSITORY = "registry.example.com/etl/" + PKG
 
 RUNNER = """
 import sys
-from publisher.cli import main
+from tools.bazel.publisher.cli import main
 
 class Registry:
     def push(self, layout, repository, tags):
@@ -244,7 +244,7 @@ def main() -> int:
         # Both tools run from byte-compiled modules, as from Bazel's @pypi wheels.
         sub_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         sub_env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
-        sub_env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tools" / "bazel"), str(ROOT), *sys.path])
+        sub_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sys.path])
 
         def publish_lib() -> None:
             build = load_build_output(build_dir, package=PKG, image_digest_file=digest_file)

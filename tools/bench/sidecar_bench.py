@@ -48,8 +48,8 @@ if str(ROOT) not in sys.path:
 
 import boto3
 from botocore.config import Config
-from storecontract import canonical_json, make_release_id, with_release, write_bundle
 
+from tools.bazel.storecontract import canonical_json, make_release_id, with_release, write_bundle
 from tools.testing.servers import MotoServer, moto_server
 
 ENV = "dev"

@@ -16,10 +16,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagrender
 import pytest
 
 from infra.iam import generate
+from tools.bazel import dagrender
 from tools.new_package import new_package
 from tools.testing.package_metadata import problems
 

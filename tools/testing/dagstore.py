@@ -26,7 +26,7 @@ def small_image(out: Path, *, label: str) -> str:
 
     A different ``label`` gives a different digest, as a rebuilt package image would.
     """
-    from ocitool.image import ImageOptions, build_image
+    from tools.bazel.ocitool.image import ImageOptions, build_image
 
     out.parent.mkdir(parents=True, exist_ok=True)
     layer = out.parent / f"{out.name}.layer.tar"
@@ -89,7 +89,7 @@ def publish(root: Path, package: str, *, store_url: str, env: str, registry: Any
     ``registry`` is the publisher's ImageRegistry; default: ocitool against the repository the
     build names (a local docker-registry). Returns the publisher's PublishResult.
     """
-    from publisher import OcitoolRegistry, load_build_output, open_store, publish_build
+    from tools.bazel.publisher import OcitoolRegistry, load_build_output, open_store, publish_build
 
     build = load_build_output(root, package=package, image_digest_file=root / "image.digest")
     return publish_build(
@@ -99,7 +99,7 @@ def publish(root: Path, package: str, *, store_url: str, env: str, registry: Any
 
 def rollback(release_id: str, package: str, *, store_url: str, env: str, registry: Any = None) -> Any:
     """``publish -- --rollback <release_id>`` as a library call; returns the PublishResult."""
-    from publisher import OcitoolRegistry, open_store, rollback_release
+    from tools.bazel.publisher import OcitoolRegistry, open_store, rollback_release
 
     return rollback_release(
         release_id, store=open_store(store_url), env=env, package=package, registry=registry or OcitoolRegistry()

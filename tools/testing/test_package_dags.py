@@ -10,8 +10,9 @@ import importlib
 import os
 from pathlib import Path
 
-import dagrender
 import pytest
+
+from tools.bazel import dagrender
 
 PACKAGE = os.environ.get("ETL_PACKAGE", "")
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "packages" / PACKAGE

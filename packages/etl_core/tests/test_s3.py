@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from retrypolicy import RetryPolicy, call_with_retry
 
 from etl_core.s3 import (
     MIN_PART_SIZE,
@@ -29,6 +28,7 @@ from etl_core.s3 import (
     make_client,
     parse_s3_url,
 )
+from tools.bazel.retrypolicy import RetryPolicy, call_with_retry
 from tools.testing.servers import MotoServer, free_port, moto_server
 
 MIB = 1024 * 1024

@@ -12,12 +12,12 @@ from collections.abc import Collection
 from pathlib import PurePath
 from typing import Any
 
-from dagrender.durations import parse_duration
-from dagrender.errors import SpecError
-from dagrender.loader import field_path
-from dagrender.names import package_dns_name, secret_prefix, service_account_belongs
-from dagrender.quantities import parse_quantity
-from dagrender.spec import (
+from tools.bazel.dagrender.durations import parse_duration
+from tools.bazel.dagrender.errors import SpecError
+from tools.bazel.dagrender.loader import field_path
+from tools.bazel.dagrender.names import package_dns_name, secret_prefix, service_account_belongs
+from tools.bazel.dagrender.quantities import parse_quantity
+from tools.bazel.dagrender.spec import (
     DagSpec,
     EnvFrom,
     EnvValue,

@@ -1,4 +1,4 @@
-"""Command line of dagrender, run by the ``airflow_dag`` rule's actions (``python -m dagrender``).
+"""Command line of dagrender, run by the ``airflow_dag`` rule's actions (``python -m tools.bazel.dagrender``).
 
 Sub-commands:
   render        one spec -> one DAG file
@@ -20,14 +20,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagrender.checks import resolve
-from dagrender.errors import DagRenderError
-from dagrender.image import ImageRef, read_digest_file, read_entrypoints
-from dagrender.loader import load_spec
-from dagrender.metadata import DagArtifact, build_metadata, dump_metadata, read_revision
-from dagrender.render import render_dag
-from dagrender.schema import dump_schema
-from dagrender.uniqueness import check_unique_dag_ids
+from tools.bazel.dagrender.checks import resolve
+from tools.bazel.dagrender.errors import DagRenderError
+from tools.bazel.dagrender.image import ImageRef, read_digest_file, read_entrypoints
+from tools.bazel.dagrender.loader import load_spec
+from tools.bazel.dagrender.metadata import DagArtifact, build_metadata, dump_metadata, read_revision
+from tools.bazel.dagrender.render import render_dag
+from tools.bazel.dagrender.schema import dump_schema
+from tools.bazel.dagrender.uniqueness import check_unique_dag_ids
 
 __all__ = ["main"]
 
@@ -112,7 +112,7 @@ def _add_image_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``python -m dagrender``."""
+    """The argparse parser of ``python -m tools.bazel.dagrender``."""
     parser = argparse.ArgumentParser(prog="dagrender", description="Validate DAG specs and render Airflow DAG files.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

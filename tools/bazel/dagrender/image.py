@@ -6,8 +6,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-from dagrender.errors import InputFileError
-from dagrender.names import PACKAGE_RE, REPOSITORY_RE, is_label_value
+from tools.bazel.dagrender.errors import InputFileError
+from tools.bazel.dagrender.names import PACKAGE_RE, REPOSITORY_RE, is_label_value
 
 __all__ = ["ImageRef", "read_digest_file", "read_entrypoints"]
 

@@ -12,8 +12,8 @@ from typing import Any
 import pydantic
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from dagrender.errors import SpecError
-from dagrender.spec import ENV_FROM_SHAPE, ENV_VALUE_SHAPE, UNION_TAGS, DagSpec
+from tools.bazel.dagrender.errors import SpecError
+from tools.bazel.dagrender.spec import ENV_FROM_SHAPE, ENV_VALUE_SHAPE, UNION_TAGS, DagSpec
 
 __all__ = ["field_path", "load_spec", "read_spec_data"]
 

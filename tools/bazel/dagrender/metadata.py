@@ -9,11 +9,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from storecontract import SCHEMA_VERSION, MetadataError, canonical_json, dag_file, validate_document
-
-from dagrender.checks import ResolvedDag
-from dagrender.errors import InputFileError
-from dagrender.image import ImageRef
+from tools.bazel.dagrender.checks import ResolvedDag
+from tools.bazel.dagrender.errors import InputFileError
+from tools.bazel.dagrender.image import ImageRef
+from tools.bazel.storecontract import SCHEMA_VERSION, MetadataError, canonical_json, dag_file, validate_document
 
 __all__ = ["DagArtifact", "build_metadata", "dump_metadata", "read_revision"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from storecontract import DAG_ID_PATTERN, NAME_PATTERN
+from tools.bazel.storecontract import DAG_ID_PATTERN, NAME_PATTERN
 
 __all__ = [
     "CONFIG_KEY_RE",

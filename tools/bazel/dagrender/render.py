@@ -9,13 +9,13 @@ from typing import Any
 
 import jinja2
 
-from dagrender.checks import ResolvedDag
-from dagrender.durations import parse_duration
-from dagrender.errors import InputFileError
-from dagrender.image import ImageRef
-from dagrender.names import label_value
-from dagrender.pyliteral import py_literal
-from dagrender.spec import (
+from tools.bazel.dagrender.checks import ResolvedDag
+from tools.bazel.dagrender.durations import parse_duration
+from tools.bazel.dagrender.errors import InputFileError
+from tools.bazel.dagrender.image import ImageRef
+from tools.bazel.dagrender.names import label_value
+from tools.bazel.dagrender.pyliteral import py_literal
+from tools.bazel.dagrender.spec import (
     ConfigMapEnvFrom,
     ConfigMapKeyRef,
     EnvFrom,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dagrender.spec import DagSpec
+from tools.bazel.dagrender.spec import DagSpec
 
 __all__ = ["dag_spec_schema", "dump_schema"]
 

@@ -21,9 +21,9 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from dagrender.cron import PRESETS, validate_schedule
-from dagrender.durations import DURATION_RE, parse_duration
-from dagrender.names import (
+from tools.bazel.dagrender.cron import PRESETS, validate_schedule
+from tools.bazel.dagrender.durations import DURATION_RE, parse_duration
+from tools.bazel.dagrender.names import (
     CONFIG_KEY_RE,
     DAG_ID_RE,
     DNS1123_LABEL_RE,
@@ -33,8 +33,8 @@ from dagrender.names import (
     PARAM_NAME_RE,
     TASK_ID_RE,
 )
-from dagrender.quantities import QUANTITY_RE, parse_quantity
-from dagrender.templating import check_template
+from tools.bazel.dagrender.quantities import QUANTITY_RE, parse_quantity
+from tools.bazel.dagrender.templating import check_template
 
 __all__ = [
     "UNION_TAGS",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 
-from dagrender.errors import DuplicateDagIdError
-from dagrender.loader import read_spec_data
+from tools.bazel.dagrender.errors import DuplicateDagIdError
+from tools.bazel.dagrender.loader import read_spec_data
 
 __all__ = ["check_unique_dag_ids", "declared_dag_id"]
 

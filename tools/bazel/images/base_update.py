@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ocitool.cli import main as ocitool_main
+from tools.bazel.ocitool.cli import main as ocitool_main
 
 
 def main() -> int:

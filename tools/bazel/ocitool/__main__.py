@@ -1,10 +1,10 @@
-"""Entry point: ``python -m ocitool`` (and the ``ocitool_cli`` py_binary)."""
+"""Entry point: ``python -m tools.bazel.ocitool`` (and the ``ocitool_cli`` py_binary)."""
 
 from __future__ import annotations
 
 import sys
 
-from ocitool.cli import main
+from tools.bazel.ocitool.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,16 +33,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ocitool._version import __version__
-from ocitool.debian import parse_control, served_versions
-from ocitool.errors import (
+from tools.bazel.ocitool._version import __version__
+from tools.bazel.ocitool.debian import parse_control, served_versions
+from tools.bazel.ocitool.errors import (
     BaseBuildError,
     LockMismatchError,
     PackageNotServedError,
     UsageError,
 )
-from ocitool.layer import write_layer
-from ocitool.rootfs import contents_from_root
+from tools.bazel.ocitool.layer import write_layer
+from tools.bazel.ocitool.rootfs import contents_from_root
 
 __all__ = ["DEFAULT_INCLUDE", "BaseResult", "build_base", "load_lock"]
 
@@ -281,7 +281,7 @@ def build_base(
     update_lock: bool = False,
     compile_pyc: bool = True,
     level: int = 9,
-    update_command: str = "python -m ocitool base --update-lock",
+    update_command: str = "python -m tools.bazel.ocitool base --update-lock",
     check_tarball: bool = True,
     mmdebstrap: str = "mmdebstrap",
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),

@@ -1,4 +1,4 @@
-"""``python -m ocitool {layer,image,base,push}``: argparse front end of the library.
+"""``python -m tools.bazel.ocitool {layer,image,base,push}``: argparse front end of the library.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage error. Expected failures print one line
 (``ocitool <command>: error: ...``) and no traceback.
@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocitool._version import __version__
-from ocitool.errors import OciToolError, UsageError
+from tools.bazel.ocitool._version import __version__
+from tools.bazel.ocitool.errors import OciToolError, UsageError
 
 __all__ = ["main"]
 
@@ -70,8 +70,8 @@ def _argv_list(values: Sequence[str] | None, flag: str) -> list[str] | None:
 
 # -- layer ----------------------------------------------------------------------------------------
 def _cmd_layer(args: argparse.Namespace) -> int:
-    from ocitool.layer import LayerContents, load_manifest, write_layer
-    from ocitool.pyc import compile_pyc
+    from tools.bazel.ocitool.layer import LayerContents, load_manifest, write_layer
+    from tools.bazel.ocitool.pyc import compile_pyc
 
     if not args.manifest and not args.tree:
         raise UsageError("required flag: --manifest FILE or --tree DIR=PREFIX (at least one)")
@@ -166,9 +166,9 @@ def _add_layer_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 # -- image ----------------------------------------------------------------------------------------
 def _cmd_image(args: argparse.Namespace) -> int:
-    from ocitool.image import ImageOptions, build_image
-    from ocitool.listing import format_listing
-    from ocitool.sbom import build_sbom, deb_packages_from_lock, sbom_bytes
+    from tools.bazel.ocitool.image import ImageOptions, build_image
+    from tools.bazel.ocitool.listing import format_listing
+    from tools.bazel.ocitool.sbom import build_sbom, deb_packages_from_lock, sbom_bytes
 
     options = ImageOptions(
         entrypoint=_argv_list(args.entrypoint, "--entrypoint"),
@@ -274,8 +274,8 @@ def _add_image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 # -- base -----------------------------------------------------------------------------------------
 def _cmd_base(args: argparse.Namespace) -> int:
-    from ocitool.base import build_base
-    from ocitool.debian import mirror_from_apt_sources
+    from tools.bazel.ocitool.base import build_base
+    from tools.bazel.ocitool.debian import mirror_from_apt_sources
 
     mirror = args.mirror
     if not mirror:
@@ -324,7 +324,7 @@ def _add_base_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--quiet", action="store_true", help="print nothing unless it fails (for build actions)")
     p.add_argument(
         "--update-command",
-        default=_env_default("OCITOOL_BASE_UPDATE_COMMAND", "python -m ocitool base --update-lock"),
+        default=_env_default("OCITOOL_BASE_UPDATE_COMMAND", "python -m tools.bazel.ocitool base --update-lock"),
         help="command named in errors when the lock must be re-pinned (OCITOOL_BASE_UPDATE_COMMAND)",
     )
     p.set_defaults(func=_cmd_base)
@@ -352,7 +352,7 @@ def _check_prefix(repository: str) -> None:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from ocitool.push import push_layout
+    from tools.bazel.ocitool.push import push_layout
 
     if not args.repository:
         raise UsageError("required flag: --repository, e.g. 127.0.0.1:5000/etl/pkg")

@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from ocitool.errors import BaseBuildError, UsageError
+from tools.bazel.ocitool.errors import BaseBuildError, UsageError
 
 __all__ = ["mirror_from_apt_sources", "parse_control", "served_versions"]
 

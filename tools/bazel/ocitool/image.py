@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ocitool._tario import GzipWriter
-from ocitool.errors import ImageInputError
-from ocitool.layer import DEFAULT_GZIP_LEVEL, LAYER_MEDIA_TYPE, default_mtime
-from ocitool.scan import LayerScan, scan_layer
+from tools.bazel.ocitool._tario import GzipWriter
+from tools.bazel.ocitool.errors import ImageInputError
+from tools.bazel.ocitool.layer import DEFAULT_GZIP_LEVEL, LAYER_MEDIA_TYPE, default_mtime
+from tools.bazel.ocitool.scan import LayerScan, scan_layer
 
 __all__ = [
     "CONFIG_MEDIA_TYPE",

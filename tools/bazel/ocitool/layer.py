@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from ocitool._tario import GzipWriter, TarWriter
-from ocitool.errors import LayerInputError, UsageError
+from tools.bazel.ocitool._tario import GzipWriter, TarWriter
+from tools.bazel.ocitool.errors import LayerInputError, UsageError
 
 __all__ = [
     "Entry",

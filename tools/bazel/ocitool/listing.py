@@ -14,7 +14,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterable, Sequence
 
-from ocitool.scan import FileInfo
+from tools.bazel.ocitool.scan import FileInfo
 
 __all__ = ["format_listing"]
 

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ocitool.errors import ImageInputError, RegistryError, UsageError
-from ocitool.image import DOCKER_MANIFEST_TYPES, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
-from ocitool.registry import (
+from tools.bazel.ocitool.errors import ImageInputError, RegistryError, UsageError
+from tools.bazel.ocitool.image import DOCKER_MANIFEST_TYPES, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from tools.bazel.ocitool.registry import (
     Credentials,
     RegistryClient,
     docker_credentials,

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ocitool.errors import UsageError
-from ocitool.layer import Entry, LayerContents
+from tools.bazel.ocitool.errors import UsageError
+from tools.bazel.ocitool.layer import Entry, LayerContents
 
 __all__ = ["PycResult", "compile_pyc", "interpreter_info"]
 

@@ -28,15 +28,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from retrypolicy import RetryPolicy, call_with_retry
-
-from ocitool.errors import (
+from tools.bazel.ocitool.errors import (
     RegistryAuthError,
     RegistryError,
     RegistryNotFoundError,
     RegistryUnavailableError,
     UsageError,
 )
+from tools.bazel.retrypolicy import RetryPolicy, call_with_retry
 
 __all__ = [
     "Credentials",

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from ocitool.layer import Entry, LayerContents, sort_key
+from tools.bazel.ocitool.layer import Entry, LayerContents, sort_key
 
 __all__ = ["contents_from_root"]
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from ocitool.scan import DistInfo
+from tools.bazel.ocitool.scan import DistInfo
 
 __all__ = ["DebPackage", "build_sbom", "canonical_name", "deb_packages_from_lock"]
 

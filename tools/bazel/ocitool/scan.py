@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from ocitool.errors import ImageInputError
+from tools.bazel.ocitool.errors import ImageInputError
 
 __all__ = ["DistInfo", "FileInfo", "LayerScan", "scan_layer"]
 

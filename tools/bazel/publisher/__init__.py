@@ -1,8 +1,8 @@
 """The publisher behind ``bazel run //packages/<pkg>:publish``.
 
-Library entry points (the CLI is ``python -m publisher``)::
+Library entry points (the CLI is ``python -m tools.bazel.publisher``)::
 
-    from publisher import load_build_output, open_store, publish_build, PublishOptions
+    from tools.bazel.publisher import load_build_output, open_store, publish_build, PublishOptions
     build = load_build_output(dags_dir, package="file_processing", image_digest_file=digest_file)
     result = publish_build(build, store=open_store("s3://dags"), env="dev",
                            registry=OcitoolRegistry(), image_layout=layout)
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# The names below are imported on first use (PEP 562), so ``python -m publisher`` and
+# The names below are imported on first use (PEP 562), so ``python -m tools.bazel.publisher`` and
 # ``import publisher.x`` load only the modules a run needs (no smoke client, no registry code,
 # no release listing on a plain publish).
 _WHERE = {
@@ -58,23 +58,21 @@ _WHERE.update(dict.fromkeys(_ERRORS, "errors"))
 
 def __getattr__(name: str) -> Any:
     if name == "PackageKeys":  # the store contract's, re-exported for the library API
-        from storecontract import PackageKeys
+        from tools.bazel.storecontract import PackageKeys
 
         globals()[name] = PackageKeys
         return PackageKeys
     module = _WHERE.get(name)
     if module is None:
-        raise AttributeError(f"module 'publisher' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"publisher.{module}"), name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 
 
 if TYPE_CHECKING:
-    from storecontract import PackageKeys
-
-    from publisher.build import BuildOutput, DagFile, load_build_output
-    from publisher.errors import (
+    from tools.bazel.publisher.build import BuildOutput, DagFile, load_build_output
+    from tools.bazel.publisher.errors import (
         BuildOutputError,
         ConcurrentPublishError,
         DagIdCollisionError,
@@ -91,16 +89,17 @@ if TYPE_CHECKING:
         StoreError,
         UsageError,
     )
-    from publisher.events import Event, EventSink
-    from publisher.image import ImageOutcome, ImageRegistry, OcitoolRegistry
-    from publisher.publish import (
+    from tools.bazel.publisher.events import Event, EventSink
+    from tools.bazel.publisher.image import ImageOutcome, ImageRegistry, OcitoolRegistry
+    from tools.bazel.publisher.publish import (
         PublishOptions,
         PublishResult,
         publish_build,
         rollback_release,
     )
-    from publisher.releases import ReleaseInfo, list_releases
-    from publisher.store import ObjectInfo, Store, default_store_url, open_store
+    from tools.bazel.publisher.releases import ReleaseInfo, list_releases
+    from tools.bazel.publisher.store import ObjectInfo, Store, default_store_url, open_store
+    from tools.bazel.storecontract import PackageKeys
 
 __all__ = [
     "BuildOutput",

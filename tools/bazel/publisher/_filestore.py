@@ -18,8 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from publisher.errors import PreconditionFailedError, StoreError
-from publisher.store import ObjectInfo, StoredObject
+from tools.bazel.publisher.errors import PreconditionFailedError, StoreError
+from tools.bazel.publisher.store import ObjectInfo, StoredObject
 
 __all__ = ["FileStore"]
 

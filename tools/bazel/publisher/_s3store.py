@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from retrypolicy import RetryPolicy
-from s3http import DEFAULT_RETRY, S3Client, S3ConfigError, S3Error, S3ResponseError, describe
-
-from publisher.errors import PreconditionFailedError, StoreError
-from publisher.store import ObjectInfo, StoredObject
+from tools.bazel.publisher.errors import PreconditionFailedError, StoreError
+from tools.bazel.publisher.store import ObjectInfo, StoredObject
+from tools.bazel.retrypolicy import RetryPolicy
+from tools.bazel.s3http import DEFAULT_RETRY, S3Client, S3ConfigError, S3Error, S3ResponseError, describe
 
 __all__ = ["RETRY", "S3Store"]
 

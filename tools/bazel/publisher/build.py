@@ -14,9 +14,8 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
-from storecontract import DIGEST_RE, DagEntry, MetadataError, build_part, validate_document
-
-from publisher.errors import BuildOutputError, DagSyntaxError
+from tools.bazel.publisher.errors import BuildOutputError, DagSyntaxError
+from tools.bazel.storecontract import DIGEST_RE, DagEntry, MetadataError, build_part, validate_document
 
 __all__ = ["BuildOutput", "DagFile", "check_syntax", "load_build_output", "read_digest_file"]
 

@@ -15,28 +15,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from storecontract import InvalidNameError, PackageKeys, validate_dag_id, validate_release_id
-
-from publisher.build import load_build_output
-from publisher.errors import EXPECTED, PublishError, UsageError
-from publisher.image import (
+from tools.bazel.publisher.build import load_build_output
+from tools.bazel.publisher.errors import EXPECTED, PublishError, UsageError
+from tools.bazel.publisher.image import (
     ImageRegistry,
     OcitoolRegistry,
     validate_repository,
     validate_tag,
 )
-from publisher.publish import (
+from tools.bazel.publisher.publish import (
     PublishOptions,
     PublishResult,
     decommission_package,
     publish_build,
     rollback_release,
 )
-from publisher.report import ProgressPrinter, format_releases, format_result
-from publisher.store import default_store_url, open_store
+from tools.bazel.publisher.report import ProgressPrinter, format_releases, format_result
+from tools.bazel.publisher.store import default_store_url, open_store
+from tools.bazel.storecontract import InvalidNameError, PackageKeys, validate_dag_id, validate_release_id
 
 if TYPE_CHECKING:
-    from publisher.smoke import SmokeResult
+    from tools.bazel.publisher.smoke import SmokeResult
 
 # Imported where used: publisher.releases (--list-releases) and publisher.smoke (--smoke, urllib).
 
@@ -226,7 +225,7 @@ def _run(
     keys = PackageKeys(env=args.env, package=args.package)
     progress = ProgressPrinter(stderr)
     if args.list_releases:
-        from publisher.releases import list_releases
+        from tools.bazel.publisher.releases import list_releases
 
         releases = list_releases(store, keys, jobs=args.jobs)
         location = store.address(keys.prefix)
@@ -291,7 +290,7 @@ def _run(
         stored = store.get(keys.dag(args.smoke))
         if stored is None:
             raise PublishError(f"--smoke: {store.address(keys.dag(args.smoke))} is missing after the publish")
-        from publisher.smoke import run_smoke, smoke_config_from_env
+        from tools.bazel.publisher.smoke import run_smoke, smoke_config_from_env
 
         conf = args.smoke_conf_obj or {"smoke": True, "release_id": result.release_id or result.previous_release_id}
         try:

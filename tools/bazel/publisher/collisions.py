@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from storecontract import NAME_RE, PackageKeys, env_prefix, package_metadata_key, parse_metadata
-
-from publisher.errors import DagIdCollisionError
-from publisher.store import Store
+from tools.bazel.publisher.errors import DagIdCollisionError
+from tools.bazel.publisher.store import Store
+from tools.bazel.storecontract import NAME_RE, PackageKeys, env_prefix, package_metadata_key, parse_metadata
 
 __all__ = ["check_collisions", "read_owners"]
 

@@ -7,7 +7,7 @@ here; ``EXPECTED`` is what the CLI reports as one line.
 
 from __future__ import annotations
 
-from storecontract import BundleError, ContractError, InvalidNameError, MetadataError
+from tools.bazel.storecontract import BundleError, ContractError, InvalidNameError, MetadataError
 
 __all__ = [
     "EXPECTED",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from publisher.errors import ImageError, UsageError
+from tools.bazel.publisher.errors import ImageError, UsageError
 
 __all__ = ["ImageOutcome", "ImageRegistry", "OcitoolRegistry", "ensure_image", "validate_repository", "validate_tag"]
 
@@ -37,14 +37,14 @@ class OcitoolRegistry:
     """ImageRegistry backed by ``ocitool.push.push_layout`` and ``ocitool.registry.manifest_exists``."""
 
     def push(self, layout: Path, repository: str, tags: Sequence[str]) -> str | None:
-        from ocitool.push import push_layout
+        from tools.bazel.ocitool.push import push_layout
 
         result = push_layout(layout, repository, list(tags))
         digest = getattr(result, "manifest_digest", None) or getattr(result, "digest", None)
         return str(digest) if digest else None
 
     def exists(self, repository: str, digest: str) -> bool:
-        from ocitool.registry import manifest_exists
+        from tools.bazel.ocitool.registry import manifest_exists
 
         return bool(manifest_exists(repository, digest))
 

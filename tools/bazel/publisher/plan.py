@@ -7,11 +7,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from storecontract import Metadata, PackageKeys, parse_metadata
-
-from publisher.build import DagFile
-from publisher.errors import MassDeleteError
-from publisher.store import ObjectInfo, Store
+from tools.bazel.publisher.build import DagFile
+from tools.bazel.publisher.errors import MassDeleteError
+from tools.bazel.publisher.store import ObjectInfo, Store
+from tools.bazel.storecontract import Metadata, PackageKeys, parse_metadata
 
 __all__ = ["CurrentState", "Plan", "check_mass_delete", "make_plan", "read_state"]
 

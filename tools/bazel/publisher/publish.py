@@ -41,7 +41,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from storecontract import (
+from tools.bazel.publisher.build import BuildOutput, DagFile, check_syntax
+from tools.bazel.publisher.collisions import check_collisions
+from tools.bazel.publisher.errors import (
+    EXPECTED,
+    ConcurrentPublishError,
+    MassDeleteError,
+    OutsidePrefixError,
+    PreconditionFailedError,
+    PublishError,
+    ReleaseNotFoundError,
+    StoreError,
+    UsageError,
+)
+from tools.bazel.publisher.events import Event, EventSink, ignore_events
+from tools.bazel.publisher.image import ImageOutcome, ImageRegistry, ensure_image
+from tools.bazel.publisher.plan import CurrentState, Plan, check_mass_delete, make_plan, read_state
+from tools.bazel.publisher.store import Store
+from tools.bazel.storecontract import (
     BundleError,
     PackageKeys,
     bundle_file,
@@ -55,28 +72,10 @@ from storecontract import (
     with_release,
     write_bundle,
 )
-from storecontract.limits import (
+from tools.bazel.storecontract.limits import (
     bundle_size_bound,
     check_metadata_document,
 )
-
-from publisher.build import BuildOutput, DagFile, check_syntax
-from publisher.collisions import check_collisions
-from publisher.errors import (
-    EXPECTED,
-    ConcurrentPublishError,
-    MassDeleteError,
-    OutsidePrefixError,
-    PreconditionFailedError,
-    PublishError,
-    ReleaseNotFoundError,
-    StoreError,
-    UsageError,
-)
-from publisher.events import Event, EventSink, ignore_events
-from publisher.image import ImageOutcome, ImageRegistry, ensure_image
-from publisher.plan import CurrentState, Plan, check_mass_delete, make_plan, read_state
-from publisher.store import Store
 
 __all__ = ["PublishOptions", "PublishResult", "decommission_package", "publish_build", "rollback_release"]
 

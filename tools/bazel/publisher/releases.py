@@ -6,9 +6,8 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from storecontract import Metadata, MetadataError, PackageKeys, parse_metadata
-
-from publisher.store import Store
+from tools.bazel.publisher.store import Store
+from tools.bazel.storecontract import Metadata, MetadataError, PackageKeys, parse_metadata
 
 __all__ = ["ReleaseInfo", "list_releases"]
 

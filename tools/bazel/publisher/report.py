@@ -6,12 +6,12 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from publisher.events import Event
+from tools.bazel.publisher.events import Event
 
 if TYPE_CHECKING:  # types only: a plain publish loads neither the smoke client nor the release listing
-    from publisher.publish import PublishResult
-    from publisher.releases import ReleaseInfo
-    from publisher.smoke import SmokeResult
+    from tools.bazel.publisher.publish import PublishResult
+    from tools.bazel.publisher.releases import ReleaseInfo
+    from tools.bazel.publisher.smoke import SmokeResult
 
 __all__ = ["ProgressPrinter", "format_releases", "format_result"]
 

@@ -28,10 +28,9 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from retrypolicy import RetryPolicy, call_with_retry
-
-from publisher.errors import SmokeError, UsageError
-from publisher.events import Event, EventSink, ignore_events
+from tools.bazel.publisher.errors import SmokeError, UsageError
+from tools.bazel.publisher.events import Event, EventSink, ignore_events
+from tools.bazel.retrypolicy import RetryPolicy, call_with_retry
 
 __all__ = [
     "AirflowClient",

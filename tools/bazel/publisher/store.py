@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from storecontract import StoreUrlError, parse_dag_bucket
-
-from publisher.errors import UsageError
+from tools.bazel.publisher.errors import UsageError
+from tools.bazel.storecontract import StoreUrlError, parse_dag_bucket
 
 __all__ = [
     "DEFAULT_STORE_SUBDIR",
@@ -102,9 +101,9 @@ def open_store(url: str, *, jobs: int = 8) -> Store:
     except StoreUrlError as exc:
         raise UsageError(f"invalid flag: --bucket/DAG_BUCKET {exc}") from exc
     if where.scheme == "s3":
-        from publisher._s3store import S3Store
+        from tools.bazel.publisher._s3store import S3Store
 
         return S3Store(bucket=where.bucket, max_pool_connections=max(10, jobs * 2))
-    from publisher._filestore import FileStore
+    from tools.bazel.publisher._filestore import FileStore
 
     return FileStore(Path(where.path))

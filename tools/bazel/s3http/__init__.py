@@ -1,6 +1,6 @@
 """s3http: the platform's S3 client, standard library only (botocore only for its credential chain).
 
-    from s3http import S3Client
+    from tools.bazel.s3http import S3Client
 
     client = S3Client("acme-dags")                  # endpoint, region, credentials: see s3http.settings
     etag = client.put("dev/pkg/metadata.json", b"{}", if_none_match=True)
@@ -13,7 +13,7 @@ See README.md: who uses it, and why it is not boto3.
 
 from __future__ import annotations
 
-from s3http.client import (
+from tools.bazel.s3http.client import (
     CHUNK_BYTES,
     DEFAULT_RETRY,
     HeadResult,
@@ -23,7 +23,7 @@ from s3http.client import (
     S3Client,
     is_transient,
 )
-from s3http.errors import (
+from tools.bazel.s3http.errors import (
     S3ConfigError,
     S3ConnectionError,
     S3CredentialsError,
@@ -31,7 +31,7 @@ from s3http.errors import (
     S3ResponseError,
     describe,
 )
-from s3http.sigv4 import Credentials, canonical_query, sign
+from tools.bazel.s3http.sigv4 import Credentials, canonical_query, sign
 
 __all__ = [
     "CHUNK_BYTES",

@@ -6,7 +6,7 @@ import http.client
 import threading
 from typing import Any
 
-from s3http.settings import Endpoint, ca_bundle
+from tools.bazel.s3http.settings import Endpoint, ca_bundle
 
 __all__ = ["ConnectionPool"]
 

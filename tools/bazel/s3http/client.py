@@ -30,13 +30,12 @@ from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import NamedTuple, TypeVar
 
-from retrypolicy import RetryPolicy, call_with_retry
-
-from s3http import _xml
-from s3http._pool import ConnectionPool
-from s3http.errors import S3ConnectionError, S3ResponseError
-from s3http.settings import AwsSession, Endpoint, resolve_endpoint
-from s3http.sigv4 import EMPTY_SHA256, canonical_query, quote, quote_key, sign
+from tools.bazel.retrypolicy import RetryPolicy, call_with_retry
+from tools.bazel.s3http import _xml
+from tools.bazel.s3http._pool import ConnectionPool
+from tools.bazel.s3http.errors import S3ConnectionError, S3ResponseError
+from tools.bazel.s3http.settings import AwsSession, Endpoint, resolve_endpoint
+from tools.bazel.s3http.sigv4 import EMPTY_SHA256, canonical_query, quote, quote_key, sign
 
 __all__ = [
     "CHUNK_BYTES",

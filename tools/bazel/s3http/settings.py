@@ -26,8 +26,8 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from s3http.errors import S3ConfigError, S3CredentialsError
-from s3http.sigv4 import Credentials, quote
+from tools.bazel.s3http.errors import S3ConfigError, S3CredentialsError
+from tools.bazel.s3http.sigv4 import Credentials, quote
 
 __all__ = ["AwsSession", "Endpoint", "ca_bundle", "resolve_endpoint"]
 

@@ -13,9 +13,9 @@ Standard library only, so every program (and the sidecar's small image) can take
 
 from __future__ import annotations
 
-from storecontract.bundle import check_member, read_bundle, write_bundle
-from storecontract.errors import BundleError, ContractError, InvalidNameError, MetadataError, StoreUrlError
-from storecontract.keys import (
+from tools.bazel.storecontract.bundle import check_member, read_bundle, write_bundle
+from tools.bazel.storecontract.errors import BundleError, ContractError, InvalidNameError, MetadataError, StoreUrlError
+from tools.bazel.storecontract.keys import (
     DAGS_DIR,
     METADATA_NAME,
     RELEASES_DIR,
@@ -26,7 +26,7 @@ from storecontract.keys import (
     env_prefix,
     package_metadata_key,
 )
-from storecontract.metadata import (
+from tools.bazel.storecontract.metadata import (
     DIGEST_RE,
     PUBLISH_KEYS,
     SCHEMA_VERSION,
@@ -44,7 +44,7 @@ from storecontract.metadata import (
     validate_document,
     with_release,
 )
-from storecontract.names import (
+from tools.bazel.storecontract.names import (
     DAG_ID_PATTERN,
     DAG_ID_RE,
     NAME_PATTERN,
@@ -58,7 +58,7 @@ from storecontract.names import (
     validate_package,
     validate_release_id,
 )
-from storecontract.storeurl import StoreUrl, parse_dag_bucket
+from tools.bazel.storecontract.storeurl import StoreUrl, parse_dag_bucket
 
 __all__ = [
     "DAGS_DIR",

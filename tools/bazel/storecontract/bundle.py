@@ -16,13 +16,13 @@ import io
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from storecontract.errors import BundleError
-from storecontract.keys import dag_file
+from tools.bazel.storecontract.errors import BundleError
+from tools.bazel.storecontract.keys import dag_file
 
 if TYPE_CHECKING:
     import tarfile
 
-    from storecontract.metadata import DagEntry
+    from tools.bazel.storecontract.metadata import DagEntry
 
 __all__ = ["check_member", "read_bundle", "write_bundle"]
 

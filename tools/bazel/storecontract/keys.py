@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from storecontract.errors import InvalidNameError
-from storecontract.names import (
+from tools.bazel.storecontract.errors import InvalidNameError
+from tools.bazel.storecontract.names import (
     RELEASE_ID_RE,
     unsafe_reason,
     validate_dag_id,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from storecontract.errors import ContractError
+from tools.bazel.storecontract.errors import ContractError
 
 __all__ = [
     "BUNDLE_MAX_BYTES",

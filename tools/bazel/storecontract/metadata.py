@@ -17,9 +17,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from storecontract.errors import InvalidNameError, MetadataError
-from storecontract.keys import bundle_file, dag_file
-from storecontract.names import validate_dag_id, validate_env, validate_package, validate_release_id
+from tools.bazel.storecontract.errors import InvalidNameError, MetadataError
+from tools.bazel.storecontract.keys import bundle_file, dag_file
+from tools.bazel.storecontract.names import validate_dag_id, validate_env, validate_package, validate_release_id
 
 __all__ = [
     "DIGEST_RE",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from storecontract.errors import InvalidNameError
+from tools.bazel.storecontract.errors import InvalidNameError
 
 __all__ = [
     "DAG_ID_PATTERN",

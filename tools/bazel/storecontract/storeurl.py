@@ -20,7 +20,7 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
-from storecontract.errors import StoreUrlError
+from tools.bazel.storecontract.errors import StoreUrlError
 
 __all__ = ["BUCKET_RE", "StoreUrl", "parse_dag_bucket"]
 

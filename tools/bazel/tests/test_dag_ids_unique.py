@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
-from dagrender import DuplicateDagIdError, check_unique_dag_ids
+
+from tools.bazel.dagrender import DuplicateDagIdError, check_unique_dag_ids
 
 RUNFILES_ROOT = Path(__file__).parents[3]  # _main in runfiles (symlinks not resolved)
 SOURCE_ROOT = Path(os.path.realpath(__file__)).parents[3]  # the real work tree

@@ -100,7 +100,7 @@ def test_push_target_pushes_under_the_image_repository_prefix() -> None:
 
 
 def test_push_skopeo_and_podman_run(tmp_path: Path) -> None:
-    from ocitool.push import push_layout
+    from tools.bazel.ocitool.push import push_layout
 
     with registry_server() as registry:
         repo = registry.repository("etl/hello")

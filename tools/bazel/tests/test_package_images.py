@@ -42,7 +42,7 @@ def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
 
 
 def _pull(pkg: str, registry: RegistryServer, pod: list[str]) -> str:
-    from ocitool.push import push_layout
+    from tools.bazel.ocitool.push import push_layout
 
     digest = (ROOT / "packages" / pkg / "image.digest").read_text().strip()
     repo = registry.repository(f"etl/{pkg}")

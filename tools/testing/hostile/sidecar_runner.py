@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from storecontract import canonical_json, make_release_id, with_release, write_bundle
-from storecontract.keys import PackageKeys
+from tools.bazel.storecontract import canonical_json, make_release_id, with_release, write_bundle
+from tools.bazel.storecontract.keys import PackageKeys
 
 __all__ = ["CHART_MEMORY_LIMIT", "DAMAGES", "SidecarRun", "build_store", "run_sidecar", "sidecar_outcome"]
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 import yaml
-from dagrender.cli import main as dagrender_main
-from publisher.cli import main as publisher_main
 
+from tools.bazel.dagrender.cli import main as dagrender_main
+from tools.bazel.publisher.cli import main as publisher_main
 from tools.testing.hostile.sidecar_runner import sidecar_outcome
 
 HERE = Path(__file__).resolve().parent

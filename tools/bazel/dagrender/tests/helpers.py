@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagrender import (
+from tools.bazel.dagrender import (
     ImageRef,
     load_spec,
     read_digest_file,

@@ -16,16 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagrender import ImageRef, load_spec, render_dag, resolve
-from dagrender.render import PLATFORM_CONFIG_MAP
-from dagrender.spec import (
-    ConfigMapEnvFrom,
-    ConfigMapKeyRef,
-    EnvFrom,
-    EnvValue,
-    SecretEnvFrom,
-    SecretKeyRef,
-)
 from helpers import (
     GOOD_SPECS,
     PACKAGE,
@@ -36,12 +26,29 @@ from helpers import (
     render_all,
 )
 
+from tools.bazel.dagrender import ImageRef, load_spec, render_dag, resolve
+from tools.bazel.dagrender.render import PLATFORM_CONFIG_MAP
+from tools.bazel.dagrender.spec import (
+    ConfigMapEnvFrom,
+    ConfigMapKeyRef,
+    EnvFrom,
+    EnvValue,
+    SecretEnvFrom,
+    SecretKeyRef,
+)
+
 PROBE = Path(__file__).parent / "airflow_probe.py"
 _MARKERS = ("dagrender", "etl_core", "file_processing", "sidecar", "packages", "tools/testing", "tools/bazel")
 # The packages' own specs, in the runfiles (//packages:dag_specs) or the source tree.
 PACKAGE_SPECS = sorted((Path(__file__).parents[4] / "packages").glob("*/dags/*.yaml"))
 # Modules a DAG file must not be able to import: the platform's own and every package's.
-FIRST_PARTY = ["dagrender", "etl_core", "sidecar", "tools.testing", *sorted({s.parents[1].name for s in PACKAGE_SPECS})]
+FIRST_PARTY = [
+    "tools.bazel.dagrender",
+    "etl_core",
+    "sidecar",
+    "tools.testing",
+    *sorted({s.parents[1].name for s in PACKAGE_SPECS}),
+]
 PLATFORM_ENV_FROM = {"configMapRef": {"name": PLATFORM_CONFIG_MAP}}
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagrender import SpecError, load_spec, read_entrypoints, resolve
 from helpers import ENTRYPOINTS, PACKAGE
+
+from tools.bazel.dagrender import SpecError, load_spec, read_entrypoints, resolve
 
 
 def test_several_errors_are_counted_on_the_one_line(tmp_path: Path) -> None:

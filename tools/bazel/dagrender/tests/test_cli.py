@@ -24,7 +24,7 @@ MAIN = Path(__file__).parent.parent / "__main__.py"
 def _run(*args: str, script: bool = False) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    cmd = [sys.executable, str(MAIN)] if script else [sys.executable, "-m", "dagrender"]
+    cmd = [sys.executable, str(MAIN)] if script else [sys.executable, "-m", "tools.bazel.dagrender"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, check=False, timeout=120)
 
 
@@ -114,7 +114,7 @@ def test_bad_entrypoints_file_exits_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("umask", [0o077, 0o000])
 def test_written_files_are_0644_whatever_the_umask(tmp_path: Path, umask: int) -> None:
-    from dagrender.cli import main
+    from tools.bazel.dagrender.cli import main
 
     out = tmp_path / "file_processing_daily_profile.py"
     schema = tmp_path / "schema.json"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from croniter import croniter
-from dagrender.cron import PRESETS, validate_schedule
+
+from tools.bazel.dagrender.cron import PRESETS, validate_schedule
 
 VALID = [
     "0 3 * * *",

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-from dagrender.cli import main
 from helpers import (
     DIGEST_FILE,
     GOLDEN,
@@ -18,6 +17,8 @@ from helpers import (
     display_path,
     render_all,
 )
+
+from tools.bazel.dagrender.cli import main
 
 UPDATE = os.environ.get("DAGRENDER_UPDATE_GOLDEN") == "1"
 

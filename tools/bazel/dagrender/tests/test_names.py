@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
-from dagrender import ImageRef, InputFileError, SpecError, load_spec, read_entrypoints
-from dagrender.cron import validate_schedule
-from dagrender.durations import parse_duration
-from dagrender.names import is_label_value
-from dagrender.quantities import parse_quantity
+
+from tools.bazel.dagrender import ImageRef, InputFileError, SpecError, load_spec, read_entrypoints
+from tools.bazel.dagrender.cron import validate_schedule
+from tools.bazel.dagrender.durations import parse_duration
+from tools.bazel.dagrender.names import is_label_value
+from tools.bazel.dagrender.quantities import parse_quantity
 
 _BASE: dict[str, Any] = {
     "dag_id": "names",
@@ -164,7 +165,7 @@ def test_image_names_with_trailing_newline_are_refused() -> None:
 
 def test_cron_items_label_values_durations_and_quantities_match_whole() -> None:
     with pytest.raises(ValueError, match=r"^minute item '0\\n' is not"):
-        from dagrender.cron import _FIELDS, _check_field
+        from tools.bazel.dagrender.cron import _FIELDS, _check_field
 
         _check_field("0\n", _FIELDS[0])
     assert validate_schedule("0 3 * * *") == "0 3 * * *"

@@ -9,9 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagrender import InputFileError, load_spec, render_dag, resolve
-from dagrender.render import PLATFORM_CONFIG_MAP
-from dagrender.spec import ConfigMapEnvFrom, SecretEnvFrom, SecretKeyRef
 from helpers import (
     DIGEST_FILE,
     ENTRYPOINTS,
@@ -25,6 +22,10 @@ from helpers import (
     image,
     render,
 )
+
+from tools.bazel.dagrender import InputFileError, load_spec, render_dag, resolve
+from tools.bazel.dagrender.render import PLATFORM_CONFIG_MAP
+from tools.bazel.dagrender.spec import ConfigMapEnvFrom, SecretEnvFrom, SecretKeyRef
 
 UPDATE = os.environ.get("DAGRENDER_UPDATE_GOLDEN") == "1"
 
@@ -52,7 +53,7 @@ def test_render_is_byte_identical_across_processes(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "dagrender",
+                "tools.bazel.dagrender",
                 "render",
                 f"--spec={display_path(REFERENCE_SPEC)}",
                 f"--package={PACKAGE}",
@@ -199,7 +200,7 @@ def test_lines_1_and_2_are_fixed_so_no_name_declares_an_encoding(package: str, s
     import io
     import tokenize
 
-    from dagrender import ImageRef
+    from tools.bazel.dagrender import ImageRef
 
     spec = load_spec(REFERENCE_SPEC, display_path(REFERENCE_SPEC))
     resolved = resolve(spec, spec_path=display_path(REFERENCE_SPEC), package=PACKAGE, entrypoints=None)

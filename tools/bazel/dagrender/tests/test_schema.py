@@ -10,9 +10,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from dagrender.cli import main
-from dagrender.schema import dump_schema
 from helpers import GOOD_SPECS
+
+from tools.bazel.dagrender.cli import main
+from tools.bazel.dagrender.schema import dump_schema
 
 COMMITTED = Path(__file__).parent.parent / "dag_spec.schema.json"
 
@@ -20,7 +21,7 @@ COMMITTED = Path(__file__).parent.parent / "dag_spec.schema.json"
 def test_committed_schema_is_current() -> None:
     assert COMMITTED.read_text() == dump_schema(), (
         "dag_spec.schema.json is stale: run "
-        "`python -m dagrender schema --out tools/bazel/dagrender/dag_spec.schema.json`"
+        "`python -m tools.bazel.dagrender schema --out tools/bazel/dagrender/dag_spec.schema.json`"
     )
 
 

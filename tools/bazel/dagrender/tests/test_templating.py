@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dagrender.templating import (
+
+from tools.bazel.dagrender.templating import (
     ALLOWED_CONTEXT,
     DENIED_CONTEXT,
     NEEDS_LOGICAL_DATE,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagrender import DuplicateDagIdError, check_unique_dag_ids
-from dagrender.cli import main
 from helpers import GOOD_SPECS
+
+from tools.bazel.dagrender import DuplicateDagIdError, check_unique_dag_ids
+from tools.bazel.dagrender.cli import main
 
 SPEC = "dag_id: {dag_id}\nschedule: '@daily'\nstart_date: 2026-01-01\nowner: x\ntasks: []\n"
 

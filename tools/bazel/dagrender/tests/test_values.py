@@ -6,10 +6,11 @@ import ast
 from decimal import Decimal
 
 import pytest
-from dagrender.durations import parse_duration
-from dagrender.names import is_label_value, label_value
-from dagrender.pyliteral import py_literal
-from dagrender.quantities import parse_quantity
+
+from tools.bazel.dagrender.durations import parse_duration
+from tools.bazel.dagrender.names import is_label_value, label_value
+from tools.bazel.dagrender.pyliteral import py_literal
+from tools.bazel.dagrender.quantities import parse_quantity
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def debian_base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     mirror = reachable_mirror()
     if mirror is None:
         pytest.skip("no reachable Debian mirror (set DEBIAN_MIRROR or configure apt sources)")
-    from ocitool.base import build_base
+    from tools.bazel.ocitool.base import build_base
 
     out = tmp_path_factory.mktemp("base") / "base.tar.gz"
     build_base(

@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from ocitool.layer import LayerContents, write_layer
+from tools.bazel.ocitool.layer import LayerContents, write_layer
 
 HERE = Path(__file__).resolve().parent
 PACKAGE_DIR = HERE.parent
@@ -38,9 +38,9 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def run_cli(
     *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m ocitool ARGS`` in a child process, as Bazel actions run it."""
+    """``python -m tools.bazel.ocitool ARGS`` in a child process, as Bazel actions run it."""
     return subprocess.run(
-        [sys.executable, "-m", "ocitool", *args],
+        [sys.executable, "-m", "tools.bazel.ocitool", *args],
         capture_output=True,
         text=True,
         env=cli_env(env),
@@ -78,8 +78,8 @@ def can_build_base() -> str | None:
 
 def reachable_mirror() -> str | None:
     """DEBIAN_MIRROR or the host's apt mirror, when its trixie Release answers; else None."""
-    from ocitool.debian import mirror_from_apt_sources
-    from ocitool.errors import UsageError
+    from tools.bazel.ocitool.debian import mirror_from_apt_sources
+    from tools.bazel.ocitool.errors import UsageError
 
     mirror = os.environ.get("DEBIAN_MIRROR", "").strip()
     if not mirror:

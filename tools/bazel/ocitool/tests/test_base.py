@@ -15,9 +15,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from ocitool.base import build_base
-from ocitool.errors import PackageNotServedError
 from ocitool_testlib import LOCK, can_build_base, reachable_mirror
+
+from tools.bazel.ocitool.base import build_base
+from tools.bazel.ocitool.errors import PackageNotServedError
 
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 

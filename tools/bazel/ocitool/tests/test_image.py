@@ -13,10 +13,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from ocitool.errors import ImageInputError
-from ocitool.image import ImageOptions, ImageResult, build_image, read_layout
-from ocitool.layer import LayerContents, write_layer
 from ocitool_testlib import run_cli, tiny_base, write_tree
+
+from tools.bazel.ocitool.errors import ImageInputError
+from tools.bazel.ocitool.image import ImageOptions, ImageResult, build_image, read_layout
+from tools.bazel.ocitool.layer import LayerContents, write_layer
 
 TESTDATA = Path(__file__).resolve().parent / "testdata"
 WHEEL_METADATA = "Metadata-Version: 2.1\nName: Tiny_Dep\nVersion: 2.0.1\nSummary: A tiny   dependency\n"

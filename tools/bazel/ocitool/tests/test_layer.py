@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from ocitool.errors import LayerInputError, UsageError
-from ocitool.layer import LayerContents, load_manifest, write_layer
-from ocitool.pyc import compile_pyc
 from ocitool_testlib import run_cli, write_tree
+
+from tools.bazel.ocitool.errors import LayerInputError, UsageError
+from tools.bazel.ocitool.layer import LayerContents, load_manifest, write_layer
+from tools.bazel.ocitool.pyc import compile_pyc
 
 APP = {
     "pkg/__init__.py": "",

@@ -11,25 +11,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitool.errors import (
+from ocitool_proxy import registry_front
+from ocitool_testlib import run_cli, tiny_base, write_tree
+
+from tools.bazel.ocitool.errors import (
     RegistryAuthError,
     RegistryNotFoundError,
     RegistryUnavailableError,
     UsageError,
 )
-from ocitool.image import ImageOptions, ImageResult, build_image
-from ocitool.layer import LayerContents, write_layer
-from ocitool.push import push_layout
-from ocitool.registry import (
+from tools.bazel.ocitool.image import ImageOptions, ImageResult, build_image
+from tools.bazel.ocitool.layer import LayerContents, write_layer
+from tools.bazel.ocitool.push import push_layout
+from tools.bazel.ocitool.registry import (
     Repository,
     docker_credentials,
     is_loopback,
     manifest_exists,
     parse_repository,
 )
-from ocitool_proxy import registry_front
-from ocitool_testlib import run_cli, tiny_base, write_tree
-
 from tools.testing.registry import (
     RegistryServer,
     registry_binary,

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitool.errors import UsageError
-from ocitool.image import ImageOptions, ImageResult, build_image, read_layout
-from ocitool.layer import LayerContents, write_layer
-from ocitool.push import push_layout
-from ocitool.pyc import compile_pyc, interpreter_info
 from ocitool_testlib import write_tree
 
+from tools.bazel.ocitool.errors import UsageError
+from tools.bazel.ocitool.image import ImageOptions, ImageResult, build_image, read_layout
+from tools.bazel.ocitool.layer import LayerContents, write_layer
+from tools.bazel.ocitool.push import push_layout
+from tools.bazel.ocitool.pyc import compile_pyc, interpreter_info
 from tools.testing.registry import RegistryServer
 
 JOB = '''\

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from publisher.tests.helpers import FakeRegistry, Harness
+from tools.bazel.publisher.tests.helpers import FakeRegistry, Harness
 from tools.testing.servers import MotoServer, moto_server
 
 

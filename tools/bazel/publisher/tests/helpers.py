@@ -12,16 +12,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from publisher.build import load_build_output
-from publisher.events import Event, EventSink, ignore_events
-from publisher.image import ImageRegistry
-from publisher.publish import (
+from tools.bazel.publisher.build import load_build_output
+from tools.bazel.publisher.events import Event, EventSink, ignore_events
+from tools.bazel.publisher.image import ImageRegistry
+from tools.bazel.publisher.publish import (
     PublishOptions,
     PublishResult,
     publish_build,
     rollback_release,
 )
-from publisher.store import Store, open_store
+from tools.bazel.publisher.store import Store, open_store
 
 WRITE_METHODS = {"PUT", "POST", "DELETE", "PATCH"}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher.cli import main
-from publisher.tests.helpers import (
+from tools.bazel.publisher.cli import main
+from tools.bazel.publisher.tests.helpers import (
     BuildPaths,
     FakeRegistry,
     Harness,
@@ -22,7 +22,7 @@ from publisher.tests.helpers import (
 )
 
 PKG = "file_processing"
-TOOLS_BAZEL = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rule_args(build: BuildPaths) -> list[str]:
@@ -46,12 +46,12 @@ def run_main(argv: list[str], environ: dict[str, str], registry: FakeRegistry | 
 
 
 def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m publisher`` in a fresh process, from an unrelated working directory."""
+    """``python -m tools.bazel.publisher`` in a fresh process, from an unrelated working directory."""
     full = {k: v for k, v in os.environ.items() if k not in ("ENV", "DAG_BUCKET", "PACKAGE_NAME", "IMAGE_TAG")}
     full.update(env)
-    full["PYTHONPATH"] = os.pathsep.join([str(TOOLS_BAZEL), *sys.path])
+    full["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sys.path])
     return subprocess.run(
-        [sys.executable, "-m", "publisher", *argv],
+        [sys.executable, "-m", "tools.bazel.publisher", *argv],
         capture_output=True,
         text=True,
         env=full,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from publisher import ImageError, OcitoolRegistry
-from publisher.events import Event
-from publisher.tests.helpers import (
+from tools.bazel.publisher import ImageError, OcitoolRegistry
+from tools.bazel.publisher.events import Event
+from tools.bazel.publisher.tests.helpers import (
     Harness,
     dag_source,
     do_publish,

@@ -9,9 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from storecontract.limits import LimitError
 
-from publisher import (
+from tools.bazel.publisher import (
     BuildOutputError,
     DagIdCollisionError,
     DagSyntaxError,
@@ -19,9 +18,9 @@ from publisher import (
     MassDeleteError,
     UsageError,
 )
-from publisher.build import load_build_output
-from publisher.publish import decommission_package
-from publisher.tests.helpers import (
+from tools.bazel.publisher.build import load_build_output
+from tools.bazel.publisher.publish import decommission_package
+from tools.bazel.publisher.tests.helpers import (
     FakeRegistry,
     Harness,
     bundle_files,
@@ -30,6 +29,7 @@ from publisher.tests.helpers import (
     do_publish,
     write_build,
 )
+from tools.bazel.storecontract.limits import LimitError
 
 PKG = "file_processing"
 DAGS = ["fp_daily_profile", "fp_hourly_ingest", "fp_weekly_report"]
@@ -512,7 +512,7 @@ def test_decommission_then_republish_brings_the_package_back(
 
 @pytest.mark.parametrize("umask", [0o077, 0o000])
 def test_file_store_modes_do_not_depend_on_the_umask(tmp_path: Path, umask: int) -> None:
-    from publisher._filestore import FileStore
+    from tools.bazel.publisher._filestore import FileStore
 
     store = FileStore(tmp_path / "store")
     previous = os.umask(umask)

@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from storecontract import PackageKeys, write_bundle
 
-from publisher import (
+from tools.bazel.publisher import (
     DagIdCollisionError,
     ImageError,
     ReleaseNotFoundError,
     list_releases,
 )
-from publisher.tests.helpers import (
+from tools.bazel.publisher.tests.helpers import (
     FakeRegistry,
     Harness,
     dag_source,
@@ -23,6 +22,7 @@ from publisher.tests.helpers import (
     do_rollback,
     write_build,
 )
+from tools.bazel.storecontract import PackageKeys, write_bundle
 
 PKG = "file_processing"
 

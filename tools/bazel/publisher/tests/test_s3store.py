@@ -16,13 +16,13 @@ from typing import Any
 
 import boto3
 import pytest
-from retrypolicy import RetryPolicy
-from s3http.tests.awkward import AWKWARD_KEYS
 
-from publisher import _s3store
-from publisher._s3store import S3Store
-from publisher.errors import PreconditionFailedError, StoreError
-from publisher.tests.helpers import Harness
+from tools.bazel.publisher import _s3store
+from tools.bazel.publisher._s3store import S3Store
+from tools.bazel.publisher.errors import PreconditionFailedError, StoreError
+from tools.bazel.publisher.tests.helpers import Harness
+from tools.bazel.retrypolicy import RetryPolicy
+from tools.bazel.s3http.tests.awkward import AWKWARD_KEYS
 from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
@@ -266,7 +266,7 @@ def test_listing_pages_are_followed_lazily(s3: Harness) -> None:
 def test_a_publish_with_env_credentials_does_not_import_botocore(s3: Harness) -> None:
     child = textwrap.dedent(f"""
         import sys
-        from publisher.store import open_store
+        from tools.bazel.publisher.store import open_store
         store = open_store({s3.url!r})
         store.put("dev/p/x y.py", b"data")
         assert store.get("dev/p/x y.py").data == b"data"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher.cli import main
-from publisher.tests.helpers import FakeRegistry, write_build
+from tools.bazel.publisher.cli import main
+from tools.bazel.publisher.tests.helpers import FakeRegistry, write_build
 from tools.testing.servers import free_port
 
 PKG = "file_processing"
@@ -180,8 +180,8 @@ def test_smoke_timeout_says_what_was_last_seen(airflow: tuple[str, Path, str], t
 
 
 def test_smoke_config_never_shows_secrets() -> None:
-    from publisher.errors import UsageError
-    from publisher.smoke import smoke_config_from_env
+    from tools.bazel.publisher.errors import UsageError
+    from tools.bazel.publisher.smoke import smoke_config_from_env
 
     config = smoke_config_from_env(
         {
@@ -201,8 +201,8 @@ def test_a_run_without_tasks_is_not_a_success(airflow: tuple[str, Path, str]) ->
     """A logical date before the DAG's start_date makes a run that succeeds with no task instance."""
     import datetime as dt
 
-    from publisher.errors import SmokeError
-    from publisher.smoke import SmokeConfig, run_smoke
+    from tools.bazel.publisher.errors import SmokeError
+    from tools.bazel.publisher.smoke import SmokeConfig, run_smoke
 
     url, store, password = airflow
     source = (store / "dev" / PKG / "dags" / "fp_smoke.py").read_bytes()  # published by the tests above

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from publisher import (
+from tools.bazel.publisher import (
     BuildOutputError,
     InvalidNameError,
     MetadataError,
     PublishOptions,
     publish_build,
 )
-from publisher.build import load_build_output
-from publisher.tests.helpers import (
+from tools.bazel.publisher.build import load_build_output
+from tools.bazel.publisher.tests.helpers import (
     FakeRegistry,
     Harness,
     dag_source,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from retrypolicy import RetryPolicy, call_with_retry
+
+from tools.bazel.retrypolicy import RetryPolicy, call_with_retry
 
 
 class Flaky:

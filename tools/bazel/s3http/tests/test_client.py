@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from retrypolicy import RetryPolicy
 
-from s3http import CHUNK_BYTES, S3Client, S3ConnectionError, S3ResponseError, describe, is_transient
-from s3http.tests.awkward import AWKWARD_KEYS
+from tools.bazel.retrypolicy import RetryPolicy
+from tools.bazel.s3http import CHUNK_BYTES, S3Client, S3ConnectionError, S3ResponseError, describe, is_transient
+from tools.bazel.s3http.tests.awkward import AWKWARD_KEYS
 from tools.testing.s3faults import fault_proxy
 from tools.testing.servers import MotoServer, moto_server
 
@@ -221,7 +221,7 @@ def test_a_client_with_env_credentials_imports_neither_botocore_nor_urllib3(
 ) -> None:
     child = textwrap.dedent(f"""
         import sys
-        from s3http import S3Client
+        from tools.bazel.s3http import S3Client
         c = S3Client({client.bucket!r})
         c.put("x y.py", b"data")
         with c.open("x y.py") as body:

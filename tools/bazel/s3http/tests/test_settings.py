@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from s3http import S3Client, S3ConfigError, S3CredentialsError
-from s3http.settings import resolve_endpoint
+from tools.bazel.s3http import S3Client, S3ConfigError, S3CredentialsError
+from tools.bazel.s3http.settings import resolve_endpoint
 
 CREDS = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
 

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from s3http.sigv4 import Credentials, canonical_query, quote_key, sign
-from s3http.tests.awkward import AWKWARD_KEYS
+from tools.bazel.s3http.sigv4 import Credentials, canonical_query, quote_key, sign
+from tools.bazel.s3http.tests.awkward import AWKWARD_KEYS
 
 EXAMPLE = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 

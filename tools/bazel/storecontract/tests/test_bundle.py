@@ -7,7 +7,8 @@ import io
 import tarfile
 
 import pytest
-from storecontract import BundleError, DagEntry, check_member, read_bundle, write_bundle
+
+from tools.bazel.storecontract import BundleError, DagEntry, check_member, read_bundle, write_bundle
 
 FILES = {"fp_daily": b"DAG = 1\n", "b" * 120: b"LONG = 1\n"}
 

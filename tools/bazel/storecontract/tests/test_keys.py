@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from storecontract import (
+
+from tools.bazel.storecontract import (
     InvalidNameError,
     PackageKeys,
     bundle_file,

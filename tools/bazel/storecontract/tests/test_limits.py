@@ -6,8 +6,9 @@ import hashlib
 import json
 
 import pytest
-from storecontract import canonical_json, write_bundle
-from storecontract.limits import (
+
+from tools.bazel.storecontract import canonical_json, write_bundle
+from tools.bazel.storecontract.limits import (
     JSON_MAX_CONTAINER_ITEMS,
     JSON_MAX_DEPTH,
     JSON_MAX_STRING_BYTES,

@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 import pytest
-from storecontract import (
+
+from tools.bazel.storecontract import (
     SCHEMA_VERSION,
     MetadataError,
     build_part,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from storecontract import (
+
+from tools.bazel.storecontract import (
     DAG_ID_RE,
     NAME_RE,
     RELEASE_ID_RE,

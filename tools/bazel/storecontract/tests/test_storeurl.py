@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from storecontract import StoreUrl, StoreUrlError, parse_dag_bucket
+
+from tools.bazel.storecontract import StoreUrl, StoreUrlError, parse_dag_bucket
 
 
 @pytest.mark.parametrize(
