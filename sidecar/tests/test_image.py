@@ -68,9 +68,9 @@ def test_image_syncs_once_as_nonroot(tmp_path: Path) -> None:
             assert run.returncode == 0, run.stderr + run.stdout
             assert (dags / "alpha" / "alpha_daily.py").read_bytes() == dag_source("alpha_daily", "r1")
             assert (dags / ".airflowignore").exists()
-            # the S3 side: s3http (and botocore, for its credential chain) is in the image, boto3 is not
+            # the S3 side: tools.bazel.s3http (and botocore, for its credential chain) is in the image, boto3 is not
             probe = (
-                "import importlib.util, s3http as c; "
+                "import importlib.util; from tools.bazel import s3http as c; "
                 "print(c.S3Client('my-dags', max_connections=1).endpoint, "
                 "importlib.util.find_spec('boto3') is None)"
             )

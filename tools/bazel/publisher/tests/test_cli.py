@@ -22,7 +22,7 @@ from tools.bazel.publisher.tests.helpers import (
 )
 
 PKG = "file_processing"
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def rule_args(build: BuildPaths) -> list[str]:

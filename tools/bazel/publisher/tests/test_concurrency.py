@@ -223,7 +223,7 @@ def test_two_racing_processes_one_wins_and_the_store_stays_consistent(
     env = {
         **os.environ,
         "DAG_BUCKET": harness.url,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[3]), *sys.path]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[4]), *sys.path]),
     }
     for round_ in range(2):
         builds = [build(tmp_path, 10 * round_ + 2), build(tmp_path, 10 * round_ + 3)]

@@ -21,11 +21,17 @@ from tools.bazel.publisher.tests.helpers import (
     on_kind,
     write_build,
 )
+from tools.testing.registry import registry_binary, registry_server
 
-pytest.importorskip("ocitool.push", reason="tools/bazel/ocitool is not importable here")
-registry_mod = pytest.importorskip("tools.testing.registry", reason="tools/testing/registry.py is not there yet")
-if registry_mod.registry_binary() is None:
-    pytest.skip("docker-registry (Debian package docker-registry) is not installed", allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _registry_installed() -> None:
+    # The toolchain root installs it; a missing one is a broken root, not a reason to skip.
+    if registry_binary() is None:
+        pytest.fail(
+            "docker-registry is not installed (Debian package docker-registry; tools/toolchain/)", pytrace=False
+        )
+
 
 PKG = "file_processing"
 
@@ -81,7 +87,7 @@ def make_layout(layout: Path, label: str) -> str:
 
 @pytest.fixture(scope="module")
 def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    with registry_mod.registry_server(work_dir=tmp_path_factory.mktemp("registry")) as server:
+    with registry_server(work_dir=tmp_path_factory.mktemp("registry")) as server:
         yield server
 
 
