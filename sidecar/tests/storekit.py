@@ -34,13 +34,16 @@ from sidecar.syncer import Syncer, build_syncer
 from tools.bazel.storecontract import (
     ContractError,
     PackageKeys,
+    bundle_file,
     canonical_json,
+    dag_entry,
     make_release_id,
     parse_metadata,
     release_time,
     with_release,
     write_bundle,
 )
+from tools.bazel.storecontract import build_document as contract_build_document
 from tools.testing.servers import MotoServer, moto_server
 
 ENV = "dev"
@@ -77,32 +80,18 @@ def parse_marker(data: bytes) -> tuple[str, bool]:
 
 def build_document(pkg: str, files: Mapping[str, bytes]) -> dict[str, Any]:
     """The build's metadata.json (what the ``:dags`` target renders), for DAG files ``files``."""
-    return {
-        "schema_version": 1,
-        "package": pkg,
-        "image": {
-            "repository": f"{REPOSITORY}/{pkg}",
-            "digest": DIGEST,
-            "reference": f"{REPOSITORY}/{pkg}@{DIGEST}",
-        },
-        "revision": None,
-        "dags": [
-            {
-                "dag_id": dag_id,
-                "file": f"dags/{dag_id}.py",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "schedule": "@daily",
-                "tasks": ["run"],
-            }
-            for dag_id, data in sorted(files.items())
-        ],
-    }
+    return contract_build_document(
+        package=pkg,
+        repository=f"{REPOSITORY}/{pkg}",
+        digest=DIGEST,
+        revision=None,
+        dags=[dag_entry(d, data, schedule="@daily", tasks=["run"], resources={}) for d, data in files.items()],
+    )
 
 
 def bundle_block(release_id: str, tar: bytes) -> dict[str, Any]:
     """``release.bundle`` for ``tar`` stored at ``releases/<release_id>.tar``."""
-    return {"key": f"releases/{release_id}.tar", "sha256": hashlib.sha256(tar).hexdigest(), "size": len(tar)}
+    return {"key": bundle_file(release_id), "sha256": hashlib.sha256(tar).hexdigest(), "size": len(tar)}
 
 
 class StoreKit:

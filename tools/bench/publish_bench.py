@@ -51,7 +51,15 @@ for entry in (str(ROOT),):
 import botocore.session
 
 from tools.bazel.publisher import PublishOptions, load_build_output, open_store, publish_build
-from tools.bazel.storecontract import bundle_file, canonical_json, make_release_id, with_release, write_bundle
+from tools.bazel.storecontract import (
+    build_document,
+    bundle_file,
+    canonical_json,
+    dag_entry,
+    make_release_id,
+    with_release,
+    write_bundle,
+)
 from tools.testing.servers import MotoServer, moto_server
 
 PKG = "file_processing"
@@ -102,25 +110,9 @@ def write_build(out: Path, package: str, versions: dict[str, int], *, touch_all:
         path = out / "dags" / f"{dag_id}.py"
         if touch_all or not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
-        entries.append(
-            {
-                "dag_id": dag_id,
-                "file": f"dags/{dag_id}.py",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "schedule": "0 3 * * *",
-                "tasks": ["run"],
-                "resources": {},
-            }
-        )
+        entries.append(dag_entry(dag_id, data, schedule="0 3 * * *", tasks=["run"], resources={}))
     repo = f"registry.example.com/etl/{package}"
-    meta = {
-        "schema_version": 1,
-        "package": package,
-        "revision": None,
-        "dags": entries,
-        "image": {"repository": repo, "digest": DIGEST, "reference": f"{repo}@{DIGEST}"},
-    }
+    meta = build_document(package=package, repository=repo, digest=DIGEST, revision=None, dags=entries)
     data = (json.dumps(meta, sort_keys=True, indent=2) + "\n").encode()
     path = out / "metadata.json"
     if touch_all or not path.exists() or path.read_bytes() != data:

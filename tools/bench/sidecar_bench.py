@@ -49,7 +49,15 @@ if str(ROOT) not in sys.path:
 import boto3
 from botocore.config import Config
 
-from tools.bazel.storecontract import canonical_json, make_release_id, with_release, write_bundle
+from tools.bazel.storecontract import (
+    build_document,
+    bundle_file,
+    canonical_json,
+    dag_entry,
+    make_release_id,
+    with_release,
+    write_bundle,
+)
 from tools.testing.servers import MotoServer, moto_server
 
 ENV = "dev"
@@ -126,27 +134,20 @@ def metadata_bytes(pkg: str, files: dict[str, bytes], serial: int, bundle: bytes
     """(release id, metadata.json) of release number ``serial`` as the publisher writes it (storecontract)."""
     digest = "sha256:" + hashlib.sha256(b"bench image").hexdigest()
     repository = f"registry.example.com/etl/{pkg}"
-    build = {
-        "schema_version": 1,
-        "package": pkg,
-        "image": {"repository": repository, "digest": digest, "reference": f"{repository}@{digest}"},
-        "revision": None,
-        "dags": [
-            {
-                "dag_id": dag_id,
-                "file": f"dags/{dag_id}.py",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "schedule": "0 3 * * *",
-                "tasks": ["extract", "load"],
-                "resources": {"extract": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
-            }
-            for dag_id, data in sorted(files.items())
+    resources = {"extract": {"requests": {"cpu": "500m", "memory": "1Gi"}}}
+    build = build_document(
+        package=pkg,
+        repository=repository,
+        digest=digest,
+        revision=None,
+        dags=[
+            dag_entry(d, data, schedule="0 3 * * *", tasks=["extract", "load"], resources=resources)
+            for d, data in files.items()
         ],
-    }
+    )
     when = datetime.datetime(2026, 11, 27, 4, 20, tzinfo=datetime.UTC) + datetime.timedelta(seconds=serial)
     release = make_release_id(when, build)
-    block = {"key": f"releases/{release}.tar", "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
+    block = {"key": bundle_file(release), "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
     info = {"id": release, "published_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "bundle": block}
     return release, canonical_json(with_release(build, env=ENV, release=info))
 

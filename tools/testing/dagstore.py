@@ -10,15 +10,18 @@ publisher library, pushing the image to a real registry (Debian's docker-registr
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_output", "publish", "rollback", "small_image", "synthetic_dag"]
+from tools.bazel.storecontract import build_document, canonical_json, dag_entry
+
+__all__ = ["RUN_RESOURCES", "build_output", "publish", "rollback", "small_image", "synthetic_dag"]
+
+RUN_RESOURCES = {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
+"""The resources of the one task ``run`` the DAGs of test builds have."""
 
 
 def small_image(out: Path, *, label: str) -> str:
@@ -54,29 +57,19 @@ def build_output(
     """Lay out a package's build output under ``out`` (``metadata.json``, ``dags/``, ``image``,
     ``image.digest``) for the DAG files ``files`` (dag_id -> bytes); return ``out``."""
     (out / "dags").mkdir(parents=True, exist_ok=True)
-    entries = []
-    for dag_id in sorted(files):
-        data = files[dag_id]
+    for dag_id, data in files.items():
         (out / "dags" / f"{dag_id}.py").write_bytes(data)
-        entries.append(
-            {
-                "dag_id": dag_id,
-                "file": f"dags/{dag_id}.py",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "schedule": "0 3 * * *",
-                "tasks": ["run"],
-                "resources": {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
-            }
-        )
-    metadata: dict[str, Any] = {
-        "schema_version": 1,
-        "package": package,
-        "revision": None,
-        "dags": entries,
-        "image": {"repository": repository, "digest": digest, "reference": f"{repository}@{digest}"},
-    }
-    (out / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    metadata = build_document(
+        package=package,
+        repository=repository,
+        digest=digest,
+        revision=None,
+        dags=[
+            dag_entry(d, data, schedule="0 3 * * *", tasks=["run"], resources=RUN_RESOURCES)
+            for d, data in files.items()
+        ],
+    )
+    (out / "metadata.json").write_bytes(canonical_json(metadata))
     (out / "image.digest").write_text(digest)
     if (out / "image") != image_layout:
         (out / "image").symlink_to(image_layout)

@@ -5,14 +5,13 @@ is written."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from tools.bazel.dagrender.checks import ResolvedDag
 from tools.bazel.dagrender.errors import InputFileError
 from tools.bazel.dagrender.image import ImageRef
-from tools.bazel.storecontract import SCHEMA_VERSION, MetadataError, canonical_json, dag_file, validate_document
+from tools.bazel.storecontract import MetadataError, build_document, canonical_json, dag_entry
 
 __all__ = ["DagArtifact", "build_metadata", "dump_metadata", "read_revision"]
 
@@ -66,26 +65,18 @@ def build_metadata(*, image: ImageRef, artifacts: list[DagArtifact], revision: s
             raise InputFileError(f"dag_id {spec.dag_id!r} is given twice ({seen[spec.dag_id]!r} and the next --dag)")
         seen[spec.dag_id] = artifact.rendered_path
         dags.append(
-            {
-                "dag_id": spec.dag_id,
-                "file": dag_file(spec.dag_id),
-                "sha256": hashlib.sha256(artifact.rendered).hexdigest(),
-                "size": len(artifact.rendered),
-                "schedule": spec.schedule,
-                "tasks": [task.task_id for task in artifact.resolved.tasks],
-                "resources": {task.task_id: task.resources for task in artifact.resolved.tasks},
-            }
+            dag_entry(
+                spec.dag_id,
+                artifact.rendered,
+                schedule=spec.schedule,
+                tasks=[task.task_id for task in artifact.resolved.tasks],
+                resources={task.task_id: task.resources for task in artifact.resolved.tasks},
+            )
         )
-    dags.sort(key=lambda entry: entry["dag_id"])
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "package": image.package,
-        "image": {"repository": image.repository, "digest": image.digest, "reference": image.reference},
-        "revision": revision,
-        "dags": dags,
-    }
     try:
-        validate_document(document, where="metadata.json", package=image.package)
+        document = build_document(
+            package=image.package, repository=image.repository, digest=image.digest, revision=revision, dags=dags
+        )
     except MetadataError as exc:
         raise InputFileError(f"refusing to write {exc}") from exc
     return document

@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tools.bazel.storecontract.errors import InvalidNameError, MetadataError
@@ -31,8 +31,10 @@ __all__ = [
     "Image",
     "Metadata",
     "Release",
+    "build_document",
     "build_part",
     "canonical_json",
+    "dag_entry",
     "make_release_id",
     "parse_metadata",
     "release_time",
@@ -52,6 +54,42 @@ _ID_TIME = "%Y%m%dT%H%M%SZ"
 def canonical_json(document: Mapping[str, Any]) -> bytes:
     """The stored form: UTF-8 JSON, keys sorted, two-space indent, trailing newline."""
     return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def dag_entry(
+    dag_id: str,
+    data: bytes,
+    *,
+    schedule: str | None,
+    tasks: Sequence[str],
+    resources: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One ``dags[*]`` entry of a build document for the rendered file ``data`` of ``dag_id``."""
+    return {
+        "dag_id": dag_id,
+        "file": dag_file(dag_id),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "schedule": schedule,
+        "tasks": list(tasks),
+        "resources": dict(resources),
+    }
+
+
+def build_document(
+    *, package: str, repository: str, digest: str, revision: str | None, dags: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The build document (what the ``:dags`` target writes) for ``dags`` (``dag_entry`` values),
+    sorted by dag_id; raises MetadataError when it breaks the contract."""
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "package": package,
+        "image": {"repository": repository, "digest": digest, "reference": f"{repository}@{digest}"},
+        "revision": revision,
+        "dags": sorted((dict(d) for d in dags), key=lambda d: str(d.get("dag_id"))),
+    }
+    validate_document(document, where="metadata.json", package=package)
+    return document
 
 
 def build_part(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tools.bazel.storecontract import canonical_json, make_release_id, with_release, write_bundle
+from tools.bazel.storecontract import (
+    build_document,
+    canonical_json,
+    dag_entry,
+    make_release_id,
+    with_release,
+    write_bundle,
+)
 from tools.bazel.storecontract.keys import PackageKeys
 
 __all__ = ["CHART_MEMORY_LIMIT", "DAMAGES", "SidecarRun", "build_store", "run_sidecar", "sidecar_outcome"]
@@ -36,6 +43,7 @@ CHART_MEMORY_LIMIT = 192 * 1024 * 1024
 ENV = "dev"
 REPOSITORY = "registry.example.com/etl"
 DIGEST = "sha256:" + hashlib.sha256(b"hostile corpus image").hexdigest()
+RUN_RESOURCES = {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
 _MIB = 1024 * 1024
 
 
@@ -51,28 +59,15 @@ def publish(store: Path, package: str, dag_ids: list[str], *, published_at: str)
     """Write one release of ``package`` as the publisher does; return its metadata.json path."""
     keys = PackageKeys(env=ENV, package=package)
     files = {dag_id: dag_source(package, dag_id) for dag_id in sorted(dag_ids)}
-    build = {
-        "schema_version": 1,
-        "package": package,
-        "image": {
-            "repository": f"{REPOSITORY}/{package}",
-            "digest": DIGEST,
-            "reference": f"{REPOSITORY}/{package}@{DIGEST}",
-        },
-        "revision": None,
-        "dags": [
-            {
-                "dag_id": dag_id,
-                "file": f"dags/{dag_id}.py",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "schedule": "@daily",
-                "tasks": ["run"],
-                "resources": {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
-            }
-            for dag_id, data in files.items()
+    build = build_document(
+        package=package,
+        repository=f"{REPOSITORY}/{package}",
+        digest=DIGEST,
+        revision=None,
+        dags=[
+            dag_entry(d, data, schedule="@daily", tasks=["run"], resources=RUN_RESOURCES) for d, data in files.items()
         ],
-    }
+    )
     when = dt.datetime.strptime(published_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     release_id = make_release_id(when, build)
     bundle = write_bundle(files)

@@ -22,6 +22,9 @@ from tools.bazel.publisher.publish import (
     rollback_release,
 )
 from tools.bazel.publisher.store import Store, open_store
+from tools.bazel.storecontract import SCHEMA_VERSION, dag_entry
+
+RUN_RESOURCES = {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
 
 WRITE_METHODS = {"PUT", "POST", "DELETE", "PATCH"}
 
@@ -74,19 +77,10 @@ def write_build(
         data = data.encode() if isinstance(data, str) else data
         files[dag_id] = data
         (out / "dags" / "dags" / f"{dag_id}.py").write_bytes(data)
-        entries.append(
-            {
-                "dag_id": dag_id,
-                "file": f"dags/{dag_id}.py",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "schedule": "0 3 * * *",
-                "tasks": ["run"],
-                "resources": {"run": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
-            }
-        )
+        entries.append(dag_entry(dag_id, data, schedule="0 3 * * *", tasks=["run"], resources=RUN_RESOURCES))
+    # assembled here, not by storecontract.build_document: tests also write documents it refuses
     metadata: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "package": package,
         "image": {"repository": repository, "digest": digest, "reference": f"{repository}@{digest}"},
         "revision": None,

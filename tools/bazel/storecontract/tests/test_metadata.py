@@ -15,6 +15,7 @@ from tools.bazel.storecontract import (
     MetadataError,
     build_part,
     canonical_json,
+    dag_entry,
     make_release_id,
     parse_metadata,
     release_time,
@@ -22,6 +23,7 @@ from tools.bazel.storecontract import (
     with_release,
     write_bundle,
 )
+from tools.bazel.storecontract import build_document as contract_build_document
 
 DIGEST = "sha256:" + "ab" * 32
 RELEASE = "20261127T042000Z-3f2a9c1d"
@@ -179,3 +181,31 @@ def test_release_ids_sort_by_time_and_name_the_content() -> None:
 def test_canonical_json_is_sorted_utf8_with_a_trailing_newline() -> None:
     assert canonical_json({"b": "é", "a": 1}) == '{\n  "a": 1,\n  "b": "é"\n}\n'.encode()
     assert json.loads(canonical_json(published_document())) == published_document()
+
+
+def test_build_document_sorts_its_dags_and_refuses_what_breaks_the_contract() -> None:
+    entries = [
+        dag_entry(d, data, schedule="@daily", tasks=["run"], resources={"run": {}})
+        for d, data in reversed(FILES.items())
+    ]
+    doc = contract_build_document(
+        package="file_processing",
+        repository="r.example/etl/file_processing",
+        digest=DIGEST,
+        revision=None,
+        dags=entries,
+    )
+    assert [d["dag_id"] for d in doc["dags"]] == sorted(FILES)
+    assert doc["dags"][0]["file"] == "dags/fp_daily.py"
+    assert doc["dags"][0]["sha256"] == hashlib.sha256(FILES["fp_daily"]).hexdigest()
+    assert doc["dags"][0]["size"] == len(FILES["fp_daily"])
+    assert doc["image"]["reference"] == f"r.example/etl/file_processing@{DIGEST}"
+    assert validate_document(doc, where="x").package == "file_processing"
+    with pytest.raises(MetadataError, match="digest"):
+        contract_build_document(
+            package="file_processing", repository="r.example/etl/x", digest="sha256:xyz", revision=None, dags=entries
+        )
+    with pytest.raises(MetadataError, match="is listed twice"):
+        contract_build_document(
+            package="file_processing", repository="r", digest=DIGEST, revision=None, dags=entries + entries[:1]
+        )
