@@ -28,8 +28,8 @@ ROUNDS = int(os.environ.get("RACE_ROUNDS", "50"))
 PACKAGES = ("data_pipeline", "file_processing")
 RUNNER = (
     "import sys\n"
-    "from publisher.cli import main\n"
-    "from publisher.tests.helpers import FakeRegistry\n"
+    "from tools.bazel.publisher.cli import main\n"
+    "from tools.bazel.publisher.tests.helpers import FakeRegistry\n"
     "sys.exit(main(sys.argv[1:], registry=FakeRegistry()))\n"
 )
 
@@ -92,8 +92,9 @@ def test_concurrent_publishes_of_one_new_dag_id_never_install_two_files(tmp_path
                 for b in builds
             ]
             codes = [p.wait(timeout=120) for p in procs]
-            for p in procs:
-                p.communicate()
+            errors = [p.communicate()[1] for p in procs]
+            # a race may refuse one publisher, never both: a round where neither committed tests nothing
+            assert 0 in codes, (n, codes, errors)
             publish = (
                 "both committed"
                 if codes == [0, 0]

@@ -210,8 +210,8 @@ def test_a_failed_live_write_restores_the_previous_release(registry: FakeRegistr
 
 RUNNER = (
     "import sys\n"
-    "from publisher.cli import main\n"
-    "from publisher.tests.helpers import FakeRegistry\n"
+    "from tools.bazel.publisher.cli import main\n"
+    "from tools.bazel.publisher.tests.helpers import FakeRegistry\n"
     "sys.exit(main(sys.argv[1:], registry=FakeRegistry()))\n"
 )
 
