@@ -407,16 +407,9 @@ def _sha256_etag(data: bytes) -> str:
 class FileStore(Store):
     """The store as a local folder with the same key layout (tests, demos, a mounted volume)."""
 
-    def __init__(
-        self,
-        location: StoreUrl,
-        *,
-        policy: RetryPolicy,
-        on_retry: OnRetry | None = None,
-        stop: threading.Event | None = None,
-    ) -> None:
-        super().__init__(location, policy=policy, on_retry=on_retry, stop=stop)
-        self._root = Path(location.path)
+    @property
+    def _root(self) -> Path:
+        return Path(self.location.path)
 
     def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
         try:

@@ -235,5 +235,12 @@ def test_kill_9_during_syncs_never_shows_a_partial_release(tmp_path: Path) -> No
         manifest = json.loads((dags / pkg / MANIFEST_NAME).read_bytes())
         assert manifest["release"]["id"] == published.latest[pkg]
         assert not any((dags / STATE_DIR_NAME / pkg / "staging").iterdir())
-        # content was always verified: nothing was ever rejected
-        assert not (dags / STATE_DIR_NAME / pkg / "quarantine").exists()
+        # Content was always verified: nothing was rejected for what it holds. The one rejection
+        # a kill may cause is by design: two deaths in a row while working on the same release
+        # (same ETag) reject it as staging_crashed (a release that kills the sidecar); on a busy
+        # machine a package can keep one release across two of the random kills.
+        reasons = [
+            json.loads(q.read_text())["reason"]
+            for q in (dags / STATE_DIR_NAME / pkg / "quarantine").glob("*/REASON.json")
+        ]
+        assert set(reasons) <= {"staging_crashed"}, (pkg, reasons)
