@@ -12,32 +12,20 @@ import os
 import signal
 import sys
 import time
-import urllib.parse
 from collections.abc import Sequence
 from types import FrameType
+
+from etl_core.logs import stream_logger
 
 from sidecar import __version__
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.health import StatusServer
-from sidecar.logs import JsonLogger
 from sidecar.memory import limit_malloc_arenas, trim_heap
 from sidecar.metrics import Metrics
 from sidecar.settings import parse_settings, stop_grace
 from sidecar.syncer import Syncer, build_syncer
 
 __all__ = ["main", "run_loop"]
-
-
-def _redact_url(url: str | None) -> str | None:
-    if not url:
-        return None
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        parts = parts._replace(netloc=f"***@{host}")
-    return urllib.parse.urlunsplit(parts)
 
 
 def run_loop(syncer: Syncer, *, interval: float) -> None:
@@ -57,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     limit_malloc_arenas()
-    log = JsonLogger(sys.stdout, level=settings.log_level)
+    log = stream_logger("sidecar", sys.stdout, level=settings.log_level, fmt="json")
     log.info(
         "starting",
         version=__version__,
@@ -65,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pid=os.getpid(),
         settings=settings.for_log(),
         stop_grace_seconds=stop_grace(settings.timeout),
-        aws_endpoint_url=_redact_url(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")),
+        aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL"),  # password masked by the log
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
     )
     metrics = Metrics(version=__version__)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from etl_core.logs import EventLogger
+
 from sidecar.errors import (
     LocalDiskError,
     LocalLayoutError,
@@ -33,7 +35,6 @@ from sidecar.errors import (
 )
 from sidecar.health import Health
 from sidecar.layout import REJECTED_RECORD, STAGING_RECORD, DagsDir, LocalRelease
-from sidecar.logs import JsonLogger
 from sidecar.metadata import PackageMetadata, parse_metadata
 from sidecar.metrics import Metrics
 from sidecar.settings import Settings
@@ -105,7 +106,7 @@ class Syncer:
         dags_dir: DagsDir,
         metrics: Metrics,
         health: Health,
-        log: JsonLogger,
+        log: EventLogger,
         stop_event: threading.Event | None = None,
     ) -> None:
         self.settings = settings
@@ -750,7 +751,7 @@ class Syncer:
         return True
 
 
-def build_syncer(settings: Settings, *, log: JsonLogger, metrics: Metrics | None = None) -> Syncer:
+def build_syncer(settings: Settings, *, log: EventLogger, metrics: Metrics | None = None) -> Syncer:
     """A Syncer wired to the store, dags folder and metrics that ``settings`` describe."""
     metrics = metrics if metrics is not None else Metrics()
     health = Health(failure_threshold=settings.failure_threshold, metrics=metrics)

@@ -46,6 +46,7 @@ __all__ = [
     "is_secret_key",
     "log_context",
     "redact",
+    "stream_logger",
 ]
 
 REDACTED = "***"
@@ -73,7 +74,10 @@ _URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s]*:)
 # Attributes of a LogRecord that carry etl_core's fields and context.
 _FIELDS_ATTR = "etl_fields"
 _CONTEXT_ATTR = "etl_context"
-_RESERVED = frozenset({"ts", "level", "logger", "event", "error", "traceback"})
+# Fields may not overwrite the fixed keys; "error" and "traceback" are taken only on records that
+# carry an exception (elsewhere a field ``error="..."`` is the usual way to say what went wrong).
+_RESERVED = frozenset({"ts", "level", "logger", "event"})
+_EXCEPTION_KEYS = frozenset({"error", "traceback"})
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -156,9 +160,10 @@ def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     fields.update(getattr(record, _CONTEXT_ATTR, None) or {})
     fields.update(getattr(record, _FIELDS_ATTR, None) or {})
+    reserved = _RESERVED | _EXCEPTION_KEYS if record.exc_info or record.exc_text else _RESERVED
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        name = f"{key}_" if key in _RESERVED else key
+        name = f"{key}_" if key in reserved else key
         out[name] = redact(value, key=key)
     return out
 
@@ -262,6 +267,22 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def _handler(stream: IO[str], fmt: str | None, context: Mapping[str, Any]) -> logging.Handler:
+    fmt_name = (fmt or os.environ.get("LOG_FORMAT") or "json").strip().lower()
+    formatter: logging.Formatter
+    if fmt_name == "json":
+        formatter = JsonFormatter()
+    elif fmt_name == "text":
+        formatter = TextFormatter()
+    else:
+        raise LogConfigError(f"invalid log format {fmt_name!r}: use 'json' or 'text' (LOG_FORMAT)")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    handler.addFilter(_ContextFilter(context))
+    handler.set_name("etl_core")
+    return handler
+
+
 def _parse_level(level: str | int | None) -> int:
     if level is None:
         level = os.environ.get("LOG_LEVEL") or "INFO"
@@ -290,19 +311,7 @@ def configure(
     Returns the installed handler.
     """
     numeric = _parse_level(level)
-    fmt_name = (fmt or os.environ.get("LOG_FORMAT") or "json").strip().lower()
-    formatter: logging.Formatter
-    if fmt_name == "json":
-        formatter = JsonFormatter()
-    elif fmt_name == "text":
-        formatter = TextFormatter()
-    else:
-        raise LogConfigError(f"invalid log format {fmt_name!r}: use 'json' or 'text' (LOG_FORMAT)")
-
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(formatter)
-    handler.addFilter(_ContextFilter(context))
-    handler.set_name("etl_core")
+    handler = _handler(stream if stream is not None else sys.stderr, fmt, context)
 
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -313,3 +322,23 @@ def configure(
     root.setLevel(numeric)
     logging.captureWarnings(True)
     return handler
+
+
+def stream_logger(
+    name: str,
+    stream: IO[str],
+    *,
+    level: str | int | None = None,
+    fmt: str | None = None,
+    **context: Any,
+) -> EventLogger:
+    """An :class:`EventLogger` that writes only its own events to ``stream``, in the same format.
+
+    For a component that shares a process with others and must not take over its logging (the
+    sidecar's syncer, one per test): the logger is not registered with :mod:`logging`, has no
+    parent and leaves the root logger's handlers alone. ``level``, ``fmt`` and ``context`` are as
+    in :func:`configure`.
+    """
+    logger = logging.Logger(name, _parse_level(level))
+    logger.addHandler(_handler(stream, fmt, context))
+    return EventLogger(logger)

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from etl_core.logs import stream_logger
 
-from sidecar.logs import JsonLogger
 from sidecar.metrics import Metrics
 from sidecar.settings import parse_settings
 from sidecar.syncer import Syncer, build_syncer
@@ -312,7 +312,11 @@ def make_syncer(kit: StoreKit, dags_dir: Path, *extra: str, log: io.StringIO | N
         *extra,
     ]
     settings = parse_settings(argv, {})
-    syncer = build_syncer(settings, log=JsonLogger(log if log is not None else io.StringIO()), metrics=Metrics())
+    syncer = build_syncer(
+        settings,
+        log=stream_logger("sidecar", log if log is not None else io.StringIO(), level="info", fmt="json"),
+        metrics=Metrics(),
+    )
     assert syncer.start()
     return syncer
 

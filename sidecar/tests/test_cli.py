@@ -54,7 +54,7 @@ def test_once_syncs_and_exits_zero(tmp_path: Path) -> None:
     assert start["event"] == "starting" and start["level"] == "info"
     assert start["settings"]["dag_bucket"] == kit.url  # type: ignore[index]
     assert start["settings"]["once"] is True  # type: ignore[index]
-    assert start["aws_endpoint_url"] == "http://***@127.0.0.1:1"
+    assert start["aws_endpoint_url"] == "http://user:***@127.0.0.1:1"
     assert "do-not-print-me" not in proc.stdout and "pw@" not in proc.stdout
     assert [e["status"] for e in events if e["event"] == "sync_cycle"] == ["success"]
 

@@ -1,7 +1,7 @@
 """Benchmark: the DAG sync sidecar vs ``aws s3 sync``, side by side against one moto S3 server.
 
-    PYTHONPATH=. python tools/bench/sidecar_bench.py                 (dev venv, full size)
-    PYTHONPATH=. python tools/bench/sidecar_bench.py --packages 2 --dags 100 --latency-samples 5
+    PYTHONPATH=.:packages python tools/bench/sidecar_bench.py                 (dev venv, full size)
+    PYTHONPATH=.:packages python tools/bench/sidecar_bench.py --packages 2 --dags 100 --latency-samples 5
 
 The store holds PACKAGES x DAGS rendered DAG files (about 2 KB each, KubernetesPodOperator-like)
 in the layout the publisher writes (docs/store-layout.md): the live ``<env>/<pkg>/dags/*.py``,

@@ -245,3 +245,36 @@ def test_redact_leaves_its_input_unchanged() -> None:
     data = {"token": "t", "nested": [{"password": "p"}]}
     assert logs.redact(data) == {"token": "***", "nested": [{"password": "***"}]}
     assert data == {"token": "t", "nested": [{"password": "p"}]}
+
+
+def test_an_error_field_is_kept_as_is_unless_the_record_carries_an_exception() -> None:
+    out = io.StringIO()
+    logs.configure(stream=out)
+    log = logs.get_logger("x")
+    log.error("store.unreadable", error="timed out")
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        log.exception("step.failed", error="field")
+    plain, failed = lines(out)
+    assert plain["error"] == "timed out"
+    assert failed["error"] == "ValueError: bad"
+    assert failed["error_"] == "field"
+
+
+def test_a_stream_logger_writes_only_its_events_and_leaves_the_root_alone() -> None:
+    root_out, mine, other = io.StringIO(), io.StringIO(), io.StringIO()
+    logs.configure(stream=root_out)
+    first = logs.stream_logger("component", mine, level="info", service="sidecar")
+    second = logs.stream_logger("component", other, level="warning")
+    first.debug("hidden")
+    first.info("sync.done", files=3, secret_access_key="abc")
+    second.info("hidden")
+    second.warning("slow")
+    logging.getLogger("botocore").warning("not ours")
+    [doc] = lines(mine)
+    assert (doc["logger"], doc["event"], doc["files"], doc["service"]) == ("component", "sync.done", 3, "sidecar")
+    assert doc["secret_access_key"] == logs.REDACTED
+    assert [d["event"] for d in lines(other)] == ["slow"]
+    assert [d["event"] for d in lines(root_out)] == ["not ours"]
+    assert "component" not in logging.Logger.manager.loggerDict
