@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from types import FrameType
 
 from etl_core.logs import stream_logger
+from etl_core.metrics import MetricsServer, MetricsServerError
 
 from sidecar import __version__
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.health import StatusServer
+from sidecar.health import serve_status
 from sidecar.memory import limit_malloc_arenas, trim_heap
 from sidecar.metrics import Metrics
 from sidecar.settings import parse_settings, stop_grace
@@ -70,21 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server: StatusServer | None = None
+    server: MetricsServer | None = None
     try:
         if settings.metrics_port:
             try:
-                server = StatusServer(
+                server = serve_status(
                     host=settings.metrics_host, port=settings.metrics_port, health=syncer.health, metrics=metrics
                 )
-            except OSError as exc:
-                log.error(
-                    "startup_failed",
-                    error=f"cannot serve metrics on {settings.metrics_host}:"
-                    f"{settings.metrics_port}: {exc.strerror or exc}; pick another --metrics-port",
-                )
+            except MetricsServerError as exc:
+                log.error("startup_failed", error=str(exc), hint="pick another --metrics-port")
                 return 1
-            server.start()
             log.info(
                 "status_server", host=settings.metrics_host, port=server.port, paths=["/healthz", "/readyz", "/metrics"]
             )

@@ -1,4 +1,4 @@
-"""Health state and the small HTTP server for ``/healthz``, ``/readyz`` and ``/metrics``.
+"""Health state, served with the metrics at ``/healthz``, ``/readyz`` and ``/metrics``.
 
 ``/healthz`` answers 503 until the first good sync, then 200 until ``failure_threshold``
 consecutive cycles fail (the store cannot be read), and 200 again after the next good cycle.
@@ -10,17 +10,16 @@ without turning it 503: restarting the sidecar would not fix either.
 
 from __future__ import annotations
 
-import http.server
 import json
 import threading
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from etl_core.metrics import MetricsServer, serve
 
 from sidecar.metrics import Metrics
 
-__all__ = ["Health", "StatusServer"]
+__all__ = ["Health", "serve_status"]
 
 
 class Health:
@@ -108,53 +107,20 @@ class Health:
                 self._metrics.rejected_packages.labels(reason).set(counts.get(reason, 0))
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server_version = "etl-sidecar"
-    health: Health
-    metrics: Metrics
+def serve_status(*, host: str, port: int, health: Health, metrics: Metrics) -> MetricsServer:
+    """``/healthz`` and ``/readyz`` (JSON) and ``/metrics`` from a daemon thread: etl_core's metrics
+    server with the sidecar's two health routes. Raises ``MetricsServerError`` naming the port."""
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/healthz":
-            self._json(200 if self.health.healthy else 503, {"healthy": self.health.healthy, **self.health.snapshot()})
-        elif path == "/readyz":
-            self._json(200 if self.health.ready else 503, {"ready": self.health.ready})
-        elif path == "/metrics":
-            body = generate_latest(self.metrics.registry)
-            self._send(200, CONTENT_TYPE_LATEST, body)
-        else:
-            self._json(404, {"error": f"no such path {path!r}; try /healthz, /readyz or /metrics"})
+    def healthz() -> tuple[int, str, bytes]:
+        healthy = health.healthy
+        return _json(200 if healthy else 503, {"healthy": healthy, **health.snapshot()})
 
-    def _json(self, status: int, doc: dict[str, Any]) -> None:
-        self._send(status, "application/json", (json.dumps(doc, sort_keys=True) + "\n").encode())
+    def readyz() -> tuple[int, str, bytes]:
+        ready = health.ready
+        return _json(200 if ready else 503, {"ready": ready})
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Probes every few seconds would flood the JSON log: stay quiet."""
+    return serve(port, registry=metrics.registry, host=host, routes={"/healthz": healthz, "/readyz": readyz})
 
 
-class StatusServer:
-    """Serves the health endpoints and metrics from a daemon thread."""
-
-    def __init__(self, *, host: str, port: int, health: Health, metrics: Metrics) -> None:
-        handler = type("Handler", (_Handler,), {"health": health, "metrics": metrics})
-        self._server = http.server.ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="status-server", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+def _json(status: int, doc: dict[str, Any]) -> tuple[int, str, bytes]:
+    return status, "application/json", (json.dumps(doc, sort_keys=True) + "\n").encode()

@@ -60,6 +60,7 @@ __all__ = [
     "MetricsServer",
     "MetricsServerError",
     "PushError",
+    "Route",
     "TextfileError",
     "counter",
     "delete_pushed",
@@ -297,6 +298,9 @@ def delete_pushed(
 
 # --- services -----------------------------------------------------------------------------------
 
+Route = Callable[[], tuple[int, str, bytes]]
+"""One extra path of :func:`serve`: called per request, returns (status, content type, body)."""
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -310,7 +314,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, *, head: bool) -> None:
         path = urlsplit(self.path).path
-        if path == "/metrics":
+        route = self.server.routes.get(path)
+        if route is not None:
+            try:
+                status, content_type, body = route()
+            except Exception as exc:
+                body, content_type, status = f"{path} failed: {exc}\n".encode(), "text/plain; charset=utf-8", 500
+        elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             try:
                 body = encoder(self.server.registry)
@@ -347,9 +357,11 @@ class _Server(ThreadingHTTPServer):
         *,
         registry: CollectorRegistry,
         health: Callable[[], bool] | None,
+        routes: Mapping[str, Route],
     ) -> None:
         self.registry = registry
         self.health = health
+        self.routes = dict(routes)
         super().__init__(address, _Handler)
 
     def check_health(self) -> tuple[bool, str]:
@@ -396,14 +408,17 @@ def serve(
     registry: CollectorRegistry,
     host: str = "0.0.0.0",
     health: Callable[[], bool] | None = None,
+    routes: Mapping[str, Route] | None = None,
 ) -> MetricsServer:
     """Serve ``registry`` at ``http://host:port/metrics`` and ``/healthz`` from a daemon thread.
 
     ``/healthz`` answers 200 while ``health()`` is true (or no check is given) and 503 otherwise.
+    ``routes`` maps further paths (or replaces these) to a :data:`Route`, e.g. a service's JSON
+    ``/readyz``; a route that raises answers 500.
     ``port=0`` picks a free port (read it from ``.port``). Raises :class:`MetricsServerError`.
     """
     try:
-        server = _Server((host, port), registry=registry, health=health)
+        server = _Server((host, port), registry=registry, health=health, routes=routes or {})
     except OSError as exc:
         raise MetricsServerError(
             f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}: choose a free port"

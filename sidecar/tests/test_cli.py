@@ -88,6 +88,31 @@ def test_once_fails_with_exit_1_when_the_store_is_unreachable(tmp_path: Path) ->
     assert "Traceback" not in proc.stderr
 
 
+def test_a_taken_metrics_port_fails_start_up_naming_the_port(tmp_path: Path) -> None:
+    kit = FileKit(tmp_path / "store")
+    kit.publish("alpha", {"d1": dag_source("d1", "r1")})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_sidecar(
+            "--once",
+            "--dag-bucket",
+            kit.url,
+            "--dags-dir",
+            str(tmp_path / "dags"),
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(port),
+        )
+    assert proc.returncode == 1
+    last = json_lines(proc.stdout)[-1]
+    assert (last["event"], last["hint"]) == ("startup_failed", "pick another --metrics-port")
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in str(last["error"])
+    assert not (tmp_path / "dags" / "alpha").exists()
+
+
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     proc = run_sidecar("--dag-bucket", "s3://dag-bucket", "--sync-interval", "soon", env={"DAG_BUCKET": ""})
     assert proc.returncode == 2

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.cli import run_loop
-from sidecar.health import StatusServer
+from sidecar.health import serve_status
 from sidecar.layout import STATE_DIR_NAME
 from sidecar.tests.storekit import S3Kit, dag_source, local_files, make_syncer, metric
 from tools.testing.servers import free_port, moto_server
@@ -58,8 +58,7 @@ def test_outage_keeps_last_good_release_and_recovers(tmp_path: Path, monkeypatch
         dags = tmp_path / "dags"
         log = io.StringIO()
         syncer = make_syncer(kit, dags, "--failure-threshold", "2", "--timeout", "2", "--concurrency", "2", log=log)
-        status = StatusServer(host="127.0.0.1", port=free_port(), health=syncer.health, metrics=syncer.metrics)
-        status.start()
+        status = serve_status(host="127.0.0.1", port=free_port(), health=syncer.health, metrics=syncer.metrics)
         base = f"http://127.0.0.1:{status.port}"
         loop = threading.Thread(target=run_loop, args=(syncer,), kwargs={"interval": 0.1}, daemon=True)
         try:

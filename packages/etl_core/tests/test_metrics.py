@@ -165,6 +165,20 @@ def test_a_failing_health_check_reports_unhealthy_with_the_reason() -> None:
         assert scrape(server.url + "/metrics")[0] == 200
 
 
+def test_routes_add_paths_replace_health_and_a_failing_route_answers_500() -> None:
+    def ready() -> tuple[int, str, bytes]:
+        return 503, "application/json", b'{"ready": false}\n'
+
+    def broken() -> tuple[int, str, bytes]:
+        raise RuntimeError("state lost")
+
+    routes = {"/readyz": ready, "/healthz": broken}
+    with metrics.serve(0, registry=metrics.new_registry(), host="127.0.0.1", routes=routes) as server:
+        assert scrape(server.url + "/readyz") == (503, "application/json", '{"ready": false}\n')
+        assert scrape(server.url + "/healthz")[0::2] == (500, "/healthz failed: state lost\n")
+        assert scrape(server.url + "/metrics")[0] == 200
+
+
 def test_a_taken_port_fails_with_a_clear_error() -> None:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
