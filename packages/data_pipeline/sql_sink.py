@@ -12,6 +12,8 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from etl_core.logs import redact
+
 from .errors import SqlSinkError
 
 if TYPE_CHECKING:
@@ -42,10 +44,6 @@ def _sql_type(kind: pa.DataType) -> Any:
     return sa.Text()
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
-
-
 def load_partition(table: pa.Table, *, url: str, table_name: str, run_date: dt.date) -> int:
     """Replace the rows of ``run_date`` in ``table_name`` with ``table``'s; returns rows inserted."""
     if not _TABLE_RE.match(table_name):
@@ -57,7 +55,7 @@ def load_partition(table: pa.Table, *, url: str, table_name: str, run_date: dt.d
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise SqlSinkError(f"invalid --sql-url {_redact(url)!r}: {exc}") from None
+        raise SqlSinkError(f"invalid --sql-url {redact(url)!r}: {exc}") from None
     metadata = sa.MetaData()
     columns = [sa.Column(f.name, _sql_type(f.type)) for f in table.schema]
     target = sa.Table(table_name, metadata, *columns, sa.Column("dt", sa.Date(), nullable=False, index=True))
@@ -75,7 +73,7 @@ def load_partition(table: pa.Table, *, url: str, table_name: str, run_date: dt.d
                     inserted += len(rows)
     except sa.exc.SQLAlchemyError as exc:
         message = str(exc).splitlines()[0]
-        raise SqlSinkError(f"loading {table_name!r} at {_redact(url)!r} failed: {message}") from None
+        raise SqlSinkError(f"loading {table_name!r} at {redact(url)!r} failed: {message}") from None
     finally:
         engine.dispose()
     return inserted
