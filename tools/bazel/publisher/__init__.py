@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "BuildOutput": "build",
     "DagFile": "build",
+    "check_syntax": "build",
     "load_build_output": "build",
     "Event": "events",
     "EventSink": "events",
@@ -27,6 +28,9 @@ _WHERE = {
     "OcitoolRegistry": "image",
     "PublishOptions": "publish",
     "PublishResult": "publish",
+    "ReleaseDraft": "publish",
+    "decommission_package": "publish",
+    "draft_release": "publish",
     "publish_build": "publish",
     "rollback_release": "publish",
     "ReleaseInfo": "releases",
@@ -71,7 +75,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from tools.bazel.publisher.build import BuildOutput, DagFile, load_build_output
+    from tools.bazel.publisher.build import BuildOutput, DagFile, check_syntax, load_build_output
     from tools.bazel.publisher.errors import (
         BuildOutputError,
         ConcurrentPublishError,
@@ -94,6 +98,9 @@ if TYPE_CHECKING:
     from tools.bazel.publisher.publish import (
         PublishOptions,
         PublishResult,
+        ReleaseDraft,
+        decommission_package,
+        draft_release,
         publish_build,
         rollback_release,
     )
@@ -124,13 +131,17 @@ __all__ = [
     "PublishError",
     "PublishOptions",
     "PublishResult",
+    "ReleaseDraft",
     "ReleaseInfo",
     "ReleaseNotFoundError",
     "SmokeError",
     "Store",
     "StoreError",
     "UsageError",
+    "check_syntax",
+    "decommission_package",
     "default_store_url",
+    "draft_release",
     "list_releases",
     "load_build_output",
     "open_store",

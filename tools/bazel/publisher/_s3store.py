@@ -12,7 +12,8 @@ errors, timeouts, throttling and 5xx; other errors are not retried. ETags are un
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 
 from tools.bazel.publisher.errors import PreconditionFailedError, StoreError
 from tools.bazel.publisher.store import ObjectInfo, StoredObject
@@ -33,12 +34,13 @@ def _missing(exc: Exception) -> bool:
 class S3Store:
     """DAG store in an S3 bucket. ETags are unquoted hex strings."""
 
-    def __init__(self, *, bucket: str, max_pool_connections: int = 16) -> None:
+    def __init__(self, *, bucket: str, max_pool_connections: int = 16, environ: Mapping[str, str] = os.environ) -> None:
+        """``environ``: where the endpoint, region and credentials come from (``AWS_*``)."""
         self.bucket = bucket
         self.url = f"s3://{bucket}"
         try:
             self._client = S3Client(
-                bucket, max_connections=max_pool_connections, retry=RETRY, user_agent="etl-publisher"
+                bucket, max_connections=max_pool_connections, retry=RETRY, user_agent="etl-publisher", environ=environ
             )
         except S3ConfigError as exc:
             raise StoreError(f"opening {self.url!r}: {exc}") from exc

@@ -116,8 +116,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="also list the live dags/ objects and rewrite or delete those that differ from "
-        "metadata.json (after an interrupted publish or a hand edit); a plain publish trusts "
-        "metadata.json and reads only it",
+        "metadata.json (after an interrupted publish or a hand edit), and replace a metadata.json "
+        "that cannot be read; a plain publish trusts metadata.json and reads only it",
     )
     how.add_argument(
         "--jobs",

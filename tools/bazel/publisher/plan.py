@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tools.bazel.publisher.build import DagFile
-from tools.bazel.publisher.errors import MassDeleteError
+from tools.bazel.publisher.errors import MassDeleteError, MetadataError
 from tools.bazel.publisher.store import ObjectInfo, Store
 from tools.bazel.storecontract import Metadata, PackageKeys, parse_metadata
 
@@ -26,10 +26,12 @@ class CurrentState:
     live: dict[str, ObjectInfo] | None  # dag_id -> live object under dags/; None: not listed
     removed_marker: bool  # a REMOVED marker was listed (only known when listed)
     ignored_keys: tuple[str, ...]  # objects under dags/ that are not <dag_id>.py
+    unreadable: str | None = None  # why the stored metadata.json could not be read (--repair replaces it)
+    latest_release: str | None = None  # then: the newest releases/<id>.json, which the next release follows
 
     @property
     def release_id(self) -> str | None:
-        return self.metadata.release_id if self.metadata else None
+        return self.metadata.release_id if self.metadata else self.latest_release
 
     @property
     def decommissioned(self) -> bool:
@@ -41,7 +43,9 @@ class CurrentState:
         return self.decommissioned or self.removed_marker
 
 
-def read_state(store: Store, keys: PackageKeys, *, list_live: bool = False) -> CurrentState:
+def read_state(
+    store: Store, keys: PackageKeys, *, list_live: bool = False, replace_unreadable: bool = False
+) -> CurrentState:
     """Read the current metadata.json (one GET); with ``list_live`` also list the package prefix
     up to ``releases/`` (live DAG files, strays, a REMOVED marker written by hand).
 
@@ -49,6 +53,10 @@ def read_state(store: Store, keys: PackageKeys, *, list_live: bool = False) -> C
     that fails before committing puts back the live keys it wrote. ``--repair`` lists and checks.
     The GET runs alongside the listing; its ETag, not the listing's, is what the commit's If-Match
     compares against, so the two reads need not be atomic.
+
+    A metadata.json that does not parse (written by hand, or damaged) stops a publish: what it
+    cannot read it does not overwrite. With ``replace_unreadable`` (``--repair``) the state has no
+    metadata, ``unreadable`` says why, and the ETag stays, so the commit replaces exactly that object.
     """
     live: dict[str, ObjectInfo] | None = None
     ignored: list[str] = []
@@ -75,15 +83,28 @@ def read_state(store: Store, keys: PackageKeys, *, list_live: bool = False) -> C
             obj = metadata_future.result()
     metadata = None
     etag = None
+    unreadable = latest = None
     if obj is not None:
-        metadata = parse_metadata(obj.data, where=store.address(keys.metadata), package=keys.package, env=keys.env)
         etag = obj.etag
+        try:
+            metadata = parse_metadata(obj.data, where=store.address(keys.metadata), package=keys.package, env=keys.env)
+        except MetadataError as exc:
+            if not replace_unreadable:
+                raise MetadataError(
+                    f"{exc}; a publish does not overwrite a metadata.json it cannot read: re-run with --repair "
+                    "to replace it with this build's release (releases/ keeps the earlier ones)"
+                ) from exc
+            unreadable = str(exc)
+            stored = (keys.release_id_of_metadata_key(info.key) for info in store.iter_objects(keys.releases_prefix))
+            latest = max((release_id for release_id in stored if release_id), default=None)
     return CurrentState(
         metadata=metadata,
         metadata_etag=etag,
         live=live,
         removed_marker=removed,
         ignored_keys=tuple(ignored),
+        unreadable=unreadable,
+        latest_release=latest,
     )
 
 

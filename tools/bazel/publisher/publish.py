@@ -77,7 +77,15 @@ from tools.bazel.storecontract.limits import (
     check_metadata_document,
 )
 
-__all__ = ["PublishOptions", "PublishResult", "decommission_package", "publish_build", "rollback_release"]
+__all__ = [
+    "PublishOptions",
+    "PublishResult",
+    "ReleaseDraft",
+    "decommission_package",
+    "draft_release",
+    "publish_build",
+    "rollback_release",
+]
 
 Clock = Callable[[], dt.datetime]
 
@@ -286,7 +294,12 @@ class _Run:
     def execute(self) -> PublishResult:
         started = time.monotonic()
         build, dags = self.desired.build, self.desired.dags
-        state = read_state(self.store, self.keys, list_live=self.options.repair)
+        repair = self.options.repair
+        state = read_state(
+            self.store, self.keys, list_live=repair, replace_unreadable=repair and self.action == "publish"
+        )
+        if state.unreadable is not None:
+            self._warn(f"replacing {self.store.address(self.keys.metadata)}, which cannot be read: {state.unreadable}")
         for key in state.ignored_keys:
             self._warn(f"ignoring {self.store.address(key)}: not a <dag_id>.py DAG file")
         plan = make_plan(self.store, state, build=build, dags=dags, env=self.keys.env)
@@ -348,27 +361,17 @@ class _Run:
         self._prune(plan)
 
     def _release(self, plan: Plan, state: CurrentState) -> str:
-        now = self.clock()
-        stamp = now
-        if state.release_id is not None:
-            stamp = max(now, release_time(state.release_id) + dt.timedelta(seconds=1))
-        build, dags = self.desired.build, self.desired.dags
-        release_id = make_release_id(stamp, build)
-        bundle = write_bundle({d: f.data for d, f in dags.items()})
-        info: dict[str, Any] = {
-            "id": release_id,
-            "previous": state.release_id,
-            "published_at": _iso(now),
-            "image_tag": self.options.image_tag,
-            "bundle": {
-                "key": bundle_file(release_id),
-                "sha256": hashlib.sha256(bundle).hexdigest(),
-                "size": len(bundle),
-            },
-        }
-        if self.desired.rollback_of is not None:
-            info["rollback_of"] = self.desired.rollback_of
-        document = canonical_json(with_release(build, env=self.keys.env, release=info))
+        dags = self.desired.dags
+        draft = draft_release(
+            self.desired.build,
+            {d: f.data for d, f in dags.items()},
+            env=self.keys.env,
+            previous=state.release_id,
+            now=self.clock(),
+            image_tag=self.options.image_tag,
+            rollback_of=self.desired.rollback_of,
+        )
+        release_id, document, bundle = draft.release_id, draft.document, draft.bundle
         check_metadata_document(document, where=self.store.address(self.keys.metadata))
         bound = bundle_size_bound([len(f.data) for f in dags.values()])
         if len(bundle) > bound:  # the sidecar would not read it: a bug of write_bundle, never of the input
@@ -495,6 +498,47 @@ class _Run:
                 f"the release is live, but pruning failed for {', '.join(n for n, _ in failed)} "
                 f"({failed[0][1]}); re-run the publish to finish pruning"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseDraft:
+    """A release as a publish writes it: its id, its ``metadata.json`` and its bundle tar."""
+
+    release_id: str
+    document: bytes
+    bundle: bytes
+
+
+def draft_release(
+    build: Mapping[str, Any],
+    dags: Mapping[str, bytes],
+    *,
+    env: str,
+    previous: str | None,
+    now: dt.datetime,
+    image_tag: str | None = None,
+    rollback_of: str | None = None,
+) -> ReleaseDraft:
+    """The next release after ``previous`` of the build ``build`` with DAG files ``dags``.
+
+    Its id is stamped ``now``, or one second after ``previous`` when that is later (release ids
+    sort by time, and a second publish within the same second must sort after the first). Writes
+    nothing: a publish validates the document, then stores the bundle, ``releases/<id>.json`` and,
+    last, ``metadata.json``.
+    """
+    stamp = now if previous is None else max(now, release_time(previous) + dt.timedelta(seconds=1))
+    release_id = make_release_id(stamp, build)
+    bundle = write_bundle(dict(dags))
+    info: dict[str, Any] = {
+        "id": release_id,
+        "previous": previous,
+        "published_at": _iso(now),
+        "image_tag": image_tag,
+        "bundle": {"key": bundle_file(release_id), "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)},
+    }
+    if rollback_of is not None:
+        info["rollback_of"] = rollback_of
+    return ReleaseDraft(release_id, canonical_json(with_release(build, env=env, release=info)), bundle)
 
 
 def _introduced_ids(state: CurrentState, dags: Mapping[str, DagFile]) -> list[str]:

@@ -46,9 +46,12 @@ def list_releases(store: Store, keys: PackageKeys, *, jobs: int = 8) -> list[Rel
     current_obj = store.get(keys.metadata)
     current_id = None
     if current_obj is not None:
-        current_id = parse_metadata(
-            current_obj.data, where=store.address(keys.metadata), package=keys.package, env=keys.env
-        ).release_id
+        try:
+            current_id = parse_metadata(
+                current_obj.data, where=store.address(keys.metadata), package=keys.package, env=keys.env
+            ).release_id
+        except MetadataError:
+            pass  # a damaged metadata.json: no release is current, the stored ones are still listed
 
     def load(release_id: str) -> tuple[str, Metadata | None, str | None]:
         key = meta_keys[release_id]

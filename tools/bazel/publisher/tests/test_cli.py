@@ -187,7 +187,11 @@ def test_a_stored_metadata_json_that_breaks_the_contract_is_one_line_and_exit_1(
     build = write_build(tmp_path, PKG, {"fp_a": dag_source("fp_a")})
     code, out, err = run_main([*rule_args(build), "--output", "json"], {"DAG_BUCKET": store.as_uri()})
     assert code == 1
-    assert err == f"publish: error: {meta.as_uri()}: schema_version 2 is not 1\n"
+    assert err == (
+        f"publish: error: {meta.as_uri()}: schema_version 2 is not 1; a publish does not overwrite a "
+        "metadata.json it cannot read: re-run with --repair to replace it with this build's release "
+        "(releases/ keeps the earlier ones)\n"
+    )
     assert json.loads(out) == {"ok": False, "error": err.strip()[len("publish: error: ") :], "exit_code": 1}
 
 

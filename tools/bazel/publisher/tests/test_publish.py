@@ -16,7 +16,10 @@ from tools.bazel.publisher import (
     DagSyntaxError,
     ImageError,
     MassDeleteError,
+    MetadataError,
+    PackageKeys,
     UsageError,
+    list_releases,
 )
 from tools.bazel.publisher.build import load_build_output
 from tools.bazel.publisher.publish import decommission_package
@@ -471,6 +474,28 @@ def test_drifted_live_file_is_repaired_without_a_new_release(
     meta = harness.metadata("dev", PKG)
     assert meta is not None and meta["release"]["id"] == first.release_id
     assert do_publish(harness, v1(tmp_path), registry, repair=True).outcome == "noop"
+
+
+def test_an_unreadable_metadata_json_stops_a_publish_until_repair_replaces_it(
+    harness: Harness, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    first = do_publish(harness, v1(tmp_path), registry)
+    damaged = b'{"schema_version": 1, "package": "file_processing", "dags": ['
+    harness.store().put(f"dev/{PKG}/metadata.json", damaged)
+
+    with pytest.raises(MetadataError, match=r"metadata\.json: not valid UTF-8 JSON .*re-run with --repair"):
+        do_publish(harness, v1(tmp_path), registry)
+    assert harness.read(f"dev/{PKG}/metadata.json") == damaged  # what it cannot read, it leaves alone
+
+    assert [r.id for r in list_releases(harness.store(), PackageKeys("dev", PKG)) if not r.current] == [
+        first.release_id
+    ]
+    result = do_publish(harness, v1(tmp_path), registry, repair=True)
+    assert result.outcome == "published" and result.previous_release_id == first.release_id
+    assert any("cannot be read: " in w and "not valid UTF-8 JSON" in w for w in result.warnings)
+    meta = harness.metadata("dev", PKG)
+    assert meta is not None and meta["release"]["id"] == result.release_id != first.release_id
+    assert harness.read(f"dev/{PKG}/releases/{first.release_id}.json") is not None  # history kept
 
 
 def test_decommission_then_republish_brings_the_package_back(
