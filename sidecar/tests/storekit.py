@@ -1,14 +1,13 @@
-"""Test helpers: a publisher that writes the store layout (docs/store-layout.md) to a real moto S3
-server or to a folder with the store contract's own writers, DAG sources that carry their own
-release marker, and a sidecar built from real flags.
+"""Test helpers: stores on a real moto S3 server or in a folder, written by the real publisher
+(tools/bazel/publisher, as a library), DAG sources that carry their own release marker, and a
+sidecar built from real flags.
 
-``StoreKit.publish`` writes only stores the real publisher (tools/bazel/publisher) could write:
-the build document as the renderer makes it (image block included), release ids from
-``storecontract.make_release_id`` (one second past the previous release at least, as the publisher
-stamps them), ``with_release``, the bundle from ``write_bundle``, ``canonical_json`` bytes, keys from
-``PackageKeys``, and the publisher's order (live files, bundle, release json, metadata.json last,
-then prune). A test that needs a store the publisher cannot write says so by name:
-``publish_tampered`` (a document or bundle edited after the fact).
+``StoreKit.publish`` is ``publish_build``: the build document as the renderer makes it (image
+block included; the image step only checks that the image is in the registry), the publisher's
+release ids, bundle, order and conditional commit. ``decommission`` is the publisher's
+``--decommission``. A test that needs a store the publisher does not write says so by name:
+``publish_unchecked`` (a draft stored without the publisher's checks), ``publish_tampered`` (a
+draft from ``release``, edited by the test, stored with raw writes) and ``delete_package``.
 """
 
 from __future__ import annotations
@@ -17,11 +16,12 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +31,19 @@ from etl_core.logs import stream_logger
 from sidecar.metrics import Metrics
 from sidecar.settings import parse_settings
 from sidecar.syncer import Syncer, build_syncer
-from tools.bazel.storecontract import (
-    ContractError,
-    PackageKeys,
-    bundle_file,
-    canonical_json,
-    dag_entry,
-    make_release_id,
-    parse_metadata,
-    release_time,
-    with_release,
-    write_bundle,
+from tools.bazel.publisher import (
+    BuildOutput,
+    DagFile,
+    Event,
+    PublishOptions,
+    Store,
+    check_syntax,
+    decommission_package,
+    draft_release,
+    open_store,
+    publish_build,
 )
+from tools.bazel.storecontract import PackageKeys, bundle_file, canonical_json, dag_entry, parse_metadata
 from tools.bazel.storecontract import build_document as contract_build_document
 from tools.testing.servers import MotoServer, moto_server
 
@@ -78,14 +79,14 @@ def parse_marker(data: bytes) -> tuple[str, bool]:
     return release, complete
 
 
-def build_document(pkg: str, files: Mapping[str, bytes]) -> dict[str, Any]:
+def build_document(pkg: str, files: Mapping[str, bytes], *, schedule: str = "@daily") -> dict[str, Any]:
     """The build's metadata.json (what the ``:dags`` target renders), for DAG files ``files``."""
     return contract_build_document(
         package=pkg,
         repository=f"{REPOSITORY}/{pkg}",
         digest=DIGEST,
         revision=None,
-        dags=[dag_entry(d, data, schedule="@daily", tasks=["run"], resources={}) for d, data in files.items()],
+        dags=[dag_entry(d, data, schedule=schedule, tasks=["run"], resources={}) for d, data in files.items()],
     )
 
 
@@ -94,10 +95,31 @@ def bundle_block(release_id: str, tar: bytes) -> dict[str, Any]:
     return {"key": bundle_file(release_id), "sha256": hashlib.sha256(tar).hexdigest(), "size": len(tar)}
 
 
+class _ImageInRegistry:
+    """The publisher's image step, with the storekit's one image already in the registry.
+
+    The sidecar never reads images; publishing with push off only checks that the image exists.
+    A real registry is in ``tools.testing.dagstore`` (the DAG bundle's tests) and the publisher's.
+    """
+
+    def push(self, layout: Path, repository: str, tags: Sequence[str]) -> str | None:
+        raise AssertionError("storekit publishes with push off")
+
+    def exists(self, repository: str, digest: str) -> bool:
+        return digest == DIGEST
+
+
 class StoreKit:
-    """Writes a package's release the way the publisher does: DAG files first, metadata.json last."""
+    """A store the sidecar reads, written by the real publisher (tools/bazel/publisher).
+
+    ``publish`` and ``decommission`` are the publisher's library calls; ``put``/``get``/``delete``
+    are raw writes of the kind's own client, for what the publisher would never write.
+    """
 
     url: str
+
+    def publisher_store(self) -> Store:
+        raise NotImplementedError
 
     def put(self, key: str, data: bytes) -> None:
         raise NotImplementedError
@@ -111,54 +133,75 @@ class StoreKit:
     def keys(self, prefix: str) -> list[str]:
         raise NotImplementedError
 
-    def _previous(self, keys: PackageKeys) -> str | None:
-        """The committed release id, as the publisher reads it (None when absent or unreadable)."""
-        data = self.get(keys.metadata)
-        try:
-            return None if data is None else parse_metadata(data, where=keys.metadata).release_id
-        except ContractError:
-            return None
-
-    def release(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV) -> tuple[dict[str, Any], bytes]:
-        """The next release of ``pkg`` as the publisher makes it: (metadata.json document, bundle tar)."""
-        keys = PackageKeys(env, pkg)
-        previous = self._previous(keys)
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        stamp = now if previous is None else max(now, release_time(previous) + dt.timedelta(seconds=1))
-        build = build_document(pkg, files)
-        release_id = make_release_id(stamp, build)
-        tar = write_bundle(dict(files))
-        info = {
-            "id": release_id,
-            "previous": previous,
-            "published_at": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "image_tag": None,
-            "bundle": bundle_block(release_id, tar),
-        }
-        return with_release(build, env=env, release=info), tar
-
-    def publish(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV, prune: bool = True) -> dict[str, Any]:
-        """Publish a new release of ``files`` as the publisher does; return its metadata.json document.
-
-        The live DAG files, the bundle ``releases/<id>.tar``, ``releases/<id>.json``, metadata.json
-        (the commit point), then stale live files are pruned.
-        """
-        document, tar = self.release(pkg, files, env=env)
-        self.publish_release(pkg, files, document, tar, env=env, prune=prune)
-        return document
-
-    def publish_release(
+    def publish(
         self,
         pkg: str,
         files: Mapping[str, bytes],
-        document: Mapping[str, Any],
-        tar: bytes,
         *,
         env: str = ENV,
-        prune: bool = True,
-    ) -> None:
-        """Publish what ``release`` returned, unchanged (a test that must know the id before the commit)."""
-        self._write(pkg, files, canonical_json(document), document["release"]["id"], tar, env=env, prune=prune)
+        schedule: str = "@daily",
+        repair: bool = False,
+        on_release: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """``bazel run //packages/<pkg>:publish`` of a build with DAG files ``files`` (every DAG
+        on ``schedule``; ``repair``: ``--repair``), as a library call; returns the committed
+        metadata.json document. The files are checked as ``load_build_output`` checks a build's.
+
+        ``on_release`` gets the new release id once its ``releases/<id>.json`` is stored, before
+        ``metadata.json`` commits it (a reader racing the publish may see it from then on).
+        """
+        keys = PackageKeys(env, pkg)
+
+        def observe(event: Event) -> None:
+            key = event.key or ""
+            if on_release and event.kind == "put" and key.startswith(keys.releases_prefix) and key.endswith(".json"):
+                on_release(key.removeprefix(keys.releases_prefix).removesuffix(".json"))
+
+        dags = {d: DagFile(d, data, origin=f"storekit:{pkg}/{d}.py") for d, data in files.items()}
+        for dag in dags.values():
+            check_syntax(dag)
+        build = BuildOutput(package=pkg, metadata=build_document(pkg, files, schedule=schedule), dags=dags)
+        result = publish_build(
+            build,
+            store=self.publisher_store(),
+            env=env,
+            registry=_ImageInRegistry(),
+            image_layout=None,
+            options=PublishOptions(push=False, allow_mass_delete=True, jobs=4, repair=repair),
+            on_event=observe,
+        )
+        assert result.outcome == "published", f"{pkg}: the publisher did not publish ({result.outcome})"
+        data = self.get(keys.metadata)
+        assert data is not None
+        document: dict[str, Any] = json.loads(data)
+        return document
+
+    def decommission(self, pkg: str, env: str = ENV) -> None:
+        """``publish -- --decommission``: the REMOVED marker the sidecar acts on."""
+        decommission_package(store=self.publisher_store(), env=env, package=pkg, allow_mass_delete=True)
+
+    def release(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV) -> tuple[dict[str, Any], bytes]:
+        """The next release of ``files`` as the publisher drafts it, NOT written: (metadata.json
+        document, bundle tar), for a test to damage and store with ``publish_tampered``."""
+        keys = PackageKeys(env, pkg)
+        data = self.get(keys.metadata)
+        previous = None if data is None else parse_metadata(data, where=keys.metadata).release_id
+        draft = draft_release(
+            build_document(pkg, files),
+            files,
+            env=env,
+            previous=previous,
+            now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        )
+        return json.loads(draft.document), draft.bundle
+
+    def publish_unchecked(self, pkg: str, files: Mapping[str, bytes], *, env: str = ENV) -> dict[str, Any]:
+        """HAND-MADE: the release the publisher drafts for ``files``, stored with raw writes in its
+        order, without its checks (DAG files that do not compile, a dag_id another package owns:
+        what a hand-written store or two racing publishes leave). Returns the document."""
+        document, tar = self.release(pkg, files, env=env)
+        self.publish_tampered(pkg, files, document, bundle=tar, env=env)
+        return document
 
     def publish_tampered(
         self,
@@ -171,40 +214,24 @@ class StoreKit:
     ) -> None:
         """DELIBERATELY BROKEN: store ``document`` (from ``release``, then edited by the test),
         ``files`` as the live DAG files and ``bundle`` as the release's tar (None: no tar at all),
-        in the publisher's order. What the publisher would never write: a test of the sidecar's
-        checks against a store someone else damaged."""
-        release_id = document["release"]["id"]
-        self._write(pkg, files, canonical_json(document), release_id, bundle, env=env, prune=True)
-
-    def _write(
-        self,
-        pkg: str,
-        files: Mapping[str, bytes],
-        raw: bytes,
-        release_id: str | None,
-        tar: bytes | None,
-        *,
-        env: str,
-        prune: bool,
-    ) -> None:
+        in the publisher's order, with raw writes. What the publisher would never write: a test
+        of the sidecar's checks against a store someone else damaged (or two publishes raced)."""
         keys = PackageKeys(env, pkg)
+        release_id = document["release"]["id"]
+        raw = canonical_json(document)
         for dag_id, data in files.items():
             self.put(keys.dag(dag_id), data)
-        if release_id is not None:
-            if tar is not None:
-                self.put(keys.release_bundle(release_id), tar)
-            self.put(keys.release_metadata(release_id), raw)
+        if bundle is not None:
+            self.put(keys.release_bundle(release_id), bundle)
+        self.put(keys.release_metadata(release_id), raw)
         self.put(keys.metadata, raw)
-        if prune:
-            wanted = {keys.dag(dag_id) for dag_id in files}
-            for key in self.keys(keys.dags_prefix):
-                if key not in wanted:
-                    self.delete(key)
-
-    def mark_removed(self, pkg: str, env: str = ENV) -> None:
-        self.put(PackageKeys(env, pkg).removed_marker, b"decommissioned\n")
+        wanted = {keys.dag(dag_id) for dag_id in files}
+        for key in self.keys(keys.dags_prefix):
+            if key not in wanted:
+                self.delete(key)
 
     def delete_package(self, pkg: str, env: str = ENV) -> None:
+        """Delete every object of the package (no REMOVED marker): an operator's mistake."""
         for key in self.keys(PackageKeys(env, pkg).prefix):
             self.delete(key)
 
@@ -214,6 +241,9 @@ class FileKit(StoreKit):
         self.root = root
         self.url = f"file://{root}"
         root.mkdir(parents=True, exist_ok=True)
+
+    def publisher_store(self) -> Store:
+        return open_store(self.url)
 
     def put(self, key: str, data: bytes) -> None:
         path = self.root / key
@@ -256,6 +286,12 @@ class S3Kit(StoreKit):
             aws_secret_access_key=key[1],
         )
         self.client.create_bucket(Bucket=bucket)
+        self.environ = {**os.environ, **server.env(), "AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1]}
+
+    def publisher_store(self) -> Store:
+        from tools.bazel.publisher._s3store import S3Store
+
+        return S3Store(bucket=self.bucket, environ=self.environ)
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)

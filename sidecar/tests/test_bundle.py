@@ -266,7 +266,7 @@ def test_a_bundle_file_that_does_not_compile_rejects_the_release(kit: StoreKit, 
     dags = tmp_path / "dags"
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
-        kit.publish("alpha", dict(release("r2"), d09=b"def broken(:\n"))
+        kit.publish_unchecked("alpha", dict(release("r2"), d09=b"def broken(:\n"))  # the publisher compiles
         assert syncer.run_cycle().outcomes == {"alpha": "rejected"}
         assert local_files(dags, "alpha") == v1
         assert metric(syncer, "etl_sidecar_rejected_releases_total", {"reason": "syntax_error"}) == 1

@@ -63,9 +63,8 @@ def publisher(kit: FileKit, published: Published, stop: threading.Event, seed: i
         # dag_ids are unique across the env, as the publisher keeps them (the sidecar refuses a
         # release that claims another installed package's dag_id)
         current[pkg] = {f"{pkg}_d{i:03d}": dag_source(f"{pkg}_d{i:03d}", release) for i in range(DAGS_PER_PACKAGE)}
-        doc, tar = kit.release(pkg, current[pkg])  # recorded by its release id before it is committed
-        published.record(pkg, doc["release"]["id"], current[pkg])
-        kit.publish_release(pkg, current[pkg], doc, tar)
+        files = current[pkg]  # recorded by its release id before metadata.json commits it
+        kit.publish(pkg, files, on_release=lambda rid, pkg=pkg, files=files: published.record(pkg, rid, files))
     while not stop.is_set():
         serial += 1
         release = f"r{serial:06d}"
@@ -78,9 +77,7 @@ def publisher(kit: FileKit, published: Published, stop: threading.Event, seed: i
         if rng.random() < 0.3:
             new_id = f"{pkg}_d{rng.randrange(DAGS_PER_PACKAGE, 2 * DAGS_PER_PACKAGE):03d}"
             files[new_id] = dag_source(new_id, release)
-        doc, tar = kit.release(pkg, files)
-        published.record(pkg, doc["release"]["id"], files)
-        kit.publish_release(pkg, files, doc, tar)
+        kit.publish(pkg, files, on_release=lambda rid, pkg=pkg, files=files: published.record(pkg, rid, files))
         current[pkg] = files
         stop.wait(rng.uniform(0.005, 0.03))
 

@@ -90,7 +90,7 @@ def test_listing_pages_are_followed(moto: MotoServer, monkeypatch: pytest.Monkey
         monkeypatch.setenv(name, value)
     kit = S3Kit(moto, "dags-pages")
     for pkg in ("p1", "p2", "p3", "p4", "p5"):
-        kit.publish(pkg, {"d": dag_source("d", "r1")})
+        kit.publish(pkg, {f"{pkg}_d": dag_source(f"{pkg}_d", "r1")})
     store = S3Store(parse_store_url(kit.url), policy=FAST, timeout=5, max_connections=2)
     store._client.max_keys = 2
     mark = moto.mark()

@@ -27,7 +27,7 @@ def open_kit_store(kit: StoreKit) -> Store:
 def test_listing_entry_and_conditional_get(kit: StoreKit) -> None:
     doc = kit.publish("alpha", {"d1": dag_source("d1", "r1")})
     kit.publish("beta", {"b1": dag_source("b1", "r1")})
-    kit.mark_removed("beta")
+    kit.decommission("beta")
     store = open_kit_store(kit)
     assert store.list_packages("dev") == ["alpha", "beta"]
     assert store.list_packages("prod") == []

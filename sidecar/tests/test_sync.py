@@ -113,7 +113,7 @@ def test_metadata_change_without_file_change_does_not_switch(kit: StoreKit, tmp_
     with running_syncer(kit, dags) as syncer:
         syncer.run_cycle()
         target = os.readlink(dags / "alpha")
-        kit.publish("alpha", files)  # a new release id, the same files
+        kit.publish("alpha", files, schedule="@hourly")  # a new release: the metadata changes, the files do not
         assert syncer.run_cycle().outcomes == {"alpha": "noop"}
         assert os.readlink(dags / "alpha") == target
         assert metric(syncer, "etl_sidecar_release_switches_total") == 1
@@ -121,15 +121,15 @@ def test_metadata_change_without_file_change_does_not_switch(kit: StoreKit, tmp_
 
 def _bad_release(kit: StoreKit, reason: str) -> None:
     """A release the sidecar must reject: tampered stores (publish_tampered, raw writes) where the
-    publisher would have refused, real publishes of bad DAG files where it would not."""
+    publisher would have refused, a real publish where it would not (a file over the sidecar's
+    --max-file-bytes)."""
     good = files_for("r2", "d1", "d2")
     if reason == "hash_mismatch":
         doc, tar = kit.release("alpha", good)
         doc["dags"][1]["sha256"] = "0" * 64
         kit.publish_tampered("alpha", good, doc, bundle=tar)
-    elif reason == "syntax_error":
-        bad = dict(good, d2=b"# release: r2\ndef broken(:\n")
-        kit.publish("alpha", bad)
+    elif reason == "syntax_error":  # the publisher compiles every file
+        kit.publish_unchecked("alpha", dict(good, d2=b"# release: r2\ndef broken(:\n"))
     elif reason == "oversized":
         big = dict(good, d2=dag_source("d2", "r2", pad=5000))
         kit.publish("alpha", big)
@@ -190,9 +190,9 @@ def test_bad_release_is_rejected_whole_and_quarantined(kit: StoreKit, tmp_path: 
         fetched = metric(syncer, "etl_sidecar_objects_fetched_total")
         assert syncer.run_cycle().outcomes == {"alpha": "noop"}
         assert metric(syncer, "etl_sidecar_objects_fetched_total") == fetched
-        # a fixed release goes through
+        # a fixed release goes through (--repair: it also replaces a metadata.json it cannot read)
         v3 = files_for("r3", "d1", "d2")
-        kit.publish("alpha", v3)
+        kit.publish("alpha", v3, repair=True)
         assert syncer.run_cycle().outcomes == {"alpha": "switched"}
         assert local_files(dags, "alpha") == v3
 
@@ -222,7 +222,7 @@ def test_quarantine_is_bounded(kit: StoreKit, tmp_path: Path) -> None:
     with running_syncer(kit, dags, "--quarantine-keep", "2") as syncer:
         syncer.run_cycle()
         for i in range(4):
-            kit.publish("alpha", {"d1": f"def bad{i}(:\n".encode()})
+            kit.publish_unchecked("alpha", {"d1": f"def bad{i}(:\n".encode()})
             assert syncer.run_cycle().outcomes == {"alpha": "rejected"}
         assert len(list((dags / STATE_DIR_NAME / "alpha" / "quarantine").iterdir())) == 2
 
@@ -244,7 +244,7 @@ def test_removed_marker_deletes_package_but_a_vanished_prefix_does_not(kit: Stor
     dags = tmp_path / "dags"
     with running_syncer(kit, dags, "--grace-period", "0") as syncer:
         syncer.run_cycle()
-        kit.mark_removed("beta")
+        kit.decommission("beta")
         kit.delete_package("gamma")  # prefix gone, no marker: keep
         result = syncer.run_cycle()
         assert result.outcomes == {"alpha": "noop", "beta": "removed"}
@@ -389,7 +389,9 @@ def test_a_dag_id_owned_by_an_installed_package_is_refused_until_the_owner_lets_
     log = io.StringIO()
     with running_syncer(kit, dags, log=log) as syncer:
         assert syncer.run_cycle().outcomes == {"beta": "switched"}
-        kit.publish("alpha", files_for("r1", "alpha_own", "shared_daily"))
+        # The publisher refuses a dag_id another package owns; two publishes that race (each
+        # checked before the other committed, test_dag_id_race) leave this store.
+        kit.publish_unchecked("alpha", files_for("r1", "alpha_own", "shared_daily"))
         assert syncer.run_cycle().outcomes == {"alpha": "rejected", "beta": "noop"}
         assert not (dags / "alpha").exists()  # none of the loser's files is installed
         assert local_files(dags, "beta") == files_for("r1", "shared_daily", "beta_own")
