@@ -50,16 +50,8 @@ for entry in (str(ROOT),):
 
 import botocore.session
 
-from tools.bazel.publisher import PublishOptions, load_build_output, open_store, publish_build
-from tools.bazel.storecontract import (
-    build_document,
-    bundle_file,
-    canonical_json,
-    dag_entry,
-    make_release_id,
-    with_release,
-    write_bundle,
-)
+from tools.bazel.publisher import PublishOptions, draft_release, load_build_output, open_store, publish_build
+from tools.bazel.storecontract import build_document, dag_entry
 from tools.testing.servers import MotoServer, moto_server
 
 PKG = "file_processing"
@@ -122,22 +114,11 @@ def write_build(out: Path, package: str, versions: dict[str, int], *, touch_all:
 def write_release(out: Path, build_dir: Path, package: str, when: dt.datetime) -> None:
     """Add releases/<id>.tar and releases/<id>.json, as a publish of ``build_dir`` writes them."""
     build = json.loads((build_dir / "metadata.json").read_text())
-    release_id = make_release_id(when, build)
     files = {e["dag_id"]: (build_dir / e["file"]).read_bytes() for e in build["dags"]}
-    bundle = write_bundle(files)
+    draft = draft_release(build, files, env="dev", previous=None, now=when)
     (out / "releases").mkdir(parents=True, exist_ok=True)
-    (out / "releases" / f"{release_id}.tar").write_bytes(bundle)
-    block = {"key": bundle_file(release_id), "sha256": hashlib.sha256(bundle).hexdigest(), "size": len(bundle)}
-    release = {
-        "id": release_id,
-        "previous": None,
-        "published_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "image_tag": None,
-        "bundle": block,
-    }
-    (out / "releases" / f"{release_id}.json").write_bytes(
-        canonical_json(with_release(build, env="dev", release=release))
-    )
+    (out / "releases" / f"{draft.release_id}.tar").write_bytes(draft.bundle)
+    (out / "releases" / f"{draft.release_id}.json").write_bytes(draft.document)
 
 
 METHODS = ("GET", "LIST", "HEAD", "PUT", "POST", "DELETE")

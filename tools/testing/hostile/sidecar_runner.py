@@ -26,14 +26,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tools.bazel.storecontract import (
-    build_document,
-    canonical_json,
-    dag_entry,
-    make_release_id,
-    with_release,
-    write_bundle,
-)
+from tools.bazel.publisher import draft_release
+from tools.bazel.storecontract import build_document, canonical_json, dag_entry
 from tools.bazel.storecontract.keys import PackageKeys
 
 __all__ = ["CHART_MEMORY_LIMIT", "DAMAGES", "SidecarRun", "build_store", "run_sidecar", "sidecar_outcome"]
@@ -56,7 +50,8 @@ def dag_source(package: str, dag_id: str) -> bytes:
 
 
 def publish(store: Path, package: str, dag_ids: list[str], *, published_at: str) -> Path:
-    """Write one release of ``package`` as the publisher does; return its metadata.json path."""
+    """Write one release of ``package`` as the publisher drafts it (its ``draft_release``, dated
+    ``published_at`` so the case's ids are fixed), in the publisher's order; return metadata.json's path."""
     keys = PackageKeys(env=ENV, package=package)
     files = {dag_id: dag_source(package, dag_id) for dag_id in sorted(dag_ids)}
     build = build_document(
@@ -69,28 +64,13 @@ def publish(store: Path, package: str, dag_ids: list[str], *, published_at: str)
         ],
     )
     when = dt.datetime.strptime(published_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    release_id = make_release_id(when, build)
-    bundle = write_bundle(files)
-    document = with_release(
-        build,
-        env=ENV,
-        release={
-            "id": release_id,
-            "previous": None,
-            "published_at": published_at,
-            "image_tag": None,
-            "bundle": {
-                "key": f"releases/{release_id}.tar",
-                "sha256": hashlib.sha256(bundle).hexdigest(),
-                "size": len(bundle),
-            },
-        },
-    )
+    draft = draft_release(build, files, env=ENV, previous=None, now=when)
+    release_id, document, bundle = draft.release_id, draft.document, draft.bundle
     for key, data in [
         *((keys.dag(d), b) for d, b in files.items()),
         (keys.release_bundle(release_id), bundle),
-        (keys.release_metadata(release_id), canonical_json(document)),
-        (keys.metadata, canonical_json(document)),
+        (keys.release_metadata(release_id), document),
+        (keys.metadata, document),
     ]:
         path = store / key
         path.parent.mkdir(parents=True, exist_ok=True)
