@@ -299,7 +299,7 @@ class _Run:
             self.store, self.keys, list_live=repair, replace_unreadable=repair and self.action == "publish"
         )
         if state.unreadable is not None:
-            self._warn(f"replacing {self.store.address(self.keys.metadata)}, which cannot be read: {state.unreadable}")
+            self._warn(f"replacing a metadata.json that cannot be read: {state.unreadable}")  # names the file
         for key in state.ignored_keys:
             self._warn(f"ignoring {self.store.address(key)}: not a <dag_id>.py DAG file")
         plan = make_plan(self.store, state, build=build, dags=dags, env=self.keys.env)
