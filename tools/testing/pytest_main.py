@@ -7,7 +7,9 @@ Each run gets its own pytest base folder under /tmp (short paths: podman's socke
 demo's state live there), never the shared ``/tmp/pytest-of-<user>``, whose clean-up of "old"
 sessions would delete the folders of a test running at the same time. The folder is removed at
 the end, after unmounting anything a killed process left mounted in it (podman's overlay storage
-of a demo the test SIGKILLed).
+of a demo the test SIGKILLed). A passed test's ``tmp_path`` goes as soon as the test ends
+(``tmp_path_retention_policy=failed``): a demo's state folder holds over a GiB of podman
+storage, and a file of such tests would otherwise keep every one of them until the session ends.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _remove(folder: Path) -> None:
 
 
 def main() -> int:
-    args = ["-p", "no:cacheprovider", "-q", "-ra"]
+    args = ["-p", "no:cacheprovider", "-q", "-ra", "-o", "tmp_path_retention_policy=failed"]
     xml = os.environ.get("XML_OUTPUT_FILE")
     if xml:
         args.append(f"--junitxml={xml}")
