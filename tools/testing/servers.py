@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import socket
@@ -17,12 +18,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from tools.testing.children import spawn
 
-__all__ = ["MotoServer", "free_port", "moto_server", "wait_for_http"]
+__all__ = ["MotoServer", "create_iam_users", "free_port", "iam_requests", "moto_server", "wait_for_http"]
 
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
@@ -77,6 +79,7 @@ class MotoServer:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes]
+    extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
     _sentinels: int = 0
 
     def env(self) -> dict[str, str]:
@@ -129,13 +132,13 @@ class MotoServer:
     def start_again(self) -> None:
         """Restart a stopped server on the same port (its state is lost, as after an outage)."""
         self.stop()
-        self.proc = _spawn_moto(self.port, self.log_path)
+        self.proc = _spawn_moto(self.port, self.log_path, self.extra_env)
         wait_for_http(self.endpoint_url + "/moto-api/", timeout=30, proc=self.proc)
 
 
-def _spawn_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn_moto(port: int, log_path: Path, extra_env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-    env = dict(os.environ)
+    env = {**os.environ, **extra_env}
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["NO_COLOR"] = "1"
     try:
@@ -150,8 +153,15 @@ def _spawn_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
 
 
 @contextlib.contextmanager
-def moto_server(*, log_dir: str | os.PathLike[str] | None = None) -> Iterator[MotoServer]:
-    """Start ``moto.server`` on a free 127.0.0.1 port; yield it; stop it on exit."""
+def moto_server(
+    *, log_dir: str | os.PathLike[str] | None = None, unchecked_requests: int | None = None
+) -> Iterator[MotoServer]:
+    """Start ``moto.server`` on a free 127.0.0.1 port; yield it; stop it on exit.
+
+    ``unchecked_requests=N`` turns on moto's IAM auth after the server's first N requests: from
+    then on every request's SigV4 signature and IAM policy are checked. The first N are the setup
+    that creates the keys (``create_iam_users`` costs ``iam_requests(users)`` of them).
+    """
     owned = None
     if log_dir is None and os.environ.get("MOTO_LOG_DIR"):
         log_dir = os.environ["MOTO_LOG_DIR"]  # keep the request logs (debugging a test)
@@ -160,8 +170,11 @@ def moto_server(*, log_dir: str | os.PathLike[str] | None = None) -> Iterator[Mo
         log_dir = owned.name
     port = free_port()
     log_path = Path(log_dir) / f"moto-{port}.log"
-    proc = _spawn_moto(port, log_path)
-    server = MotoServer(endpoint_url=f"http://127.0.0.1:{port}", port=port, log_path=log_path, proc=proc)
+    extra_env = {} if unchecked_requests is None else {"INITIAL_NO_AUTH_ACTION_COUNT": str(unchecked_requests)}
+    proc = _spawn_moto(port, log_path, extra_env)
+    server = MotoServer(
+        endpoint_url=f"http://127.0.0.1:{port}", port=port, log_path=log_path, proc=proc, extra_env=extra_env
+    )
     try:
         wait_for_http(server.endpoint_url + "/moto-api/", timeout=60, proc=proc)
         yield server
@@ -169,3 +182,32 @@ def moto_server(*, log_dir: str | os.PathLike[str] | None = None) -> Iterator[Mo
         server.stop()
         if owned is not None:
             owned.cleanup()
+
+
+def iam_requests(users: Mapping[str, Mapping[str, Any] | None]) -> int:
+    """How many requests ``create_iam_users(server, users)`` makes (for ``unchecked_requests``)."""
+    return sum(2 if policy is None else 3 for policy in users.values())
+
+
+def create_iam_users(server: MotoServer, users: Mapping[str, Mapping[str, Any] | None]) -> dict[str, tuple[str, str]]:
+    """Create IAM users on ``server``, each with an access key and its inline policy (None: no policy).
+
+    Returns user -> (access key id, secret access key).
+    """
+    import boto3  # moto's own dependency; only tests with IAM auth pay for the import
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    keys = {}
+    for user, policy in users.items():
+        iam.create_user(UserName=user)
+        created = iam.create_access_key(UserName=user)["AccessKey"]
+        keys[user] = (created["AccessKeyId"], created["SecretAccessKey"])
+        if policy is not None:
+            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+    return keys

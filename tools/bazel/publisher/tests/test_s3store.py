@@ -24,7 +24,7 @@ from tools.bazel.publisher.tests.helpers import Harness
 from tools.bazel.retrypolicy import RetryPolicy
 from tools.bazel.s3http.tests.awkward import AWKWARD_KEYS
 from tools.testing.s3faults import fault_proxy
-from tools.testing.servers import MotoServer, moto_server
+from tools.testing.servers import MotoServer, create_iam_users, iam_requests, moto_server
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 ADMIN = {
@@ -80,12 +80,12 @@ def test_bad_endpoint_is_refused_when_the_store_opens(tmp_path: Path, monkeypatc
 @pytest.fixture(scope="module")
 def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoServer, dict[str, Any]]]:
     """A moto server that checks SigV4 and IAM policies after the setup below, and its keys."""
-    setup_requests = 7  # the IAM calls below, made before any key exists
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(setup_requests))
-        server_cm = moto_server(log_dir=tmp_path_factory.mktemp("iam-moto"))
-        server = server_cm.__enter__()
-    try:
+    users = {"admin": ADMIN, "nobody": None}
+    with moto_server(
+        log_dir=tmp_path_factory.mktemp("iam-moto"),
+        unchecked_requests=iam_requests(users) + 2,  # + the role and its policy below
+    ) as server:
+        keys: dict[str, Any] = create_iam_users(server, users)
         iam = boto3.client(
             "iam",
             endpoint_url=server.endpoint_url,
@@ -93,13 +93,6 @@ def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoSer
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        keys: dict[str, Any] = {}
-        for user, policy in (("admin", ADMIN), ("nobody", None)):
-            iam.create_user(UserName=user)
-            created = iam.create_access_key(UserName=user)["AccessKey"]
-            keys[user] = (created["AccessKeyId"], created["SecretAccessKey"])
-            if policy is not None:
-                iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
         role = iam.create_role(RoleName="publisher", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
         iam.put_role_policy(RoleName="publisher", PolicyName="p", PolicyDocument=json.dumps(ALLOW_ALL))
         # from here on every request is checked
@@ -111,8 +104,6 @@ def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoSer
             Bucket="dags-auth"
         )
         yield server, keys
-    finally:
-        server_cm.__exit__(None, None, None)
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: MotoServer, key: tuple[str, ...]) -> S3Store:

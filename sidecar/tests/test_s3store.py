@@ -4,7 +4,6 @@ paging, and error statuses injected by a small HTTP proxy in front of moto."""
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from tools.bazel.retrypolicy import RetryPolicy
 from tools.bazel.s3http import S3Client
 from tools.bazel.s3http.settings import configured_endpoint
 from tools.testing.s3faults import fault_proxy
-from tools.testing.servers import MotoServer, moto_server
+from tools.testing.servers import MotoServer, create_iam_users, iam_requests, moto_server
 
 __all__ = ["moto"]
 
@@ -39,26 +38,9 @@ def _use_key(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: tuple[str, str
 def test_moto_with_iam_auth_accepts_our_signatures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """moto checks SigV4 and IAM policies after its first N requests: a reader key syncs, a key
     without a policy and a wrong secret are refused with one clear line each."""
-    import boto3
-
-    setup_requests = 8
-    monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(setup_requests))
-    with moto_server(log_dir=tmp_path) as server:
-        monkeypatch.delenv("INITIAL_NO_AUTH_ACTION_COUNT")
-        iam = boto3.client(
-            "iam",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        keys: dict[str, tuple[str, str]] = {}
-        for user, policy in (("admin", ALLOW_ALL), ("reader", ALLOW_READ), ("nobody", None)):
-            iam.create_user(UserName=user)
-            created = iam.create_access_key(UserName=user)["AccessKey"]
-            keys[user] = (created["AccessKeyId"], created["SecretAccessKey"])
-            if policy is not None:
-                iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+    users = {"admin": ALLOW_ALL, "reader": ALLOW_READ, "nobody": None}
+    with moto_server(log_dir=tmp_path, unchecked_requests=iam_requests(users)) as server:
+        keys = create_iam_users(server, users)
         kit = S3Kit(server, "dags-auth", key=keys["admin"])  # from here on, every request is checked
         files = {f"d{i:02d}": dag_source(f"d{i:02d}", "r1") for i in range(12)}
         kit.publish("alpha", files)
