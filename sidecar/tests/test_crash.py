@@ -203,7 +203,14 @@ def test_kill_9_during_syncs_never_shows_a_partial_release(tmp_path: Path) -> No
             while b'"event":"starting"' not in log_path.read_bytes():  # imports done: cycles begin now
                 assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.6))
+            if i % 2:  # aim: after this run's first switch, kill when the next release is seen staging
+                aim_until = time.monotonic() + 3.0  # (on a loaded machine a random moment rarely lands there)
+                while b'"event":"release_switched"' not in log_path.read_bytes() and time.monotonic() < aim_until:
+                    time.sleep(0.005)
+                while not staging_busy(dags) and time.monotonic() < aim_until:
+                    time.sleep(0.001)
+            else:  # anywhere in the first cycles
+                time.sleep(rng.uniform(0.0, 0.6))
             assert proc.poll() is None, f"sidecar exited early with {proc.returncode}: {log_path.read_text()}"
             busy = staging_busy(dags)
             os.kill(proc.pid, signal.SIGKILL)
