@@ -273,18 +273,10 @@ class FileKit(StoreKit):
 
 class S3Kit(StoreKit):
     def __init__(self, server: MotoServer, bucket: str, *, key: tuple[str, str] = ("testing", "testing")) -> None:
-        import boto3
-
         self.server = server
         self.bucket = bucket
         self.url = f"s3://{bucket}"
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id=key[0],
-            aws_secret_access_key=key[1],
-        )
+        self.client = server.client(key=key)
         self.client.create_bucket(Bucket=bucket)
         self.environ = {**os.environ, **server.env(), "AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1]}
 

@@ -19,8 +19,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import boto3
-
 from tools.bazel.publisher.tests.helpers import dag_source, write_build
 from tools.testing.servers import moto_server
 
@@ -48,13 +46,7 @@ def test_concurrent_publishes_of_one_new_dag_id_never_install_two_files(tmp_path
     duplicates: list[str] = []
     (tmp_path / "moto").mkdir()
     with moto_server(log_dir=tmp_path / "moto") as moto:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=moto.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        s3 = moto.client()
         base_env = {**moto.env(), "PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         for n in range(ROUNDS):
             bucket = f"race-{n}-{uuid.uuid4().hex[:8]}"

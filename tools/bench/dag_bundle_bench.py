@@ -161,18 +161,11 @@ def by_method(requests: list[tuple[str, str]]) -> str:
 
 def seed(server: Any, registry_host: str, work: Path, packages: list[str], dags: int) -> dict[str, dict[str, str]]:
     """Publish every package with the real publisher; {package: {file name: sha256}} of what was published."""
-    import boto3
     from sidecar_bench import dag_bytes
 
     from tools.testing import dagstore
 
-    boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket=BUCKET)
+    server.client().create_bucket(Bucket=BUCKET)
     layout = work / "image"
     digest = dagstore.small_image(layout, label="dag-bundle-bench")
     expected: dict[str, dict[str, str]] = {}

@@ -46,7 +46,6 @@ ROOT = HERE.parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import boto3
 from botocore.config import Config
 
 from tools.bazel.publisher import ReleaseDraft, draft_release
@@ -142,14 +141,7 @@ class Store:
     the commit point), with boto3 from 16 threads so that seeding 10,000 files stays quick."""
 
     def __init__(self, server: MotoServer, *, packages: int, dags: int) -> None:
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(max_pool_connections=32),
-        )
+        self.client = server.client(config=Config(max_pool_connections=32))
         self.packages = [f"pkg{i:02d}" for i in range(packages)]
         self.files: dict[str, dict[str, bytes]] = {}
         self.releases: dict[str, str] = {}

@@ -91,6 +91,13 @@ class MotoServer:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
+    def client(self, service: str = "s3", *, key: tuple[str, ...] = ("testing", "testing"), **options: Any) -> Any:
+        """A boto3 client of ``service`` on this server, signed with ``key`` (id, secret[, session token])."""
+        import boto3  # moto's own dependency; imported when a test asks for a client
+
+        credentials = dict(zip(("aws_access_key_id", "aws_secret_access_key", "aws_session_token"), key, strict=False))
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name="us-east-1", **credentials, **options)
+
     def requests(self, *, settle: float = 0.3, timeout: float = 10.0) -> list[tuple[str, str]]:
         """(method, path) of every request the server has logged so far, in order of logging.
 
@@ -194,15 +201,7 @@ def create_iam_users(server: MotoServer, users: Mapping[str, Mapping[str, Any] |
 
     Returns user -> (access key id, secret access key).
     """
-    import boto3  # moto's own dependency; only tests with IAM auth pay for the import
-
-    iam = boto3.client(
-        "iam",
-        endpoint_url=server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    iam = server.client("iam")
     keys = {}
     for user, policy in users.items():
         iam.create_user(UserName=user)

@@ -9,12 +9,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tools.testing.containers import PodmanUnavailable, podman, run_container
 from tools.testing.registry import RegistryServer, registry_server
-from tools.testing.servers import MotoServer, moto_server
+from tools.testing.servers import moto_server
 
 ROOT = Path(__file__).parents[3]  # _main in runfiles
 # Every ETL package (//packages:etl_packages, derived from the folders under packages/).
@@ -66,7 +65,7 @@ def test_every_job_answers_help(pkg: str, registry: RegistryServer, pod: list[st
 def test_checksum_job_runs_against_s3(registry: RegistryServer, pod: list[str], tmp_path: Path) -> None:
     ref = _pull("file_processing", registry, pod)
     with moto_server(log_dir=tmp_path) as moto:
-        s3 = boto3.client("s3", region_name="us-east-1", **_creds(moto))
+        s3 = moto.client()
         s3.create_bucket(Bucket="landing-zone")
         files = {"landing/a.csv": b"id,v\n1,2\n", "landing/b.csv": b"id,v\n3,4\n5,6\n"}
         for key, body in files.items():
@@ -90,8 +89,3 @@ def test_checksum_job_runs_against_s3(registry: RegistryServer, pod: list[str], 
         lines = sorted(line for line in run.stdout.splitlines() if line.strip())
         expected = sorted(f"{hashlib.sha256(body).hexdigest()}  {key.split('/', 1)[1]}" for key, body in files.items())
         assert lines == expected
-
-
-def _creds(moto: MotoServer) -> dict[str, str]:
-    env = moto.env()
-    return {"endpoint_url": env["AWS_ENDPOINT_URL"], "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

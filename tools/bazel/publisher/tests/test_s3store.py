@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from tools.bazel.publisher import _s3store
@@ -86,23 +85,14 @@ def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoSer
         unchecked_requests=iam_requests(users) + 2,  # + the role and its policy below
     ) as server:
         keys: dict[str, Any] = create_iam_users(server, users)
-        iam = boto3.client(
-            "iam",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        iam = server.client("iam")
         role = iam.create_role(RoleName="publisher", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
         iam.put_role_policy(RoleName="publisher", PolicyName="p", PolicyDocument=json.dumps(ALLOW_ALL))
         # from here on every request is checked
-        admin = {"aws_access_key_id": keys["admin"][0], "aws_secret_access_key": keys["admin"][1]}
-        sts = boto3.client("sts", endpoint_url=server.endpoint_url, region_name="us-east-1", **admin)
+        sts = server.client("sts", key=keys["admin"])
         temp = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="publish")["Credentials"]
         keys["role"] = (temp["AccessKeyId"], temp["SecretAccessKey"], temp["SessionToken"])
-        boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1", **admin).create_bucket(
-            Bucket="dags-auth"
-        )
+        server.client(key=keys["admin"]).create_bucket(Bucket="dags-auth")
         yield server, keys
 
 

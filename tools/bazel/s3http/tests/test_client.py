@@ -13,7 +13,6 @@ import tracemalloc
 import uuid
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
 from tools.bazel.retrypolicy import RetryPolicy
@@ -46,14 +45,7 @@ def client(env: dict[str, str]) -> Iterator[S3Client]:
 
 
 def _boto(moto: MotoServer) -> object:
-    e = moto.env()
-    return boto3.client(
-        "s3",
-        endpoint_url=e["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return moto.client()
 
 
 def test_round_trip_with_awkward_keys_agrees_with_boto3(client: S3Client, moto: MotoServer) -> None:
