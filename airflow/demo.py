@@ -109,15 +109,20 @@ class _Stop(BaseException):
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _STOPPING = threading.Event()  # set once the demo stops: further signals are only noted
+_UNWINDING = threading.Event()  # set once run() reached its clean-up (a stop, an error or the end)
 _critical = 0  # > 0 while the main thread starts a child and registers its clean-up
 _pending: str | None = None  # the stop signal that arrived meanwhile
+_redeliver: str | None = None  # a stop signal the watcher delivers again: raised even while _STOPPING
+_WATCH_SECONDS = 2.0  # how long a stop signal may take to reach run()'s clean-up before it is delivered again
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _pending
+    global _pending, _redeliver
     del frame
     name = signal.Signals(signum).name
-    if _STOPPING.is_set():  # already stopping: a second Ctrl-C must not cut the clean-up short
+    if _redeliver is not None:
+        name, _redeliver = _redeliver, None
+    elif _STOPPING.is_set():  # already stopping: a second Ctrl-C must not cut the clean-up short
         _log(f"demo: {name} again: still stopping, please wait")
         return
     _STOPPING.set()
@@ -125,6 +130,62 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         _pending = name  # raised by signals_deferred() once the child is registered for clean-up
         return
     raise _Stop(name)
+
+
+def _watch_stops(read_fd: int) -> None:
+    """The safety net behind ``_on_signal`` (a daemon thread; ``read_fd`` is the wakeup fd's pipe).
+
+    The handler raises ``_Stop`` in the main thread, which unwinds to run()'s clean-up. Once, on a
+    loaded CI machine, a SIGINT sent while the packages were being published never got there: the
+    demo ran on as if no signal had come. Python's C-level handler writes every signal's number to
+    the wakeup fd whatever happens next, so this thread sees each stop signal; when run() has not
+    reached its clean-up ``_WATCH_SECONDS`` later, it says so on one line and delivers the signal
+    to the main thread again (``_thread.interrupt_main``), up to five times.
+    """
+    import _thread
+
+    global _redeliver
+    stops = {int(s) for s in _STOP_SIGNALS}
+    try:
+        while data := os.read(read_fd, 64):
+            arrived = [n for n in data if n in stops]
+            if not arrived or _UNWINDING.is_set():
+                continue
+            name = signal.Signals(arrived[0]).name
+            for _ in range(5):
+                if _UNWINDING.wait(_WATCH_SECONDS):
+                    break
+                handled = "its handler ran" if _STOPPING.is_set() else "its handler has not run"
+                _log(
+                    f"demo: {name} has not stopped the demo after {_WATCH_SECONDS:g}s ({handled}); delivering it again"
+                )
+                _redeliver = name
+                _thread.interrupt_main(arrived[0])
+    finally:
+        os.close(read_fd)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM, SIGINT and SIGHUP raise ``_Stop`` in the main thread while this is open (see ``_on_signal``
+    and its safety net ``_watch_stops``); the previous handlers and wakeup fd come back after."""
+    global _pending, _redeliver
+    _STOPPING.clear()
+    _UNWINDING.clear()
+    _pending = _redeliver = None
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)  # the C-level handler must never block on it
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in _STOP_SIGNALS}
+    threading.Thread(target=_watch_stops, args=(read_fd,), name="stop-watch", daemon=True).start()
+    try:
+        yield
+    finally:
+        _UNWINDING.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(write_fd)  # the watcher reads EOF and ends
 
 
 def _write(stream: TextIO | None, message: str) -> None:
@@ -808,12 +869,12 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(2)
         finally:
             _STOPPING.set()  # from here on a signal is only noted: the clean-up must finish
+            _UNWINDING.set()
             _log("demo: stopping everything it started ...")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global _pending
     args = parse_args(argv)
     from controlplane.errors import ControlPlaneError
     from controlplane.localpods.runtime import RuntimeSetupError
@@ -823,20 +884,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tools.testing.servers import ServerStartError
 
     expected = (DemoError, ControlPlaneError, *PUBLISH_ERRORS, ServerStartError, RegistryToolMissing, RuntimeSetupError)
-    _STOPPING.clear()
-    _pending = None
-    previous = {sig: signal.signal(sig, _on_signal) for sig in _STOP_SIGNALS}
-    try:
-        return run(args)
-    except _Stop as stop:
-        _log(f"demo: {stop}: stopped everything it started")
-        return 0
-    except expected as exc:
-        _write(sys.stderr, f"demo: error: {exc}")
-        return 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_signals():
+        try:
+            return run(args)
+        except _Stop as stop:
+            _log(f"demo: {stop}: stopped everything it started")
+            return 0
+        except expected as exc:
+            _write(sys.stderr, f"demo: error: {exc}")
+            return 1
 
 
 if __name__ == "__main__":
