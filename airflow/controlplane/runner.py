@@ -11,6 +11,8 @@ process is started.
 Each process starts with the default signal mask and gets SIGTERM when the thread that started it
 exits (``tools.testing.children.spawn``): call ``start()`` from a thread that lives as long as the
 control plane should run (the main thread); ``migrate()`` may run in any thread, as it waits.
+When the owner dies without ``stop()`` (SIGKILL), ``controlplane/reaper.py``, told each process
+group as it starts, SIGKILLs the groups still there ``stop_timeout`` seconds later.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from controlplane.settings import ADMIN_USER, ControlPlaneSettings, admin_passwo
 from tools.testing.children import spawn
 
 __all__ = ["COMPONENTS", "ControlPlane"]
+
+_REAPER = Path(__file__).with_name("reaper.py")
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -58,6 +62,7 @@ class ControlPlane:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()  # spawn vs stop from another thread
         self._stopped = False
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     @property
     def username(self) -> str:
@@ -103,7 +108,25 @@ class ControlPlane:
                     start_new_session=True,
                 )
             self.procs[name] = proc
+            self._tell_reaper(proc.pid)
             return proc
+
+    def _tell_reaper(self, group: int) -> None:
+        """Give the reaper one more process group (started with the first one; see reaper.py)."""
+        if self._reaper is None:
+            self._reaper = spawn(
+                [self.python, str(_REAPER), str(self.stop_timeout)],
+                death_signal=0,  # it must outlive its owner: the end of its stdin is its cue
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # no terminal signal reaches it
+            )
+        assert self._reaper.stdin is not None
+        try:
+            self._reaper.stdin.write(f"{group}\n".encode())
+            self._reaper.stdin.flush()
+        except OSError:
+            pass  # it died: the parent-death SIGTERM still stops the components
 
     def start(self) -> None:
         """Start the four components (call ``migrate()`` first)."""
@@ -175,6 +198,18 @@ class ControlPlane:
         with self._lock:
             for name in [n for n, p in self.procs.items() if p in procs]:
                 del self.procs[name]
+            reaper, self._reaper = self._reaper, None
+        if reaper is not None:  # every group is gone: end of input, and it exits at once
+            if reaper.stdin is not None:
+                try:
+                    reaper.stdin.close()
+                except OSError:
+                    pass
+            try:
+                reaper.wait(timeout=self.stop_timeout + 5)
+            except subprocess.TimeoutExpired:
+                reaper.kill()
+                reaper.wait()
 
 
 def write_local_settings(settings: ControlPlaneSettings) -> None:
